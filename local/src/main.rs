@@ -1,0 +1,2 @@
+//! The local runtime (work in progress).
+fn main() {}

@@ -1,0 +1,128 @@
+//! The catalog: `GET /products` (paginated), `GET /products/{id}` for anyone;
+//! `POST /products`, `PUT /products/{id}`, `DELETE /products/{id}` for admins.
+//!
+//! `PUT` changes name, description or price, and moves stock only by a signed
+//! `stock_adjustment`, applied as the conditional adjust of DESIGN §3: an admin can add units
+//! at any time and remove only units nobody has reserved.
+
+use crate::auth::jwt::Tokens;
+use crate::domain::product::{NewProductInput, Product, ProductUpdateInput};
+use crate::domain::stock::Stock;
+use crate::error::ApiError;
+use crate::http::{json, json_body, no_content, path_param, query_param, require_admin, route_key};
+use crate::store::{ListError, ProductStore, UpdateProductError};
+use http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+use uuid::Uuid;
+
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+impl From<ListError> for ApiError {
+    fn from(e: ListError) -> Self {
+        match e {
+            ListError::BadCursor => {
+                ApiError::bad_request("invalid_cursor", "cursor must be a next_cursor value this API returned")
+            }
+            ListError::Store(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<UpdateProductError> for ApiError {
+    fn from(e: UpdateProductError) -> Self {
+        match e {
+            UpdateProductError::NotFound => ApiError::not_found("product"),
+            UpdateProductError::InsufficientStock { sellable } => {
+                ApiError::conflict("insufficient_stock", format!("only {sellable} unreserved units can be removed"))
+                    .with_details(json!({ "sellable": sellable }))
+            }
+            UpdateProductError::Store(cause) => cause.into(),
+        }
+    }
+}
+
+fn product_id(req: &Request) -> Result<Uuid, ApiError> {
+    // A malformed id names no product: 404, as for an unknown one.
+    path_param(req, "id").and_then(|s| Uuid::parse_str(&s).ok()).ok_or_else(|| ApiError::not_found("product"))
+}
+
+fn page_size(req: &Request) -> Result<u32, ApiError> {
+    match query_param(req, "limit") {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(raw) => raw.parse::<u32>().ok().filter(|n| (1..=MAX_PAGE_SIZE).contains(n)).ok_or_else(|| {
+            ApiError::bad_request("invalid_limit", format!("limit must be an integer from 1 to {MAX_PAGE_SIZE}"))
+        }),
+    }
+}
+
+pub struct Products<S> {
+    pub store: S,
+    pub tokens: Tokens,
+}
+
+impl<S: ProductStore> Products<S> {
+    pub async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
+        match route_key(&req).as_str() {
+            "GET /products" => self.list(&req).await,
+            "GET /products/{id}" => self.get(&req).await,
+            "POST /products" => self.create(&req).await,
+            "PUT /products/{id}" => self.update(&req).await,
+            "DELETE /products/{id}" => self.delete(&req).await,
+            other => Err(ApiError::not_found(&format!("route {other}"))),
+        }
+    }
+
+    async fn list(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        let limit = page_size(req)?;
+        let cursor = query_param(req, "cursor");
+        let page = self.store.list_products(limit, cursor.as_deref()).await?;
+        Ok(json(StatusCode::OK, &json!({ "items": page.items, "next_cursor": page.next_cursor })))
+    }
+
+    async fn get(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        let id = product_id(req)?;
+        let product = self.store.get_product(id).await?.ok_or_else(|| ApiError::not_found("product"))?;
+        Ok(json(StatusCode::OK, &product))
+    }
+
+    async fn create(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        require_admin(req, &self.tokens)?;
+        let input: NewProductInput = json_body(req)?;
+        let new = input.validate().map_err(|e| ApiError::invalid_fields(&e))?;
+        let now = time::OffsetDateTime::now_utc();
+        let product = Product {
+            id: Uuid::now_v7(),
+            name: new.name,
+            description: new.description,
+            price: new.price,
+            stock: Stock::new(new.stock),
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.create_product(&product).await?;
+        tracing::info!(product_id = %product.id, "product created");
+        Ok(json(StatusCode::CREATED, &product))
+    }
+
+    async fn update(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        require_admin(req, &self.tokens)?;
+        let id = product_id(req)?;
+        let input: ProductUpdateInput = json_body(req)?;
+        let update = input.validate().map_err(|e| ApiError::invalid_fields(&e))?;
+        let product = self.store.update_product(id, &update, time::OffsetDateTime::now_utc()).await?;
+        tracing::info!(product_id = %id, stock_adjustment = ?update.stock_adjustment, "product updated");
+        Ok(json(StatusCode::OK, &product))
+    }
+
+    async fn delete(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        require_admin(req, &self.tokens)?;
+        let id = product_id(req)?;
+        if !self.store.delete_product(id, time::OffsetDateTime::now_utc()).await? {
+            return Err(ApiError::not_found("product"));
+        }
+        tracing::info!(product_id = %id, "product deleted");
+        Ok(no_content())
+    }
+}

@@ -1,0 +1,4 @@
+//! Authentication: password hashing ([`password`]) and access tokens ([`jwt`]).
+
+pub mod jwt;
+pub mod password;

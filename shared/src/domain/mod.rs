@@ -1,0 +1,6 @@
+//! Pure domain logic: no AWS types, no I/O. Everything here is unit-tested.
+
+pub mod money;
+pub mod product;
+pub mod stock;
+pub mod user;

@@ -1,0 +1,3 @@
+//! Domain events and the transactional outbox (see [`event`]).
+
+pub mod event;

@@ -1,0 +1,152 @@
+//! What every HTTP function shares: reading a JSON body safely, the caller's identity, the
+//! API Gateway route, and turning a handler's `Result` into a Lambda HTTP response.
+//!
+//! API Gateway has already matched the route when a function runs, so a function with several
+//! routes dispatches on the `routeKey` it was given (`"GET /products/{id}"`) instead of parsing
+//! paths again.
+
+use crate::auth::jwt::{Principal, Tokens};
+use crate::domain::user::Role;
+use crate::error::ApiError;
+use http::{HeaderValue, StatusCode, header};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response, service_fn};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use tracing::Instrument;
+
+/// Request bodies above this are refused with 413 before parsing: nothing here needs more.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Parses the JSON body into `T`: 413 when too large, 400 `invalid_json` when it is not JSON,
+/// 400 `invalid_body` when it is JSON of the wrong shape (missing field, wrong type, unknown field).
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let bytes: &[u8] = match req.body() {
+        Body::Empty => b"",
+        Body::Text(s) => s.as_bytes(),
+        Body::Binary(b) => b,
+        _ => b"",
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+        ));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("invalid_json", "a JSON request body is required"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => ApiError::bad_request("invalid_body", e.to_string()),
+            _ => ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")),
+        }
+    })
+}
+
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    let body = serde_json::to_string(value).unwrap_or_else(|_| "null".into());
+    let mut resp = Response::new(Body::Text(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+pub fn no_content() -> Response<Body> {
+    let mut resp = Response::new(Body::Empty);
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    resp
+}
+
+/// `"POST /products"` as API Gateway matched it, or `"METHOD /raw/path"` if absent.
+pub fn route_key(req: &Request) -> String {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) if ctx.route_key.is_some() => ctx.route_key.clone().unwrap_or_default(),
+        _ => format!("{} {}", req.method(), req.uri().path()),
+    }
+}
+
+/// API Gateway's request id (what the client sees in `apigw-requestid`), else Lambda's.
+pub fn request_id(req: &Request) -> String {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) if ctx.request_id.is_some() => {
+            ctx.request_id.clone().unwrap_or_default()
+        }
+        _ => req.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default(),
+    }
+}
+
+pub fn path_param(req: &Request, name: &str) -> Option<String> {
+    req.path_parameters_ref().and_then(|p| p.first(name)).map(str::to_owned)
+}
+
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters_ref().and_then(|q| q.first(name)).map(str::to_owned)
+}
+
+/// The signed-in caller: 401 without a valid `Authorization: Bearer <jwt>`.
+pub fn authenticate(req: &Request, tokens: &Tokens) -> Result<Principal, ApiError> {
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("sign in first: the Authorization header is missing"))?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
+    let principal =
+        tokens.verify(token.trim()).ok_or_else(|| ApiError::unauthorized("the token is invalid or expired"))?;
+    tracing::Span::current().record("user_id", tracing::field::display(principal.user_id));
+    Ok(principal)
+}
+
+/// Like [`authenticate`], then 403 unless the caller is an admin.
+pub fn require_admin(req: &Request, tokens: &Tokens) -> Result<Principal, ApiError> {
+    let principal = authenticate(req, tokens)?;
+    if principal.role != Role::Admin {
+        return Err(ApiError::forbidden("this needs the admin role"));
+    }
+    Ok(principal)
+}
+
+/// Runs the Lambda HTTP loop around `handler`: one span per request carrying the request id,
+/// route and (once known) user id; errors become the JSON error shape with the request id.
+pub async fn serve<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(Request) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<Response<Body>, ApiError>> + Send,
+{
+    lambda_http::run(service_fn(move |req: Request| {
+        let handler = handler.clone();
+        async move {
+            let request_id = request_id(&req);
+            let route = route_key(&req);
+            let span = tracing::info_span!("request", %request_id, %route, user_id = tracing::field::Empty);
+            async move {
+                let mut resp = match handler(req).await {
+                    Ok(resp) => resp,
+                    Err(err) => {
+                        if err.status.is_server_error() {
+                            tracing::error!(status = err.status.as_u16(), code = err.code, "request failed");
+                        } else {
+                            tracing::info!(status = err.status.as_u16(), code = err.code, "request refused");
+                        }
+                        json(err.status, &err.body(&request_id))
+                    }
+                };
+                if let Ok(v) = HeaderValue::from_str(&request_id) {
+                    resp.headers_mut().insert("x-request-id", v);
+                }
+                tracing::info!(status = resp.status().as_u16(), "request done");
+                Ok::<_, std::convert::Infallible>(resp)
+            }
+            .instrument(span)
+            .await
+        }
+    }))
+    .await
+}

@@ -1,0 +1,19 @@
+//! The shop's shared library: everything the Lambda functions in `functions/` have in common.
+//!
+//! - [`domain`]: the rules (money, stock transitions, users, products), pure and unit-tested;
+//! - [`store`]: storage ports (traits) and the DynamoDB adapter, the only place SDK types appear;
+//! - [`auth`]: argon2id password hashing and JWT access tokens;
+//! - [`api`]: one module per function, handling its HTTP routes over the ports;
+//! - [`http`], [`error`]: JSON bodies, the error shape, the request loop;
+//! - [`events`]: domain events written to the outbox;
+//! - [`config`], [`telemetry`]: typed environment config and JSON logs, set up at cold start.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod store;
+pub mod telemetry;
