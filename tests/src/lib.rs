@@ -1,1 +1,219 @@
+//! Helpers for the black-box tests in `tests/tests/`.
+//!
+//! The tests talk to the stack that `cargo local test` started (real function binaries behind
+//! the local API Gateway, DynamoDB Local underneath), found through the `SHOP_*` variables it sets.
+//! They never mock a part of the stack: assertions read the API's answers and the table itself.
+//! Every test makes its own users and products (unique e-mails, fresh ids), so tests can run in
+//! parallel against one stack.
 
+use aws_sdk_dynamodb::types::AttributeValue;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
+
+/// The running stack, from the environment `cargo local test` provides.
+pub struct Stack {
+    pub api: String,
+    pub invoke: String,
+    pub table: String,
+    pub admin_email: String,
+    pub admin_password: String,
+    pub jwt_secret: String,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub workspace: std::path::PathBuf,
+    dynamodb_endpoint: String,
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: these tests run against the local stack. Run `cargo local test`, \
+             or `cargo local up` and then `set -a; . target/local-stack.env; cargo nextest run --release`"
+        )
+    })
+}
+
+pub fn stack() -> &'static Stack {
+    static STACK: OnceLock<Stack> = OnceLock::new();
+    STACK.get_or_init(|| Stack {
+        api: var("SHOP_API_URL"),
+        invoke: var("SHOP_INVOKE_URL"),
+        table: var("SHOP_TABLE_NAME"),
+        admin_email: var("SHOP_ADMIN_EMAIL"),
+        admin_password: var("SHOP_ADMIN_PASSWORD"),
+        jwt_secret: var("SHOP_JWT_SECRET"),
+        jwt_issuer: var("SHOP_JWT_ISSUER"),
+        jwt_audience: var("SHOP_JWT_AUDIENCE"),
+        workspace: var("SHOP_WORKSPACE").into(),
+        dynamodb_endpoint: var("SHOP_DYNAMODB_ENDPOINT"),
+    })
+}
+
+/// One HTTP response: status, headers and parsed JSON body (`Value::Null` when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// Asserts the DESIGN's error shape and returns the error code.
+    pub fn error_code(&self) -> &str {
+        let e = &self.body["error"];
+        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "no error message in {}", self.body);
+        assert!(e["request_id"].as_str().is_some(), "no request id in {}", self.body);
+        e["code"].as_str().unwrap_or_else(|| panic!("no error code in {}", self.body))
+    }
+}
+
+pub fn client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("http client")
+    })
+}
+
+/// Sends a request to the API. `body` is sent as JSON when `Some`.
+pub async fn call(method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    let mut req = client().request(method, format!("{}{path}", stack().api));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    into_reply(req.send().await.expect("request to the local API")).await
+}
+
+/// Sends raw bytes (for malformed JSON and oversized bodies).
+pub async fn call_raw(method: Method, path: &str, token: Option<&str>, body: Vec<u8>) -> Reply {
+    let mut req = client().request(method, format!("{}{path}", stack().api)).header("content-type", "application/json");
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    into_reply(req.body(body).send().await.expect("request to the local API")).await
+}
+
+async fn into_reply(resp: reqwest::Response) -> Reply {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.expect("response body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("response is not JSON ({status}): {}", String::from_utf8_lossy(&bytes)))
+    };
+    Reply { status, headers, body }
+}
+
+/// An address no other test uses.
+pub fn unique_email(tag: &str) -> String {
+    format!("{tag}-{}@test.shop.local", uuid::Uuid::new_v4().simple())
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Signs up a new customer and returns (email, token).
+pub async fn new_customer(tag: &str) -> (String, String) {
+    let email = unique_email(tag);
+    let r = call(Method::POST, "/auth/signup", None, Some(json!({"email": email, "password": PASSWORD}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    (email.clone(), login(&email, PASSWORD).await)
+}
+
+pub async fn login(email: &str, password: &str) -> String {
+    let r = call(Method::POST, "/auth/login", None, Some(json!({"email": email, "password": password}))).await;
+    assert_eq!(r.status, StatusCode::OK, "login {email}: {:?}", r.body);
+    r.body["token"].as_str().expect("token").to_owned()
+}
+
+/// A token of the admin the local stack seeded.
+pub async fn admin_token() -> String {
+    login(&stack().admin_email, &stack().admin_password).await
+}
+
+/// Creates a product as admin and returns its JSON.
+pub async fn new_product(admin: &str, name: &str, price: i64, stock: i64) -> Value {
+    let r = call(
+        Method::POST,
+        "/products",
+        Some(admin),
+        Some(json!({"name": name, "price": {"amount": price, "currency": "EUR"}, "stock": stock})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    r.body
+}
+
+/// Invokes a function through the local Lambda Invoke API, as `sam local invoke` would.
+/// Returns the function's result (for HTTP functions: `{statusCode, headers, body}`).
+pub async fn invoke(function: &str, event: &Value) -> Value {
+    let url = format!("{}/2015-03-31/functions/{function}/invocations", stack().invoke);
+    let resp = client().post(url).json(event).send().await.expect("invoke");
+    assert!(resp.status().is_success(), "invoke {function}: {}", resp.status());
+    assert!(resp.headers().get("x-amz-function-error").is_none(), "function {function} failed");
+    resp.json().await.expect("invoke result is JSON")
+}
+
+/// Reads an event file from `events/`.
+pub fn event(file: &str) -> Value {
+    let path = stack().workspace.join("events").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&stack().dynamodb_endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&config)
+}
+
+/// The whole table, as a sorted map `pk|sk → item`, for "nothing changed" assertions.
+pub async fn table_snapshot() -> BTreeMap<String, String> {
+    let db = dynamodb().await;
+    let mut out = BTreeMap::new();
+    let mut start: Option<HashMap<String, AttributeValue>> = None;
+    loop {
+        let page = db.scan().table_name(&stack().table).set_exclusive_start_key(start).send().await.expect("scan");
+        for item in page.items() {
+            let key = format!("{}|{}", s(item, "pk"), s(item, "sk"));
+            let mut fields: Vec<_> = item.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            fields.sort();
+            out.insert(key, fields.join(","));
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return out;
+        }
+    }
+}
+
+/// One item by key, if present.
+pub async fn get_item(pk: &str, sk: &str) -> Option<HashMap<String, AttributeValue>> {
+    dynamodb()
+        .await
+        .get_item()
+        .table_name(&stack().table)
+        .key("pk", AttributeValue::S(pk.into()))
+        .key("sk", AttributeValue::S(sk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get_item")
+        .item
+}
+
+fn s(item: &HashMap<String, AttributeValue>, k: &str) -> String {
+    item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+}
