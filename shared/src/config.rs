@@ -64,6 +64,24 @@ impl AuthConfig {
     }
 }
 
+/// How long an unpaid order holds its units (`RESERVATION_MINUTES`, default 15).
+pub fn reservation_window_from_env() -> Result<time::Duration, ConfigError> {
+    parse_minutes(env::var("RESERVATION_MINUTES").ok().as_deref())
+}
+
+const DEFAULT_RESERVATION_MINUTES: i64 = 15;
+
+fn parse_minutes(raw: Option<&str>) -> Result<time::Duration, ConfigError> {
+    let minutes = match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => DEFAULT_RESERVATION_MINUTES,
+        Some(s) => s.parse::<i64>().ok().filter(|m| (1..=24 * 60).contains(m)).ok_or(ConfigError::Invalid {
+            name: "RESERVATION_MINUTES",
+            why: "must be a whole number of minutes from 1 to 1440".into(),
+        })?,
+    };
+    Ok(time::Duration::minutes(minutes))
+}
+
 /// Comma-separated e-mails that become admins when they sign up, normalised to lower case.
 pub fn admin_emails_from_env() -> Vec<String> {
     parse_admin_emails(&env::var("ADMIN_EMAILS").unwrap_or_default())
@@ -81,6 +99,15 @@ mod tests {
     fn admin_emails_are_trimmed_lowercased_and_blank_entries_dropped() {
         assert_eq!(parse_admin_emails(" Boss@Shop.test, ,ops@shop.test "), vec!["boss@shop.test", "ops@shop.test"]);
         assert!(parse_admin_emails("").is_empty());
+    }
+
+    #[test]
+    fn reservation_window_defaults_to_15_minutes_and_is_bounded() {
+        assert_eq!(parse_minutes(None).unwrap(), time::Duration::minutes(15));
+        assert_eq!(parse_minutes(Some("30")).unwrap(), time::Duration::minutes(30));
+        for bad in ["0", "-1", "abc", "100000"] {
+            assert!(parse_minutes(Some(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -113,21 +113,23 @@ pub fn require_admin(req: &Request, tokens: &Tokens) -> Result<Principal, ApiErr
     Ok(principal)
 }
 
-/// Runs the Lambda HTTP loop around `handler`: one span per request carrying the request id,
+/// A function's request handling, built once at cold start and shared by every invocation.
+pub trait HttpHandler: Send + Sync + 'static {
+    fn handle(&self, req: Request) -> impl Future<Output = Result<Response<Body>, ApiError>> + Send;
+}
+
+/// Runs the Lambda HTTP loop around `app`: one span per request carrying the request id,
 /// route and (once known) user id; errors become the JSON error shape with the request id.
-pub async fn serve<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
-where
-    F: Fn(Request) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = Result<Response<Body>, ApiError>> + Send,
-{
+pub async fn serve<A: HttpHandler>(app: A) -> Result<(), lambda_http::Error> {
+    let app = std::sync::Arc::new(app);
     lambda_http::run(service_fn(move |req: Request| {
-        let handler = handler.clone();
+        let app = app.clone();
         async move {
             let request_id = request_id(&req);
             let route = route_key(&req);
             let span = tracing::info_span!("request", %request_id, %route, user_id = tracing::field::Empty);
             async move {
-                let mut resp = match handler(req).await {
+                let mut resp = match app.handle(req).await {
                     Ok(resp) => resp,
                     Err(err) => {
                         if err.status.is_server_error() {

@@ -6,10 +6,11 @@
 //! - [`api`]: one module per function, handling its HTTP routes over the ports;
 //! - [`http`], [`error`]: JSON bodies, the error shape, the request loop;
 //! - [`events`]: domain events written to the outbox;
-//! - [`config`], [`telemetry`]: typed environment config and JSON logs, set up at cold start.
+//! - [`config`], [`telemetry`], [`cold_start`]: typed environment config, JSON logs and clients, set up once per instance.
 
 pub mod api;
 pub mod auth;
+pub mod cold_start;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -59,12 +59,14 @@ pub struct Login<S> {
     pub tokens: Tokens,
 }
 
-impl<S: UserStore> Login<S> {
-    pub async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
+impl<S: UserStore + 'static> crate::http::HttpHandler for Login<S> {
+    async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let body: LoginRequest = json_body(&req)?;
         Ok(json(StatusCode::OK, &self.login(body).await?))
     }
+}
 
+impl<S: UserStore> Login<S> {
     async fn login(&self, body: LoginRequest) -> Result<LoginResponse, LoginError> {
         // A malformed address cannot have an account: same answer as a wrong password.
         let credentials = match Email::parse(&body.email) {

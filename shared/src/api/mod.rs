@@ -1,6 +1,10 @@
 //! One module per Lambda function: the request handling each `functions/<name>/src/main.rs` hands
 //! over to. Handlers are generic over the store ports, so the rules here hold no AWS types.
 
+pub mod cart;
 pub mod login;
+pub mod orders;
+pub mod place_order;
 pub mod products;
 pub mod signup;
+pub mod sweeper;

@@ -62,8 +62,8 @@ pub struct Products<S> {
     pub tokens: Tokens,
 }
 
-impl<S: ProductStore> Products<S> {
-    pub async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
+impl<S: ProductStore + 'static> crate::http::HttpHandler for Products<S> {
+    async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
         match route_key(&req).as_str() {
             "GET /products" => self.list(&req).await,
             "GET /products/{id}" => self.get(&req).await,
@@ -73,7 +73,9 @@ impl<S: ProductStore> Products<S> {
             other => Err(ApiError::not_found(&format!("route {other}"))),
         }
     }
+}
 
+impl<S: ProductStore> Products<S> {
     async fn list(&self, req: &Request) -> Result<Response<Body>, ApiError> {
         let limit = page_size(req)?;
         let cursor = query_param(req, "cursor");

@@ -54,13 +54,15 @@ pub struct Signup<S> {
     pub admin_emails: Vec<String>,
 }
 
-impl<S: UserStore> Signup<S> {
-    pub async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
+impl<S: UserStore + 'static> crate::http::HttpHandler for Signup<S> {
+    async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let body: SignupRequest = json_body(&req)?;
         let user = self.signup(body).await?;
         Ok(crate::http::json(StatusCode::CREATED, &user))
     }
+}
 
+impl<S: UserStore> Signup<S> {
     async fn signup(&self, body: SignupRequest) -> Result<User, SignupError> {
         use secrecy::ExposeSecret;
         let mut invalid = Vec::new();

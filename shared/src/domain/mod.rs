@@ -1,6 +1,7 @@
 //! Pure domain logic: no AWS types, no I/O. Everything here is unit-tested.
 
 pub mod money;
+pub mod order;
 pub mod product;
 pub mod stock;
 pub mod user;

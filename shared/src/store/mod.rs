@@ -5,9 +5,12 @@
 
 pub mod dynamo;
 
+use crate::domain::money::Money;
+use crate::domain::order::{Order, PriceQuote, Release};
 use crate::domain::product::{Product, ProductUpdate};
 use crate::domain::user::{Role, User};
 use crate::events::event::Event;
+use std::collections::HashMap;
 use std::future::Future;
 use uuid::Uuid;
 
@@ -102,4 +105,97 @@ pub trait ProductStore: Send + Sync {
         id: Uuid,
         now: time::OffsetDateTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// One line of a user's cart, with the name and price seen when it was added: placing an order
+/// from the cart prices it with these, and the transaction checks they are still current.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CartLine {
+    pub product_id: Uuid,
+    pub quantity: u32,
+    pub name: String,
+    pub unit_price: Money,
+}
+
+pub trait CartStore: Send + Sync {
+    fn cart(&self, user_id: Uuid) -> impl Future<Output = Result<Vec<CartLine>, StoreError>> + Send;
+    /// Adds or replaces a line.
+    fn put_cart_line(&self, user_id: Uuid, line: &CartLine) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Removes a line; true if it was there.
+    fn remove_cart_line(
+        &self,
+        user_id: Uuid,
+        product_id: Uuid,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Everything `POST /orders` writes, in one transaction.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub order: Order,
+    pub idempotency_key: String,
+    /// Fingerprint of the request body: the same key with another body is refused.
+    pub request_hash: String,
+    pub event: Event,
+    /// Cart lines to delete (placing from the cart), with the quantity the order used.
+    pub clear_cart: Vec<(Uuid, u32)>,
+}
+
+/// A placement that an earlier request with the same idempotency key already made.
+#[derive(Debug, Clone)]
+pub struct PriorPlacement {
+    pub order_id: Uuid,
+    pub request_hash: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    #[error("out of stock: {0:?}")]
+    OutOfStock(Vec<Uuid>),
+    #[error("price changed: {0:?}")]
+    PriceChanged(Vec<Uuid>),
+    #[error("no longer sold: {0:?}")]
+    Unavailable(Vec<Uuid>),
+    #[error("the cart changed while the order was placed")]
+    CartChanged,
+    #[error("idempotency key already used")]
+    KeyUsed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub trait OrderStore: Send + Sync {
+    /// Current name and price of the live products among `ids` (one batch read).
+    fn quotes(&self, ids: &[Uuid]) -> impl Future<Output = Result<HashMap<Uuid, PriceQuote>, StoreError>> + Send;
+    /// Reserves every line, creates the order, the idempotency marker and the outbox event, and
+    /// clears the cart lines, all or nothing.
+    fn place_order(&self, placement: &Placement) -> impl Future<Output = Result<(), PlaceError>> + Send;
+    fn prior_placement(
+        &self,
+        user_id: Uuid,
+        idempotency_key: &str,
+    ) -> impl Future<Output = Result<Option<PriorPlacement>, StoreError>> + Send;
+    fn get_order(&self, id: Uuid) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
+    /// A user's orders, newest first.
+    fn list_orders(
+        &self,
+        user_id: Uuid,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<Order>, ListError>> + Send;
+    /// Moves `order` out of `PENDING_PAYMENT` and releases its units, with `event`, atomically.
+    /// `Ok(false)` when the order had already left `PENDING_PAYMENT` (nothing changed).
+    fn release_order(
+        &self,
+        order: &Order,
+        release: Release,
+        event: &Event,
+        now: time::OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Up to `limit` orders still `PENDING_PAYMENT` whose deadline is before `now`, via the sparse index.
+    fn overdue_orders(
+        &self,
+        now: time::OffsetDateTime,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Order>, StoreError>> + Send;
 }

@@ -10,7 +10,11 @@ pub const GSI1: &str = "gsi1";
 pub const GSI1PK: &str = "gsi1pk";
 pub const GSI1SK: &str = "gsi1sk";
 
+pub const GSI2: &str = "gsi2";
+
 pub const CATALOG: &str = "CATALOG";
+/// gsi2 partition of orders that still hold a reservation, sorted by deadline.
+pub const PENDING: &str = "PENDING";
 pub const OUTBOX: &str = "OUTBOX";
 
 pub fn user(id: Uuid) -> (String, &'static str) {
@@ -29,7 +33,30 @@ pub fn event(id: Uuid) -> (String, &'static str) {
     (format!("EVENT#{id}"), "EVENT")
 }
 
+pub fn cart_line(user: Uuid, product: Uuid) -> (String, String) {
+    (format!("USER#{user}"), format!("CART#{product}"))
+}
+
+pub fn order(id: Uuid) -> (String, &'static str) {
+    (format!("ORDER#{id}"), "ORDER")
+}
+
+/// gsi1 partition of one user's orders.
+pub fn user_orders(user: Uuid) -> String {
+    format!("ORDERS#{user}")
+}
+
+pub fn idempotency(user: Uuid, key: &str) -> (String, &'static str) {
+    (format!("IDEMPOTENCY#{user}#{key}"), "PLACE_ORDER")
+}
+
+/// Sort key of a moment: zero-padded unix milliseconds sort as strings in time order
+/// (RFC 3339 with variable fractions would not).
+pub fn instant(t: time::OffsetDateTime) -> String {
+    format!("{:015}", t.unix_timestamp_nanos() / 1_000_000)
+}
+
 /// The primary key as the SDK wants it.
-pub fn key((pk, sk): (String, &'static str)) -> HashMap<String, AttributeValue> {
-    HashMap::from([(PK.to_owned(), AttributeValue::S(pk)), (SK.to_owned(), AttributeValue::S(sk.to_owned()))])
+pub fn key<S: Into<String>>((pk, sk): (String, S)) -> HashMap<String, AttributeValue> {
+    HashMap::from([(PK.to_owned(), AttributeValue::S(pk)), (SK.to_owned(), AttributeValue::S(sk.into()))])
 }

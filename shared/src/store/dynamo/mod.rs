@@ -7,14 +7,21 @@
 //! | user profile | `USER#<id>` | `PROFILE` | |
 //! | e-mail claim + credentials | `EMAIL#<lower-case email>` | `CREDENTIALS` | |
 //! | product | `PRODUCT#<id>` | `PRODUCT` | `CATALOG` / `<id>` (absent once deleted) |
-//! | outbox event | `EVENT#<id>` | `EVENT` | `OUTBOX` / `<occurred_at>#<id>` (absent once published) |
+//! | cart line | `USER#<id>` | `CART#<product id>` | |
+//! | order | `ORDER#<id>` | `ORDER` | `ORDERS#<user id>` / `<order id>`; gsi2 `PENDING` / `<deadline>#<id>` while pending |
+//! | idempotency marker | `IDEMPOTENCY#<user id>#<key>` | `PLACE_ORDER` | |
+//! | outbox event | `EVENT#<id>` | `EVENT` | `OUTBOX` / `<event id>` (absent once published) |
 //!
 //! The client is built once at cold start; `AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB
 //! Local or LocalStack without code changes.
 
+mod cart;
 mod keys;
+mod orders;
 mod outbox;
 mod products;
+mod release;
+mod reserve;
 pub mod stock;
 mod transact;
 mod users;
@@ -71,4 +78,56 @@ where
 
 pub(crate) fn decode_error(e: serde_dynamo::Error) -> StoreError {
     StoreError::Other(format!("malformed item: {e}"))
+}
+
+impl crate::store::OrderStore for DynamoStore {
+    async fn quotes(
+        &self,
+        ids: &[uuid::Uuid],
+    ) -> Result<std::collections::HashMap<uuid::Uuid, crate::domain::order::PriceQuote>, StoreError> {
+        self.quotes_impl(ids).await
+    }
+
+    async fn place_order(&self, placement: &crate::store::Placement) -> Result<(), crate::store::PlaceError> {
+        self.place_order_impl(placement).await
+    }
+
+    async fn prior_placement(
+        &self,
+        user_id: uuid::Uuid,
+        idempotency_key: &str,
+    ) -> Result<Option<crate::store::PriorPlacement>, StoreError> {
+        self.prior_placement_impl(user_id, idempotency_key).await
+    }
+
+    async fn get_order(&self, id: uuid::Uuid) -> Result<Option<crate::domain::order::Order>, StoreError> {
+        self.get_order_impl(id).await
+    }
+
+    async fn list_orders(
+        &self,
+        user_id: uuid::Uuid,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<crate::store::Page<crate::domain::order::Order>, crate::store::ListError> {
+        self.list_orders_impl(user_id, limit, cursor).await
+    }
+
+    async fn release_order(
+        &self,
+        order: &crate::domain::order::Order,
+        release: crate::domain::order::Release,
+        event: &crate::events::event::Event,
+        now: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.release_order_impl(order, release, event, now).await
+    }
+
+    async fn overdue_orders(
+        &self,
+        now: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::order::Order>, StoreError> {
+        self.overdue_orders_impl(now, limit).await
+    }
 }

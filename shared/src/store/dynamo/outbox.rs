@@ -1,7 +1,7 @@
 //! Outbox items: an event waiting to be published, written in the transaction that caused it.
 //!
-//! While unpublished the item carries `gsi1pk = OUTBOX` and `gsi1sk = <occurred_at>#<id>`, so the
-//! sweeper finds pending events, oldest first, with a query on the sparse index (no scan).
+//! While unpublished the item carries `gsi1pk = OUTBOX` and `gsi1sk = <event id>` (a UUIDv7, so time-ordered):
+//! the sweeper finds pending events, oldest first, with a query on the sparse index (no scan).
 
 use super::keys;
 use crate::events::event::Event;
@@ -36,7 +36,7 @@ pub fn put_event(table: &str, event: &Event) -> Result<TransactWriteItem, StoreE
         pk,
         sk,
         gsi1pk: keys::OUTBOX,
-        gsi1sk: format!("{occurred_at}#{}", event.id),
+        gsi1sk: event.id.to_string(),
         id: event.id.to_string(),
         event_type: &event.event_type,
         occurred_at,

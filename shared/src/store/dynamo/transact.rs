@@ -10,25 +10,35 @@ use super::{DynamoStore, store_error};
 use crate::store::StoreError;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::TransactWriteItem;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use backon::{ExponentialBuilder, Retryable};
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// DynamoDB's limit of actions in one transaction.
 pub const MAX_TRANSACT_ITEMS: usize = 100;
 
+/// Why one item of a cancelled transaction failed.
+#[derive(Debug, Clone)]
+pub struct Reason {
+    /// `None` where that item was fine.
+    pub code: Option<String>,
+    /// The item as it was, for items written with `ReturnValuesOnConditionCheckFailure::AllOld`.
+    pub item: Option<HashMap<String, AttributeValue>>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TransactError {
-    /// Cancelled: one reason code per item (`None` where that item was fine).
-    #[error("transaction cancelled: {0:?}")]
-    Cancelled(Vec<Option<String>>),
+    /// Cancelled: one reason per item, in item order.
+    #[error("transaction cancelled: {:?}", .0.iter().map(|r| r.code.as_deref()).collect::<Vec<_>>())]
+    Cancelled(Vec<Reason>),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 impl TransactError {
     fn is_conflict(&self) -> bool {
-        matches!(self, Self::Cancelled(reasons) if reasons.iter().any(|r| r.as_deref() == Some("TransactionConflict")))
+        matches!(self, Self::Cancelled(reasons) if reasons.iter().any(|r| r.code.as_deref() == Some("TransactionConflict")))
     }
 
     /// Indexes of the items whose condition failed.
@@ -37,7 +47,7 @@ impl TransactError {
             Self::Cancelled(reasons) => reasons
                 .iter()
                 .enumerate()
-                .filter(|(_, r)| r.as_deref() == Some("ConditionalCheckFailed"))
+                .filter(|(_, r)| r.code.as_deref() == Some("ConditionalCheckFailed"))
                 .map(|(i, _)| i)
                 .collect(),
             Self::Store(_) => Vec::new(),
@@ -64,7 +74,10 @@ impl DynamoStore {
                         let reasons = cancelled
                             .cancellation_reasons()
                             .iter()
-                            .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
+                            .map(|r| Reason {
+                                code: r.code().filter(|c| *c != "None").map(str::to_owned),
+                                item: r.item().cloned(),
+                            })
                             .collect();
                         Err(TransactError::Cancelled(reasons))
                     }

@@ -1,0 +1,10 @@
+//! Scheduled every minute: expires overdue unpaid orders. See `shop::api::sweeper`.
+
+use shop::api::sweeper::Sweeper;
+use shop::cold_start::ColdStart;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let cold = ColdStart::init().await?;
+    shop::api::sweeper::serve(Sweeper { store: cold.store }).await
+}

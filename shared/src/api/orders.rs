@@ -1,0 +1,93 @@
+//! A user's orders: `GET /orders` (newest first, paginated), `GET /orders/{id}`,
+//! `POST /orders/{id}/cancel`.
+//!
+//! Someone else's order is a 404, exactly like a missing one. Cancelling is only possible while
+//! the order is `PENDING_PAYMENT`; it releases the reservation in the same transaction as the
+//! state change (see `store::dynamo::release`). Cancelling a cancelled order is a no-op 200.
+
+use crate::auth::jwt::{Principal, Tokens};
+use crate::domain::order::{Order, OrderState, Release};
+use crate::error::ApiError;
+use crate::events::event::Event;
+use crate::http::{authenticate, json, path_param, query_param, route_key};
+use crate::store::OrderStore;
+use http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+use uuid::Uuid;
+
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// The event that tells the customer an order left `PENDING_PAYMENT` without payment.
+pub fn release_event(order: &Order, release: Release, now: time::OffsetDateTime) -> Event {
+    Event::new(
+        release.event_type(),
+        order.id.to_string(),
+        now,
+        json!({ "order_id": order.id, "user_id": order.user_id, "email": order.email, "total": order.total,
+                "lines": order.lines, "state": release.target() }),
+    )
+}
+
+pub struct Orders<S> {
+    pub store: S,
+    pub tokens: Tokens,
+}
+
+impl<S: OrderStore + 'static> crate::http::HttpHandler for Orders<S> {
+    async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
+        let me = authenticate(&req, &self.tokens)?;
+        match route_key(&req).as_str() {
+            "GET /orders" => self.list(&req, &me).await,
+            "GET /orders/{id}" => Ok(json(StatusCode::OK, &self.own_order(&req, &me).await?)),
+            "POST /orders/{id}/cancel" => self.cancel(&req, &me).await,
+            other => Err(ApiError::not_found(&format!("route {other}"))),
+        }
+    }
+}
+
+impl<S: OrderStore> Orders<S> {
+    async fn list(&self, req: &Request, me: &Principal) -> Result<Response<Body>, ApiError> {
+        let limit = match query_param(req, "limit") {
+            None => DEFAULT_PAGE_SIZE,
+            Some(raw) => raw.parse::<u32>().ok().filter(|n| (1..=MAX_PAGE_SIZE).contains(n)).ok_or_else(|| {
+                ApiError::bad_request("invalid_limit", format!("limit must be an integer from 1 to {MAX_PAGE_SIZE}"))
+            })?,
+        };
+        let cursor = query_param(req, "cursor");
+        let page = self.store.list_orders(me.user_id, limit, cursor.as_deref()).await?;
+        Ok(json(StatusCode::OK, &json!({ "items": page.items, "next_cursor": page.next_cursor })))
+    }
+
+    async fn own_order(&self, req: &Request, me: &Principal) -> Result<Order, ApiError> {
+        let id =
+            path_param(req, "id").and_then(|s| Uuid::parse_str(&s).ok()).ok_or_else(|| ApiError::not_found("order"))?;
+        match self.store.get_order(id).await? {
+            Some(order) if order.user_id == me.user_id => Ok(order),
+            _ => Err(ApiError::not_found("order")),
+        }
+    }
+
+    async fn cancel(&self, req: &Request, me: &Principal) -> Result<Response<Body>, ApiError> {
+        let order = self.own_order(req, me).await?;
+        if order.state == OrderState::PendingPayment {
+            let now = time::OffsetDateTime::now_utc();
+            let event = release_event(&order, Release::Cancelled, now);
+            if self.store.release_order(&order, Release::Cancelled, &event, now).await? {
+                tracing::info!(order_id = %order.id, "order cancelled");
+            }
+        }
+        // Whoever moved it (this request, a concurrent cancel, the sweeper), answer with what it is now.
+        let order = self.own_order(req, me).await?;
+        match order.state {
+            OrderState::Cancelled => Ok(json(StatusCode::OK, &order)),
+            state => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_cancellable",
+                format!("an order in state {} cannot be cancelled", state.as_str()),
+            )
+            .with_details(json!({ "state": state }))),
+        }
+    }
+}

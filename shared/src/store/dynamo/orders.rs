@@ -1,0 +1,268 @@
+//! Order items and the reads around placing an order.
+//!
+//! An order is one item, `ORDER#<id>` / `ORDER`, lines included. Two sparse index entries make
+//! its access patterns queries, never scans:
+//! - `gsi1`: `ORDERS#<user id>` / `<order id>` — a user's orders, newest first (ids are UUIDv7);
+//! - `gsi2`: `PENDING` / `<deadline ms>#<order id>` — present only while the order holds a
+//!   reservation, so the sweeper reads exactly the orders it may have to expire.
+
+use super::{DynamoStore, decode_error, keys, store_error};
+use crate::domain::money::{Currency, Money};
+use crate::domain::order::{Order, OrderLine, OrderState, PriceQuote};
+use crate::store::{ListError, Page, PriorPlacement, StoreError};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct LineItem {
+    product_id: Uuid,
+    name: String,
+    quantity: u32,
+    price_amount: i64,
+    currency: Currency,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct OrderItem {
+    pk: String,
+    sk: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi2pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi2sk: Option<String>,
+    id: Uuid,
+    user_id: Uuid,
+    email: String,
+    pub(super) state: OrderState,
+    lines: Vec<LineItem>,
+    total_amount: i64,
+    currency: Currency,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    reservation_deadline: time::OffsetDateTime,
+}
+
+impl OrderItem {
+    pub(super) fn from_order(o: &Order) -> Self {
+        let (pk, sk) = keys::order(o.id);
+        let pending = o.state.holds_reservation();
+        Self {
+            pk,
+            sk: sk.to_owned(),
+            gsi1pk: keys::user_orders(o.user_id),
+            gsi1sk: o.id.to_string(),
+            gsi2pk: pending.then(|| keys::PENDING.to_owned()),
+            gsi2sk: pending.then(|| format!("{}#{}", keys::instant(o.reservation_deadline), o.id)),
+            id: o.id,
+            user_id: o.user_id,
+            email: o.email.clone(),
+            state: o.state,
+            lines: o
+                .lines
+                .iter()
+                .map(|l| LineItem {
+                    product_id: l.product_id,
+                    name: l.name.clone(),
+                    quantity: l.quantity,
+                    price_amount: l.unit_price.amount,
+                    currency: l.unit_price.currency,
+                })
+                .collect(),
+            total_amount: o.total.amount,
+            currency: o.total.currency,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+            reservation_deadline: o.reservation_deadline,
+        }
+    }
+
+    pub(super) fn into_order(self) -> Order {
+        Order {
+            id: self.id,
+            user_id: self.user_id,
+            email: self.email,
+            state: self.state,
+            lines: self
+                .lines
+                .into_iter()
+                .map(|l| OrderLine {
+                    product_id: l.product_id,
+                    name: l.name,
+                    quantity: l.quantity,
+                    unit_price: Money { amount: l.price_amount, currency: l.currency },
+                })
+                .collect(),
+            total: Money { amount: self.total_amount, currency: self.currency },
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            reservation_deadline: self.reservation_deadline,
+        }
+    }
+}
+
+fn decode_order(item: HashMap<String, AttributeValue>) -> Result<Order, StoreError> {
+    serde_dynamo::from_item::<_, OrderItem>(item).map(OrderItem::into_order).map_err(decode_error)
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct MarkerItem {
+    pub(super) pk: String,
+    pub(super) sk: String,
+    pub(super) order_id: Uuid,
+    pub(super) request_hash: String,
+}
+
+/// The part of a product item pricing reads.
+#[derive(Deserialize)]
+struct QuoteItem {
+    id: Uuid,
+    name: String,
+    price_amount: i64,
+    currency: Currency,
+    #[serde(default)]
+    deleted_at: Option<String>,
+}
+
+impl DynamoStore {
+    pub(super) async fn quotes_impl(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, PriceQuote>, StoreError> {
+        let mut quotes = HashMap::new();
+        // BatchGetItem takes 100 keys; orders are bounded below that (see domain::order::max_lines).
+        for chunk in ids.chunks(100) {
+            let mut request = KeysAndAttributes::builder().consistent_read(true);
+            for id in chunk {
+                request = request.keys(keys::key(keys::product(*id)));
+            }
+            let mut pending = Some(HashMap::from([(
+                self.table.clone(),
+                request.build().map_err(|e| StoreError::Other(e.to_string()))?,
+            )]));
+            // Unprocessed keys (throttling) are retried; with a bounded number of rounds.
+            for _ in 0..5 {
+                let Some(request_items) = pending.take().filter(|m| !m.is_empty()) else { break };
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(request_items))
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                    let q: QuoteItem = serde_dynamo::from_item(item).map_err(decode_error)?;
+                    if q.deleted_at.is_none() {
+                        quotes.insert(
+                            q.id,
+                            PriceQuote { name: q.name, price: Money { amount: q.price_amount, currency: q.currency } },
+                        );
+                    }
+                }
+                pending = out.unprocessed_keys;
+            }
+            if pending.is_some_and(|m| !m.is_empty()) {
+                return Err(StoreError::Unavailable("batch read left keys unprocessed".into()));
+            }
+        }
+        Ok(quotes)
+    }
+
+    pub(super) async fn prior_placement_impl(
+        &self,
+        user_id: Uuid,
+        key: &str,
+    ) -> Result<Option<PriorPlacement>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(keys::idempotency(user_id, key))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        let Some(item) = out.item else { return Ok(None) };
+        let m: MarkerItem = serde_dynamo::from_item(item).map_err(decode_error)?;
+        Ok(Some(PriorPlacement { order_id: m.order_id, request_hash: m.request_hash }))
+    }
+
+    pub(super) async fn get_order_impl(&self, id: Uuid) -> Result<Option<Order>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(keys::order(id))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        out.item.map(decode_order).transpose()
+    }
+
+    pub(super) async fn list_orders_impl(
+        &self,
+        user_id: Uuid,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, ListError> {
+        let start = match cursor {
+            Some(c) => {
+                let id = URL_SAFE_NO_PAD
+                    .decode(c)
+                    .ok()
+                    .and_then(|b| Uuid::from_slice(&b).ok())
+                    .ok_or(ListError::BadCursor)?;
+                let mut key = keys::key(keys::order(id));
+                key.insert(keys::GSI1PK.into(), AttributeValue::S(keys::user_orders(user_id)));
+                key.insert(keys::GSI1SK.into(), AttributeValue::S(id.to_string()));
+                Some(key)
+            }
+            None => None,
+        };
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("gsi1pk = :u")
+            .expression_attribute_values(":u", AttributeValue::S(keys::user_orders(user_id)))
+            .scan_index_forward(false)
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(store_error)?;
+        let items = out.items.unwrap_or_default().into_iter().map(decode_order).collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = match (&out.last_evaluated_key, items.last()) {
+            (Some(_), Some(last)) => Some(URL_SAFE_NO_PAD.encode(last.id.as_bytes())),
+            _ => None,
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    pub(super) async fn overdue_orders_impl(
+        &self,
+        now: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Order>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI2)
+            .key_condition_expression("gsi2pk = :p AND gsi2sk < :now")
+            .expression_attribute_values(":p", AttributeValue::S(keys::PENDING.into()))
+            .expression_attribute_values(":now", AttributeValue::S(keys::instant(now)))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(store_error)?;
+        out.items.unwrap_or_default().into_iter().map(decode_order).collect()
+    }
+}
