@@ -1,2 +1,105 @@
-//! The local runtime (work in progress).
-fn main() {}
+//! `cargo local`: the shop on a laptop, from `template.yaml`, without Docker.
+//!
+//! ```text
+//! cargo local up     [--port 3000] [--invoke-port 3001] [--pool 8] [--no-freeze] [--no-seed]
+//! cargo local test   [--skip-lint] [-- <extra nextest args>]
+//! cargo local invoke <FunctionLogicalId> --event <file.json> [--url <invoke-url>]
+//! ```
+//!
+//! (`cargo local` is an alias in `.cargo/config.toml` for `cargo run --release -p local --`.)
+//!
+//! The pieces, one per module:
+//!
+//! * [`template`] reads the SAM template (the only definition of functions, routes, tables),
+//!   [`env_vars`] applies `env.local.json`;
+//! * [`workspace`] finds the workspace and builds the function binaries;
+//! * [`install`] installs DynamoDB Local and Python tools into a cache dir, once;
+//! * [`process`] spawns children that cannot outlive us;
+//! * [`dynamodb_local`], [`runtime_api`] (Lambda Runtime API + instance pool),
+//!   [`api_gateway`] (HTTP API v2) and [`invoke`] (Lambda Invoke API) are the emulators,
+//!   and [`stack`] starts them in order;
+//! * [`seed`] creates demo data through the API; [`up`] and [`test_command`] are the subcommands.
+
+mod api_gateway;
+mod dynamodb_local;
+mod env_vars;
+mod install;
+mod invoke;
+mod process;
+mod progress;
+mod runtime_api;
+mod seed;
+mod stack;
+mod template;
+mod test_command;
+mod up;
+mod workspace;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo local", about = "Run the serverless shop locally from template.yaml (no Docker)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the functions, start the stack, seed demo data and serve until Ctrl-C.
+    Up(up::Args),
+    /// Lint, start a throw-away stack on random ports and run the test suite against it.
+    Test(test_command::Args),
+    /// Invoke one function once with an event file and print its result (like `sam local invoke`).
+    Invoke {
+        /// Logical id of the function in template.yaml, e.g. `SignupFunction`.
+        function: String,
+        /// JSON event file (see `events/`).
+        #[arg(long, short)]
+        event: PathBuf,
+        /// Invoke API of a running stack (`cargo local up` prints it); else a stack is started.
+        #[arg(long, env = "SHOP_INVOKE_URL")]
+        url: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = if matches!(cli.command, Command::Test(_)) { "warn" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOCAL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+
+    let result = match cli.command {
+        Command::Up(args) => up::run(args).await,
+        Command::Test(args) => test_command::run(args).await,
+        Command::Invoke { function, event, url } => invoke::command(function, event, url).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM, so both stop the stack cleanly.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

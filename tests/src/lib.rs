@@ -217,3 +217,80 @@ pub async fn get_item(pk: &str, sk: &str) -> Option<HashMap<String, AttributeVal
 fn s(item: &HashMap<String, AttributeValue>, k: &str) -> String {
     item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
 }
+
+/// `POST /orders` with an Idempotency-Key; `lines` as `[(product id, quantity)]`, or the cart when `None`.
+pub async fn place_order(token: &str, key: &str, lines: Option<&[(&str, u32)]>) -> Reply {
+    let mut req = client().post(format!("{}/orders", stack().api)).bearer_auth(token).header("idempotency-key", key);
+    if let Some(lines) = lines {
+        let lines: Vec<Value> = lines.iter().map(|(id, q)| json!({"product_id": id, "quantity": q})).collect();
+        req = req.json(&json!({ "lines": lines }));
+    }
+    into_reply(req.send().await.expect("request to the local API")).await
+}
+
+/// A product's stock as `(available, reserved, sellable)`, read from the table (deleted ones too).
+pub async fn stock(product_id: &str) -> (i64, i64, i64) {
+    let item = get_item(&format!("PRODUCT#{product_id}"), "PRODUCT").await.expect("product item");
+    let n = |k: &str| item[k].as_n().unwrap().parse::<i64>().unwrap();
+    let s = (n("available_stock"), n("reserved_stock"), n("sellable_stock"));
+    assert!(0 <= s.1 && s.1 <= s.0 && s.2 == s.0 - s.1, "stock invariant broken for {product_id}: {s:?}");
+    s
+}
+
+/// Runs the sweeper as the schedule would, at `at` (its "now").
+pub async fn sweep_at(at: time::OffsetDateTime) -> Value {
+    let mut event = event("schedule.json");
+    event["time"] = json!(at.format(&time::format_description::well_known::Rfc3339).unwrap());
+    invoke("SweeperFunction", &event).await
+}
+
+/// Every order item in the table, as `(state, [(product id, quantity)])`.
+pub async fn all_orders() -> Vec<(String, Vec<(String, i64)>)> {
+    let db = dynamodb().await;
+    let mut out = Vec::new();
+    let mut start: Option<HashMap<String, AttributeValue>> = None;
+    loop {
+        let page = db
+            .scan()
+            .table_name(&stack().table)
+            .filter_expression("sk = :o")
+            .expression_attribute_values(":o", AttributeValue::S("ORDER".into()))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan orders");
+        for item in page.items() {
+            let lines = item["lines"]
+                .as_l()
+                .unwrap()
+                .iter()
+                .map(|l| {
+                    let m = l.as_m().unwrap();
+                    (m["product_id"].as_s().unwrap().clone(), m["quantity"].as_n().unwrap().parse().unwrap())
+                })
+                .collect();
+            out.push((s(item, "state"), lines));
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return out;
+        }
+    }
+}
+
+/// Asserts, for each product, that the units held by live (`PENDING_PAYMENT`) orders are exactly
+/// its `reserved_stock`: no unit lost, none counted twice.
+pub async fn assert_units_conserved(product_ids: &[&str]) {
+    let orders = all_orders().await;
+    for id in product_ids {
+        let held: i64 = orders
+            .iter()
+            .filter(|(state, _)| state == "PENDING_PAYMENT")
+            .flat_map(|(_, lines)| lines.iter())
+            .filter(|(p, _)| p == id)
+            .map(|(_, q)| q)
+            .sum();
+        let (_, reserved, _) = stock(id).await;
+        assert_eq!(reserved, held, "product {id}: reserved_stock {reserved} but live orders hold {held}");
+    }
+}

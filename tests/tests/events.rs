@@ -11,7 +11,10 @@ use shop_tests::*;
 /// The function's HTTP result: status and parsed JSON body.
 fn http_result(result: &Value) -> (StatusCode, Value) {
     let status = StatusCode::from_u16(result["statusCode"].as_u64().expect("statusCode") as u16).unwrap();
-    let body = result["body"].as_str().map(|b| serde_json::from_str(b).expect("JSON body")).unwrap_or(Value::Null);
+    let body = match result["body"].as_str() {
+        None | Some("") => Value::Null,
+        Some(b) => serde_json::from_str(b).expect("JSON body"),
+    };
     (status, body)
 }
 

@@ -55,8 +55,9 @@ impl DynamoStore {
 
         match self.transact(items).await {
             Ok(()) => Ok(true),
-            // The order already left PENDING_PAYMENT: someone else released it.
-            Err(e) if e.failed_conditions() == [0] => Ok(false),
+            // The order already left PENDING_PAYMENT: someone else released it. (Its products'
+            // conditions may fail too, since that release already took the units back.)
+            Err(e) if e.failed_conditions().first() == Some(&0) => Ok(false),
             Err(TransactError::Store(e)) => Err(e),
             // A product had fewer reserved units than the order holds: the invariant is broken
             // somewhere. Refuse loudly rather than release what is not reserved.

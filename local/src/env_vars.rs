@@ -1,0 +1,88 @@
+//! `env.local.json`: local values for a function's environment, in SAM's `--env-vars` format.
+//!
+//! ```json
+//! { "Parameters": { "JWT_SECRET": "..." }, "LoginFunction": { "RUST_LOG": "debug" } }
+//! ```
+//!
+//! `Parameters` applies to every function, a logical id to that function only (and wins). Like
+//! `sam local`, only variables the function *declares* in the template are overridden: the
+//! template stays the list of what a function can read, so a variable that exists only locally
+//! cannot hide a missing declaration that would break the deployed function.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use crate::template::Function;
+
+#[derive(Debug, Clone, Default)]
+pub struct EnvOverrides {
+    all: BTreeMap<String, String>,
+    per_function: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl EnvOverrides {
+    /// A missing file means "no overrides"; a malformed one is an error.
+    pub fn load(path: &Path) -> Result<Self> {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return Ok(Self::default());
+        };
+        let doc: BTreeMap<String, BTreeMap<String, Value>> =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let mut out = Self::default();
+        for (section, vars) in doc {
+            let vars = vars
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
+                .collect();
+            if section == "Parameters" {
+                out.all = vars;
+            } else {
+                out.per_function.insert(section, vars);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The function's declared environment with local overrides applied.
+    pub fn apply(&self, function: &Function) -> BTreeMap<String, String> {
+        let mut env = function.environment.clone();
+        let own = self.per_function.get(&function.logical_id);
+        for overrides in [Some(&self.all), own].into_iter().flatten() {
+            for (k, v) in overrides {
+                if let Some(slot) = env.get_mut(k) {
+                    *slot = v.clone();
+                }
+            }
+        }
+        env
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_declared_variables_are_overridden() {
+        let f = Function {
+            logical_id: "Fn".into(),
+            binary: "fn".into(),
+            memory_mb: 128,
+            timeout_secs: 3,
+            environment: [("A".to_owned(), "template".to_owned()), ("B".to_owned(), "template".to_owned())].into(),
+            routes: vec![],
+        };
+        let dir = std::env::temp_dir().join(format!("env-vars-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("env.json");
+        std::fs::write(&path, r#"{"Parameters":{"A":"all","C":"x"},"Fn":{"B":"own"},"Other":{"A":"no"}}"#).unwrap();
+        let env = EnvOverrides::load(&path).unwrap().apply(&f);
+        assert_eq!(env["A"], "all");
+        assert_eq!(env["B"], "own");
+        assert!(!env.contains_key("C"));
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

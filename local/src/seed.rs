@@ -1,0 +1,82 @@
+//! Demo data, created through the API itself rather than written into the table.
+//!
+//! Going through the public endpoints means the seed exercises the same code paths a user
+//! does (password hashing, the admin-by-e-mail rule, validation) and can never drift from the
+//! data model: there is no second writer of items to keep in sync.
+
+use anyhow::{Context, Result, bail};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::stack::{ADMIN_EMAIL, ADMIN_PASSWORD};
+
+const PRODUCTS: &[(&str, &str, i64, i64)] = &[
+    ("Espresso cup", "Double-walled glass, 80 ml", 1299, 25),
+    ("Pour-over kettle", "Gooseneck, 1 l, stovetop", 4590, 10),
+    ("Coffee beans", "Single origin, 250 g, medium roast", 1450, 40),
+];
+
+/// Signs up the admin (an existing account is fine).
+pub async fn admin(api: &str) -> Result<()> {
+    let client = reqwest::Client::new();
+    let url = format!("{api}/auth/signup");
+    let response = client
+        .post(&url)
+        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "name": "Local Admin" }))
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = response.status();
+    if !(status.is_success() || status == StatusCode::CONFLICT) {
+        bail!("POST {url} (admin sign-up) answered {status}: {}", response.text().await.unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// Logs in as the admin and returns the bearer token.
+pub async fn admin_token(api: &str) -> Result<String> {
+    let url = format!("{api}/auth/login");
+    let response = reqwest::Client::new()
+        .post(&url)
+        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("POST {url} (admin log-in) answered {status}: {body}");
+    }
+    let json: Value = serde_json::from_str(&body).with_context(|| format!("POST {url}: not JSON: {body}"))?;
+    json.get("token")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .with_context(|| format!("POST {url}: no token in {body}"))
+}
+
+/// Admin plus demo products (for `up`). Returns the number of products created.
+pub async fn demo(api: &str) -> Result<usize> {
+    admin(api).await?;
+    let token = admin_token(api).await?;
+    let client = reqwest::Client::new();
+    let url = format!("{api}/products");
+    for (name, description, amount, stock) in PRODUCTS {
+        let response = client
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&json!({
+                "name": name,
+                "description": description,
+                "price": { "amount": amount, "currency": "EUR" },
+                "stock": stock,
+            }))
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!("POST {url} ({name}) answered {status}: {}", response.text().await.unwrap_or_default());
+        }
+    }
+    Ok(PRODUCTS.len())
+}

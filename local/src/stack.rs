@@ -1,0 +1,248 @@
+//! Starts the whole local stack from the template and hands back its URLs.
+//!
+//! Order matters and mirrors a deployment: the database first (tables created from the
+//! template), then the function pools (their first instance initialises against a database
+//! that is ready), then the front doors: the API Gateway emulation and the Lambda Invoke API.
+//! [`Stack::stop`] takes everything down in reverse; process death signals (see `process`)
+//! guarantee the same if we never get to call it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::task::JoinHandle;
+
+use crate::api_gateway::Gateway;
+use crate::dynamodb_local::{self, DynamoDbLocal};
+use crate::env_vars::EnvOverrides;
+use crate::invoke;
+use crate::progress::{self, Step};
+use crate::runtime_api::{FunctionSpec, Pool};
+use crate::template::{REGION, Template};
+use crate::workspace::Workspace;
+
+/// The admin account the seed creates (and tests log in as).
+pub const ADMIN_EMAIL: &str = "admin@shop.local";
+pub const ADMIN_PASSWORD: &str = "local-admin-password";
+
+pub struct Options {
+    /// API Gateway port (0 = random); `None` = no API (the `invoke` subcommand).
+    pub api_port: Option<u16>,
+    /// Lambda Invoke API port (0 = random); `None` = not served.
+    pub invoke_port: Option<u16>,
+    pub pool_size: usize,
+    pub freeze: bool,
+    /// `Some(dir)`: function output to `dir/<Function>.log`; `None`: to our stderr.
+    pub function_logs: Option<PathBuf>,
+    /// Only these functions (logical ids); `None` = all.
+    pub only: Option<Vec<String>>,
+}
+
+pub struct Stack {
+    pub api_url: Option<String>,
+    pub invoke_url: Option<String>,
+    pub dynamodb_endpoint: String,
+    pub table_name: Option<String>,
+    pub pools: BTreeMap<String, Arc<Pool>>,
+    /// Each function's resolved environment (template + env.local.json), for the test contract.
+    pub function_env: BTreeMap<String, BTreeMap<String, String>>,
+    pub workspace_root: PathBuf,
+    ddb: DynamoDbLocal,
+    servers: Vec<JoinHandle<()>>,
+}
+
+impl Stack {
+    pub async fn start(ws: &Workspace, template: &Template, jar_dir: &std::path::Path, opts: Options) -> Result<Self> {
+        let logs = ws.logs_dir();
+        std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+
+        let ddb_port = free_port()?;
+        let ddb_log = logs.join("dynamodb-local.log");
+        let _ = std::fs::remove_file(&ddb_log);
+        let step = Step::start(format!("starting DynamoDB Local on port {ddb_port}"));
+        let ddb = progress::run(step, DynamoDbLocal::start(jar_dir, ddb_port, &ddb_log)).await?;
+        let mut stack = Self {
+            api_url: None,
+            invoke_url: None,
+            dynamodb_endpoint: ddb.endpoint.clone(),
+            table_name: template.tables.first().map(|t| t.name.clone()),
+            pools: BTreeMap::new(),
+            function_env: BTreeMap::new(),
+            workspace_root: ws.root.clone(),
+            ddb,
+            servers: Vec::new(),
+        };
+        // From here on, a failure must still stop what already runs.
+        match stack.start_rest(ws, template, &opts).await {
+            Ok(()) => Ok(stack),
+            Err(e) => {
+                stack.stop().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_rest(&mut self, ws: &Workspace, template: &Template, opts: &Options) -> Result<()> {
+        let client = self.ddb.client();
+        let step = Step::start(format!("creating tables ({})", names(template.tables.iter().map(|t| &t.name))));
+        progress::run(step, async {
+            for table in &template.tables {
+                dynamodb_local::create_table(&client, table).await?;
+            }
+            Ok(())
+        })
+        .await?;
+
+        let overrides = EnvOverrides::load(&ws.root.join("env.local.json"))?;
+        let functions: Vec<_> = template
+            .functions
+            .iter()
+            .filter(|f| opts.only.as_ref().is_none_or(|only| only.contains(&f.logical_id)))
+            .collect();
+        let step = Step::start(format!("starting functions ({})", names(functions.iter().map(|f| &f.logical_id))));
+        let result: Result<()> = async {
+            for f in &functions {
+                let declared = overrides.apply(f);
+                self.function_env.insert(f.logical_id.clone(), declared.clone());
+                let binary = ws.release_binary(&f.binary);
+                let spec = FunctionSpec {
+                    logical_id: f.logical_id.clone(),
+                    env: lambda_environment(declared, f, &binary, &self.dynamodb_endpoint),
+                    binary,
+                    timeout: Duration::from_secs(f.timeout_secs),
+                    log_dir: opts.function_logs.clone(),
+                };
+                self.pools.insert(f.logical_id.clone(), Pool::start(spec, opts.pool_size, opts.freeze)?);
+            }
+            Ok(())
+        }
+        .await;
+        progress::run(step, async { result }).await?;
+
+        if let Some(port) = opts.api_port {
+            let routes = functions
+                .iter()
+                .flat_map(|f| f.routes.iter().map(|r| (r.clone(), self.pools[&f.logical_id].clone())))
+                .collect();
+            let app = Gateway::new(routes, template.cors.clone()).router();
+            let (url, handle) = serve(app, port).await.context("starting the API Gateway emulation")?;
+            self.api_url = Some(url);
+            self.servers.push(handle);
+        }
+        if let Some(port) = opts.invoke_port {
+            let app = invoke::router(self.pools.clone());
+            let (url, handle) = serve(app, port).await.context("starting the Lambda Invoke API")?;
+            self.invoke_url = Some(url);
+            self.servers.push(handle);
+        }
+        Ok(())
+    }
+
+    /// The test contract: what `cargo local test` passes to the tests and `up` writes to
+    /// `target/local-stack.env`.
+    pub fn contract_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("SHOP_DYNAMODB_ENDPOINT".to_owned(), self.dynamodb_endpoint.clone()),
+            ("SHOP_ADMIN_EMAIL".to_owned(), ADMIN_EMAIL.to_owned()),
+            ("SHOP_ADMIN_PASSWORD".to_owned(), ADMIN_PASSWORD.to_owned()),
+            ("SHOP_WORKSPACE".to_owned(), self.workspace_root.display().to_string()),
+            ("AWS_REGION".to_owned(), REGION.to_owned()),
+            ("AWS_DEFAULT_REGION".to_owned(), REGION.to_owned()),
+            ("AWS_ACCESS_KEY_ID".to_owned(), "local".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY".to_owned(), "local".to_owned()),
+        ];
+        if let Some(url) = &self.api_url {
+            env.push(("SHOP_API_URL".into(), url.clone()));
+        }
+        if let Some(url) = &self.invoke_url {
+            env.push(("SHOP_INVOKE_URL".into(), url.clone()));
+        }
+        if let Some(table) = &self.table_name {
+            env.push(("SHOP_TABLE_NAME".into(), table.clone()));
+        }
+        // JWT settings as the functions see them, so tests can mint and check tokens.
+        if let Some(vars) = self.function_env.values().find(|v| v.contains_key("JWT_SECRET")) {
+            for (var, key) in [
+                ("JWT_SECRET", "SHOP_JWT_SECRET"),
+                ("JWT_ISSUER", "SHOP_JWT_ISSUER"),
+                ("JWT_AUDIENCE", "SHOP_JWT_AUDIENCE"),
+            ] {
+                if let Some(v) = vars.get(var) {
+                    env.push((key.into(), v.clone()));
+                }
+            }
+        }
+        env
+    }
+
+    pub async fn stop(self) {
+        for server in &self.servers {
+            server.abort();
+        }
+        futures::future::join_all(self.pools.values().map(|p| p.shutdown())).await;
+        self.ddb.stop().await;
+    }
+}
+
+/// What Lambda adds to a function's declared variables, pointing the SDK at the emulators.
+/// These win over declared variables, as Lambda's reserved variables do.
+fn lambda_environment(
+    mut env: BTreeMap<String, String>,
+    f: &crate::template::Function,
+    binary: &std::path::Path,
+    dynamodb_endpoint: &str,
+) -> BTreeMap<String, String> {
+    let task_root = binary.parent().map(|p| p.display().to_string()).unwrap_or_default();
+    let fixed = [
+        ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint.to_owned()),
+        ("AWS_REGION", REGION.to_owned()),
+        ("AWS_DEFAULT_REGION", REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "local".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_NAME", f.logical_id.clone()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", f.memory_mb.to_string()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", f.logical_id)),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
+        ("_HANDLER", "bootstrap".to_owned()),
+        ("LAMBDA_TASK_ROOT", task_root),
+        ("TZ", ":UTC".to_owned()),
+        ("LANG", "en_US.UTF-8".to_owned()),
+        // The process environment is otherwise cleared, so a developer's AWS_PROFILE or
+        // AWS_ENDPOINT_URL cannot leak into a function and make local differ from Lambda.
+        ("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())),
+    ];
+    for (k, v) in fixed {
+        env.insert(k.to_owned(), v);
+    }
+    if let Ok(v) = std::env::var("RUST_BACKTRACE") {
+        env.insert("RUST_BACKTRACE".into(), v);
+    }
+    env
+}
+
+fn names<'a>(items: impl Iterator<Item = &'a String>) -> String {
+    items.map(String::as_str).collect::<Vec<_>>().join(", ")
+}
+
+/// A port that was free a moment ago, for programs that must be told a port (the JVM).
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Serves `app` on 127.0.0.1:`port` (0 = random), returning its base URL.
+async fn serve(app: axum::Router, port: u16) -> Result<(String, JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+    let addr = listener.local_addr()?;
+    let handle = tokio::spawn(async move {
+        let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        if let Err(e) = axum::serve(listener, service).await {
+            tracing::error!("server on {addr} stopped: {e}");
+        }
+    });
+    Ok((format!("http://{addr}"), handle))
+}

@@ -1,0 +1,135 @@
+//! `cargo local test`: the whole quality gate, the same on a laptop and in CI.
+//!
+//! 1. `cargo fmt --all --check`, `cargo clippy --workspace --all-targets -- -D warnings` and
+//!    `cfn-lint template.yaml` (from the cache venv, pinned), failing fast; `--skip-lint` skips
+//!    them. They run before the stack starts: a lint failure costs no emulator start-up.
+//! 2. A throw-away stack on random ports (so it never clashes with a running `up`), with
+//!    function output in `target/local-logs/<Function>.log` to keep test output readable.
+//! 3. `cargo nextest run --release --workspace --no-fail-fast [extra args]` (or `cargo test
+//!    --release --workspace` without nextest), with the test contract in its environment:
+//!    `SHOP_API_URL`, `SHOP_INVOKE_URL`, `SHOP_DYNAMODB_ENDPOINT`, `SHOP_TABLE_NAME`,
+//!    `SHOP_ADMIN_EMAIL`, `SHOP_ADMIN_PASSWORD`, `SHOP_JWT_SECRET`, `SHOP_JWT_ISSUER`,
+//!    `SHOP_JWT_AUDIENCE`, `SHOP_WORKSPACE`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+//!    `AWS_SECRET_ACCESS_KEY`.
+//!
+//! The stack is torn down afterwards and the exit status is the test command's.
+
+use std::process::{ExitCode, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use tokio::process::Command;
+
+use crate::stack::{Options, Stack};
+use crate::template::Template;
+use crate::workspace::{Workspace, cargo};
+use crate::{install, progress, seed};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Skip fmt, clippy and cfn-lint (quick iteration).
+    #[arg(long)]
+    skip_lint: bool,
+    /// Maximum concurrent instances per function.
+    #[arg(long, default_value_t = 8)]
+    pool: usize,
+    /// Do not SIGSTOP idle instances.
+    #[arg(long)]
+    no_freeze: bool,
+    /// Extra arguments for `cargo nextest run` (after `--`).
+    #[arg(last = true)]
+    extra: Vec<String>,
+}
+
+pub async fn run(args: Args) -> Result<ExitCode> {
+    let ws = Workspace::locate().await?;
+    let template = Template::load(&ws.root.join("template.yaml"))?;
+    let tools = install::ensure().await?;
+
+    if !args.skip_lint {
+        gate(&ws, "cargo fmt --all --check", Command::new(cargo()).args(["fmt", "--all", "--check"])).await?;
+        gate(
+            &ws,
+            "cargo clippy --workspace --all-targets -- -D warnings",
+            Command::new(cargo()).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+        )
+        .await?;
+        gate(&ws, "cfn-lint template.yaml", Command::new(tools.venv_bin.join("cfn-lint")).arg("template.yaml")).await?;
+    }
+
+    let binaries: Vec<&str> = template.functions.iter().map(|f| f.binary.as_str()).collect();
+    ws.build(&binaries).await?;
+    let started = Instant::now();
+    let logs = ws.logs_dir();
+    let opts = Options {
+        api_port: Some(0),
+        invoke_port: Some(0),
+        pool_size: args.pool,
+        freeze: !args.no_freeze,
+        function_logs: Some(logs.clone()),
+        only: None,
+    };
+    let stack = Stack::start(&ws, &template, &tools.dynamodb_local_dir, opts).await?;
+    eprintln!("✓ stack started in {:.1}s (function logs in {})", started.elapsed().as_secs_f64(), logs.display());
+
+    let result = async {
+        let api = stack.api_url.clone().context("API not started")?;
+        let step = progress::Step::start("seeding the admin account");
+        progress::run(step, seed::admin(&api)).await?;
+        run_tests(&ws, &stack, &args.extra).await
+    }
+    .await;
+    stack.stop().await;
+    let status = result?;
+    if !status.success() {
+        eprintln!("✗ tests failed ({status}); function logs: {}", logs.display());
+    }
+    Ok(ExitCode::from(status.code().map_or(1, |c| c.clamp(0, 255) as u8)))
+}
+
+/// Runs one lint; a failure stops everything with the command in the message.
+async fn gate(ws: &Workspace, name: &str, cmd: &mut Command) -> Result<()> {
+    eprintln!("▶ {name}");
+    let status = cmd.current_dir(&ws.root).status().await.with_context(|| format!("running {name}"))?;
+    if !status.success() {
+        bail!("`{name}` failed ({status}); fix it, or run with --skip-lint to go straight to the tests");
+    }
+    Ok(())
+}
+
+async fn run_tests(ws: &Workspace, stack: &Stack, extra: &[String]) -> Result<ExitStatus> {
+    let nextest = Command::new(cargo())
+        .args(["nextest", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success());
+    let mut cmd = Command::new(cargo());
+    if nextest {
+        cmd.args(["nextest", "run", "--release", "--workspace", "--no-fail-fast"]);
+    } else {
+        // Without nextest there are no exclusive test groups (.config/nextest.toml): run one test
+        // at a time so the whole-table and sweeper tests cannot overlap with others.
+        eprintln!("(cargo-nextest not found: using cargo test, one test at a time)");
+        cmd.args(["test", "--release", "--workspace"]).args(extra).args(["--", "--test-threads=1"]);
+    }
+    if nextest {
+        cmd.args(extra);
+    }
+    cmd.current_dir(&ws.root).envs(stack.contract_env());
+    // Print the command without its environment: the stack's variables include the JWT secret.
+    let shown: Vec<String> = cmd.as_std().get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    eprintln!("▶ cargo {}", shown.join(" "));
+    let mut child = cmd.spawn().context("running the tests")?;
+    tokio::select! {
+        status = child.wait() => Ok(status?),
+        _ = crate::shutdown_signal() => {
+            // The test runner got the terminal's Ctrl-C too; give it a moment to finish.
+            if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+                let _ = child.kill().await;
+            }
+            bail!("interrupted")
+        }
+    }
+}

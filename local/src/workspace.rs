@@ -1,0 +1,103 @@
+//! The cargo workspace: where it is, and building the function binaries.
+//!
+//! `cargo metadata` is the authority on both: it knows the workspace root, the target directory
+//! (honouring `CARGO_TARGET_DIR`) and which package owns each binary target, so the template's
+//! `Metadata.BuildProperties.Binary` is all a function needs to declare.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::progress::Step;
+
+pub struct Workspace {
+    pub root: PathBuf,
+    pub target_dir: PathBuf,
+    /// Binary target name → package name.
+    bin_packages: BTreeMap<String, String>,
+}
+
+/// The `cargo` that runs us (cargo sets `$CARGO` for `cargo run`), else the one on PATH.
+pub fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+impl Workspace {
+    pub async fn locate() -> Result<Self> {
+        // Run from the workspace this crate belongs to, whatever the caller's directory.
+        let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let output = tokio::process::Command::new(cargo())
+            .args(["metadata", "--no-deps", "--format-version", "1"])
+            .current_dir(&manifest_dir)
+            .stderr(Stdio::inherit())
+            .output()
+            .await
+            .context("running cargo metadata")?;
+        if !output.status.success() {
+            bail!("cargo metadata failed ({})", output.status);
+        }
+        let meta: Value = serde_json::from_slice(&output.stdout).context("parsing cargo metadata")?;
+        let path = |key: &str| meta.get(key).and_then(Value::as_str).map(PathBuf::from).context("cargo metadata field");
+        let mut bin_packages = BTreeMap::new();
+        for package in meta.get("packages").and_then(Value::as_array).into_iter().flatten() {
+            let name = package.get("name").and_then(Value::as_str).unwrap_or_default();
+            for target in package.get("targets").and_then(Value::as_array).into_iter().flatten() {
+                let is_bin = target.get("kind").and_then(Value::as_array).is_some_and(|k| k.iter().any(|k| k == "bin"));
+                if is_bin && let Some(bin) = target.get("name").and_then(Value::as_str) {
+                    bin_packages.insert(bin.to_owned(), name.to_owned());
+                }
+            }
+        }
+        Ok(Self { root: path("workspace_root")?, target_dir: path("target_directory")?, bin_packages })
+    }
+
+    pub fn release_binary(&self, binary: &str) -> PathBuf {
+        self.target_dir.join("release").join(binary)
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.target_dir.join("local-logs")
+    }
+
+    /// `cargo build --release -p <pkg> --bin <bin>...` for the given binaries, with a spinner
+    /// that shows what cargo is doing; on failure cargo's full output is printed.
+    pub async fn build(&self, binaries: &[&str]) -> Result<()> {
+        let mut cmd = tokio::process::Command::new(cargo());
+        cmd.args(["build", "--release"]).current_dir(&self.root);
+        for bin in binaries {
+            let package = self
+                .bin_packages
+                .get(*bin)
+                .with_context(|| format!("no package in the workspace has a binary target named `{bin}`"))?;
+            cmd.args(["-p", package, "--bin", bin]);
+        }
+        let step = Step::start(format!("building {} (cargo build --release)", binaries.join(", ")));
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("running cargo build")?;
+        let mut lines = BufReader::new(child.stderr.take().context("no stderr")?).lines();
+        let mut transcript = Vec::new();
+        while let Some(line) = lines.next_line().await? {
+            let trimmed = line.trim();
+            if trimmed.starts_with("Compiling") || trimmed.starts_with("Blocking") {
+                step.detail(trimmed);
+            }
+            transcript.push(line);
+        }
+        let status = child.wait().await?;
+        if !status.success() {
+            step.fail();
+            eprintln!("{}", transcript.join("\n"));
+            bail!("cargo build failed ({status})");
+        }
+        step.done();
+        Ok(())
+    }
+}
