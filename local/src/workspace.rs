@@ -63,19 +63,23 @@ impl Workspace {
         self.target_dir.join("local-logs")
     }
 
-    /// `cargo build --release -p <pkg> --bin <bin>...` for the given binaries, with a spinner
-    /// that shows what cargo is doing; on failure cargo's full output is printed.
+    /// Builds the given function binaries, with a spinner that shows what cargo is doing; on
+    /// failure cargo's full output is printed.
+    ///
+    /// It builds every target of the workspace (`--workspace --all-targets`) rather than
+    /// `-p <pkg>` each: cargo unifies dependency features over what it is asked to build, so a
+    /// narrower selection compiles the AWS SDK once more with a slightly different feature set
+    /// than the test run (`cargo nextest run --workspace`) does — minutes on two cores, for
+    /// nothing. With the same selection, the test run finds everything already built.
     pub async fn build(&self, binaries: &[&str]) -> Result<()> {
-        let mut cmd = tokio::process::Command::new(cargo());
-        cmd.args(["build", "--release"]).current_dir(&self.root);
         for bin in binaries {
-            let package = self
-                .bin_packages
+            self.bin_packages
                 .get(*bin)
                 .with_context(|| format!("no package in the workspace has a binary target named `{bin}`"))?;
-            cmd.args(["-p", package, "--bin", bin]);
         }
-        let step = Step::start(format!("building {} (cargo build --release)", binaries.join(", ")));
+        let mut cmd = tokio::process::Command::new(cargo());
+        cmd.args(["build", "--release", "--workspace", "--all-targets"]).current_dir(&self.root);
+        let step = Step::start(format!("building {} (cargo build --release --workspace --all-targets)", binaries.join(", ")));
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
