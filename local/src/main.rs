@@ -15,13 +15,14 @@
 //! * [`workspace`] finds the workspace and builds the function binaries;
 //! * [`install`] installs DynamoDB Local and Python tools into a cache dir, once;
 //! * [`process`] spawns children that cannot outlive us;
-//! * [`dynamodb_local`], [`runtime_api`] (Lambda Runtime API + instance pool),
+//! * [`dynamodb_local`], [`dynamodb_proxy`] (counts DynamoDB calls, injects faults), [`runtime_api`] (Lambda Runtime API + instance pool),
 //!   [`api_gateway`] (HTTP API v2) and [`invoke`] (Lambda Invoke API) are the emulators,
 //!   and [`stack`] starts them in order;
 //! * [`seed`] creates demo data through the API; [`up`] and [`test_command`] are the subcommands.
 
 mod api_gateway;
 mod dynamodb_local;
+mod dynamodb_proxy;
 mod env_vars;
 mod install;
 mod invoke;

@@ -1,7 +1,8 @@
 //! Starts the whole local stack from the template and hands back its URLs.
 //!
 //! Order matters and mirrors a deployment: the database first (tables created from the
-//! template), then the function pools (their first instance initialises against a database
+//! template) with the [`crate::dynamodb_proxy`] in front of it (the functions' DynamoDB
+//! endpoint; tests read the table directly), then the function pools (their first instance initialises against a database
 //! that is ready), then the front doors: the API Gateway emulation and the Lambda Invoke API.
 //! [`Stack::stop`] takes everything down in reverse; process death signals (see `process`)
 //! guarantee the same if we never get to call it.
@@ -16,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::api_gateway::Gateway;
 use crate::dynamodb_local::{self, DynamoDbLocal};
+use crate::dynamodb_proxy::DynamoDbProxy;
 use crate::env_vars::EnvOverrides;
 use crate::invoke;
 use crate::progress::{self, Step};
@@ -43,7 +45,10 @@ pub struct Options {
 pub struct Stack {
     pub api_url: Option<String>,
     pub invoke_url: Option<String>,
+    /// DynamoDB Local itself (tests and tools).
     pub dynamodb_endpoint: String,
+    /// The counting, fault-injecting proxy the functions talk to.
+    pub dynamodb_proxy: Option<DynamoDbProxy>,
     pub table_name: Option<String>,
     pub pools: BTreeMap<String, Arc<Pool>>,
     /// Each function's resolved environment (template + env.local.json), for the test contract.
@@ -67,6 +72,7 @@ impl Stack {
             api_url: None,
             invoke_url: None,
             dynamodb_endpoint: ddb.endpoint.clone(),
+            dynamodb_proxy: None,
             table_name: template.tables.first().map(|t| t.name.clone()),
             pools: BTreeMap::new(),
             function_env: BTreeMap::new(),
@@ -94,6 +100,9 @@ impl Stack {
             Ok(())
         })
         .await?;
+        let proxy = DynamoDbProxy::start(&self.dynamodb_endpoint, DynamoDbProxy::faults_from_env()?).await?;
+        let functions_ddb = proxy.endpoint.clone();
+        self.dynamodb_proxy = Some(proxy.clone());
 
         let overrides = EnvOverrides::load(&ws.root.join("env.local.json"))?;
         let functions: Vec<_> = template
@@ -109,7 +118,7 @@ impl Stack {
                 let binary = ws.release_binary(&f.binary);
                 let spec = FunctionSpec {
                     logical_id: f.logical_id.clone(),
-                    env: lambda_environment(declared, f, &binary, &self.dynamodb_endpoint),
+                    env: lambda_environment(declared, f, &binary, &functions_ddb),
                     binary,
                     timeout: Duration::from_secs(f.timeout_secs),
                     log_dir: opts.function_logs.clone(),
@@ -132,7 +141,7 @@ impl Stack {
             self.servers.push(handle);
         }
         if let Some(port) = opts.invoke_port {
-            let app = invoke::router(self.pools.clone());
+            let app = invoke::router(self.pools.clone()).merge(proxy.control_router());
             let (url, handle) = serve(app, port).await.context("starting the Lambda Invoke API")?;
             self.invoke_url = Some(url);
             self.servers.push(handle);
@@ -182,6 +191,9 @@ impl Stack {
             server.abort();
         }
         futures::future::join_all(self.pools.values().map(|p| p.shutdown())).await;
+        if let Some(proxy) = &self.dynamodb_proxy {
+            proxy.stop();
+        }
         self.ddb.stop().await;
     }
 }

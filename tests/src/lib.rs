@@ -294,3 +294,84 @@ pub async fn assert_units_conserved(product_ids: &[&str]) {
         assert_eq!(reserved, held, "product {id}: reserved_stock {reserved} but live orders hold {held}");
     }
 }
+
+// The functions' DynamoDB traffic, through the local stack's proxy (local/src/dynamodb_proxy.rs).
+// Its counters and fault switch are global to the stack: tests that use them run alone
+// (.config/nextest.toml).
+
+async fn invoke_api(method: Method, path: &str, body: Option<Value>) -> Value {
+    let mut req = client().request(method, format!("{}{path}", stack().invoke));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("request to the Invoke API");
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    resp.json().await.expect("JSON from the Invoke API")
+}
+
+/// The functions' DynamoDB requests since the last reset:
+/// `{"<Operation>": n, ..., "total": n, "injected_conflicts": n, "injected_throttles": n}`.
+pub async fn dynamodb_stats() -> Value {
+    invoke_api(Method::GET, "/_local/dynamodb/stats", None).await
+}
+
+pub async fn reset_dynamodb_stats() {
+    invoke_api(Method::POST, "/_local/dynamodb/stats/reset", None).await;
+}
+
+/// Switches DynamoDB fault injection on (e.g. `{"transaction_conflict_rate": 0.3}`) until the
+/// returned guard is dropped, which switches it off again, also when the test panics.
+pub async fn inject_dynamodb_faults(faults: Value) -> FaultsOff {
+    invoke_api(Method::POST, "/_local/dynamodb/faults", Some(faults)).await;
+    FaultsOff
+}
+
+#[must_use = "faults are switched off when this guard is dropped"]
+pub struct FaultsOff;
+
+impl Drop for FaultsOff {
+    fn drop(&mut self) {
+        // Drop cannot await, and may run inside the test's runtime: a plain blocking HTTP/1.0
+        // request on a thread of its own.
+        let host = stack().invoke.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let sent = std::thread::spawn(move || -> std::io::Result<String> {
+            use std::io::{Read, Write};
+            let mut conn = std::net::TcpStream::connect(&host)?;
+            write!(conn, "DELETE /_local/dynamodb/faults HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
+            let mut answer = String::new();
+            conn.read_to_string(&mut answer)?;
+            Ok(answer)
+        })
+        .join();
+        match sent {
+            Ok(Ok(answer)) if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") => {}
+            other => eprintln!("could not switch DynamoDB faults off: {other:?}"),
+        }
+    }
+}
+
+/// `attempts` one-unit orders from `buyers` customers, all at once, for a new product with
+/// `units` in stock. Every refusal must be `out_of_stock` naming the product. Returns the
+/// product id and the count of answers per HTTP status.
+pub async fn race_for_units(tag: &str, units: i64, buyers: usize, attempts: usize) -> (String, HashMap<u16, usize>) {
+    let admin = admin_token().await;
+    let id = new_product(&admin, &format!("{tag} limited edition"), 4900, units).await["id"]
+        .as_str()
+        .expect("product id")
+        .to_owned();
+    let tokens: Vec<String> =
+        futures::future::join_all((0..buyers).map(|_| new_customer(tag))).await.into_iter().map(|(_, t)| t).collect();
+    let orders = (0..attempts).map(|i| {
+        let (token, id) = (tokens[i % tokens.len()].clone(), id.clone());
+        async move { place_order(&token, &uuid::Uuid::new_v4().to_string(), Some(&[(&id, 1)])).await }
+    });
+    let mut by_status: HashMap<u16, usize> = HashMap::new();
+    for r in futures::future::join_all(orders).await {
+        *by_status.entry(r.status.as_u16()).or_default() += 1;
+        if r.status == StatusCode::CONFLICT {
+            assert_eq!(r.error_code(), "out_of_stock");
+            assert_eq!(r.body["error"]["details"]["products"][0], id.as_str());
+        }
+    }
+    (id, by_status)
+}
