@@ -129,6 +129,7 @@ pub async fn command(
                 freeze: false,
                 function_logs: None,
                 only: Some(vec![function.clone()]),
+                schedule: crate::schedule::Mode::Off,
             };
             let stack = crate::stack::Stack::start(&ws, &template, &jar_dir, opts).await?;
             let invoked = local(&stack.pools[&function], payload).await;

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo local up     [--port 3000] [--invoke-port 3001] [--pool 8] [--no-freeze] [--no-seed]
+//!                    [--schedule-interval <secs> | --no-schedule]
 //! cargo local test   [--skip-lint] [-- <extra nextest args>]
 //! cargo local invoke <FunctionLogicalId> --event <file.json> [--url <invoke-url>]
 //! ```
@@ -18,6 +19,7 @@
 //! * [`dynamodb_local`], [`dynamodb_proxy`] (counts DynamoDB calls, injects faults), [`runtime_api`] (Lambda Runtime API + instance pool),
 //!   [`api_gateway`] (HTTP API v2) and [`invoke`] (Lambda Invoke API) are the emulators,
 //!   and [`stack`] starts them in order;
+//! * [`schedule`] fires the template's `Schedule` events (on in `up`, off in `test`);
 //! * [`seed`] creates demo data through the API; [`up`] and [`test_command`] are the subcommands.
 
 mod api_gateway;
@@ -29,6 +31,7 @@ mod invoke;
 mod process;
 mod progress;
 mod runtime_api;
+mod schedule;
 mod seed;
 mod stack;
 mod template;

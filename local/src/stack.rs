@@ -40,6 +40,8 @@ pub struct Options {
     pub function_logs: Option<PathBuf>,
     /// Only these functions (logical ids); `None` = all.
     pub only: Option<Vec<String>>,
+    /// The template's `Schedule` events (see [`crate::schedule`]).
+    pub schedule: crate::schedule::Mode,
 }
 
 pub struct Stack {
@@ -54,6 +56,8 @@ pub struct Stack {
     /// Each function's resolved environment (template + env.local.json), for the test contract.
     pub function_env: BTreeMap<String, BTreeMap<String, String>>,
     pub workspace_root: PathBuf,
+    /// What the schedule fires, one line each (empty when it is off).
+    pub schedules: Vec<String>,
     ddb: DynamoDbLocal,
     servers: Vec<JoinHandle<()>>,
 }
@@ -77,6 +81,7 @@ impl Stack {
             pools: BTreeMap::new(),
             function_env: BTreeMap::new(),
             workspace_root: ws.root.clone(),
+            schedules: Vec::new(),
             ddb,
             servers: Vec::new(),
         };
@@ -129,6 +134,11 @@ impl Stack {
         }
         .await;
         progress::run(step, async { result }).await?;
+
+        let schedules = crate::schedule::from_template(&ws.root.join("template.yaml"))?;
+        let (timers, lines) = crate::schedule::start(&schedules, &self.pools, opts.schedule);
+        self.servers.extend(timers);
+        self.schedules = lines;
 
         if let Some(port) = opts.api_port {
             let routes = functions

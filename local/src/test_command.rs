@@ -12,7 +12,8 @@
 //!    `SHOP_JWT_AUDIENCE`, `SHOP_WORKSPACE`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
 //!    `AWS_SECRET_ACCESS_KEY`.
 //!
-//! The stack is torn down afterwards and the exit status is the test command's.
+//! The template's schedule is off (tests invoke the sweeper when they want, through the Invoke
+//! API; see [`crate::schedule`]). The stack is torn down afterwards and the exit status is the test command's.
 
 use std::process::{ExitCode, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -25,6 +26,8 @@ use crate::template::Template;
 use crate::workspace::{Workspace, cargo};
 use crate::{install, progress, seed};
 
+/// The template's `Schedule` events are not fired: tests run the sweeper on demand through the
+/// Invoke API, so no sweep can expire another test's orders.
 #[derive(clap::Args)]
 pub struct Args {
     /// Skip fmt, clippy and cfn-lint (quick iteration).
@@ -68,6 +71,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         freeze: !args.no_freeze,
         function_logs: Some(logs.clone()),
         only: None,
+        schedule: crate::schedule::Mode::Off,
     };
     let stack = Stack::start(&ws, &template, &tools.dynamodb_local_dir, opts).await?;
     eprintln!("✓ stack started in {:.1}s (function logs in {})", started.elapsed().as_secs_f64(), logs.display());

@@ -1,5 +1,8 @@
 //! `cargo local up`: build, install, start, seed, then serve until Ctrl-C or SIGTERM.
 //!
+//! The template's `Schedule` events fire at their own rate (the sweeper every minute);
+//! `--schedule-interval <secs>` overrides it, `--no-schedule` switches it off (see `schedule`).
+//!
 //! Besides printing them, the stack's URLs and credentials are written to
 //! `target/local-stack.env` (the test contract, `KEY=VALUE` lines), so the test suite can be
 //! run by hand against a running stack:
@@ -39,6 +42,14 @@ pub struct Args {
     /// Use the binaries already in target/release (skip `cargo build`).
     #[arg(long)]
     no_build: bool,
+    /// Fire every `Schedule` event of the template (e.g. the sweeper) every this many seconds
+    /// instead of at its own rate (`rate(1 minute)`); also fires `cron(...)` schedules.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "no_schedule")]
+    schedule_interval: Option<u64>,
+    /// Do not fire the template's `Schedule` events at all (invoke them by hand with
+    /// `cargo local invoke SweeperFunction --event events/schedule.json --url <invoke-url>`).
+    #[arg(long)]
+    no_schedule: bool,
 }
 
 pub async fn run(args: Args) -> Result<ExitCode> {
@@ -58,6 +69,11 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         freeze: !args.no_freeze,
         function_logs: None,
         only: None,
+        schedule: match (args.no_schedule, args.schedule_interval) {
+            (true, _) => crate::schedule::Mode::Off,
+            (false, Some(secs)) => crate::schedule::Mode::Every(std::time::Duration::from_secs(secs)),
+            (false, None) => crate::schedule::Mode::Template,
+        },
     };
     let stack = Stack::start(&ws, &template, &tools.dynamodb_local_dir, opts).await?;
     let api = stack.api_url.clone().context("API not started")?;
@@ -76,6 +92,14 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     std::fs::write(&env_file, contents).with_context(|| format!("writing {}", env_file.display()))?;
 
     print_walkthrough(&stack, &api, &env_file);
+    if stack.schedules.is_empty() {
+        println!("\nSchedule: off.");
+    } else {
+        println!("\nSchedule (--schedule-interval <secs> to change, --no-schedule to stop):");
+        for line in &stack.schedules {
+            println!("  {line}");
+        }
+    }
     crate::shutdown_signal().await;
     eprintln!("\nstopping…");
     stack.stop().await;
@@ -92,6 +116,7 @@ The shop is running.
   API (API Gateway HTTP API)  {api}
   Lambda Invoke API           {invoke}/2015-03-31/functions/<LogicalId>/invocations
   Instance stats              {invoke}/_local/functions
+  DynamoDB calls / faults     {invoke}/_local/dynamodb/stats   {invoke}/_local/dynamodb/faults
   DynamoDB Local              {ddb}  (table {table})
   Admin                       {ADMIN_EMAIL} / {ADMIN_PASSWORD}
   Test env                    {env}
