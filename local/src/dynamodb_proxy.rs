@@ -144,6 +144,15 @@ impl DynamoDbProxy {
         }
     }
 
+    /// The same figures as `GET /_local/dynamodb/stats`.
+    pub fn stats(&self) -> Value {
+        self.shared.stats()
+    }
+
+    pub fn reset_stats(&self) {
+        self.shared.reset();
+    }
+
     /// The control endpoints, served on the Invoke API.
     pub fn control_router(&self) -> Router {
         Router::new()
@@ -170,6 +179,15 @@ impl Shared {
         out.insert("injected_throttles".into(), json!(c.injected_throttles.load(Ordering::SeqCst)));
         Value::Object(out)
     }
+
+    fn reset(&self) {
+        let c = &self.counters;
+        let mut per_operation = c.per_operation.lock().unwrap();
+        per_operation.clear();
+        c.total.store(0, Ordering::SeqCst);
+        c.injected_conflicts.store(0, Ordering::SeqCst);
+        c.injected_throttles.store(0, Ordering::SeqCst);
+    }
 }
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
@@ -177,13 +195,7 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn reset(State(shared): State<Arc<Shared>>) -> Response {
-    let c = &shared.counters;
-    let mut per_operation = c.per_operation.lock().unwrap();
-    per_operation.clear();
-    c.total.store(0, Ordering::SeqCst);
-    c.injected_conflicts.store(0, Ordering::SeqCst);
-    c.injected_throttles.store(0, Ordering::SeqCst);
-    drop(per_operation);
+    shared.reset();
     axum::Json(shared.stats()).into_response()
 }
 

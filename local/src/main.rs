@@ -4,6 +4,7 @@
 //! cargo local up     [--port 3000] [--invoke-port 3001] [--pool 8] [--no-freeze] [--no-seed]
 //!                    [--schedule-interval <secs> | --no-schedule]
 //! cargo local test   [--skip-lint] [-- <extra nextest args>]
+//! cargo local bench  [--requests 400] [--concurrency 8] [--customers 16] [--pool 8] [--no-build]
 //! cargo local invoke <FunctionLogicalId> --event <file.json> [--url <invoke-url>]
 //! ```
 //!
@@ -20,9 +21,11 @@
 //!   [`api_gateway`] (HTTP API v2) and [`invoke`] (Lambda Invoke API) are the emulators,
 //!   and [`stack`] starts them in order;
 //! * [`schedule`] fires the template's `Schedule` events (on in `up`, off in `test`);
-//! * [`seed`] creates demo data through the API; [`up`] and [`test_command`] are the subcommands.
+//! * [`seed`] creates demo data through the API; [`up`], [`test_command`] and [`bench`] are the
+//!   subcommands.
 
 mod api_gateway;
+mod bench;
 mod dynamodb_local;
 mod dynamodb_proxy;
 mod env_vars;
@@ -57,6 +60,17 @@ enum Command {
     Up(up::Args),
     /// Lint, start a throw-away stack on random ports and run the test suite against it.
     Test(test_command::Args),
+    /// Benchmark POST /orders through the local stack against the bare DynamoDB transaction.
+    ///
+    /// Starts a throw-away stack (random ports, pool 8, no schedule), seeds a product and some
+    /// customers, then runs N one-line orders through the local API and N equivalent raw
+    /// TransactWriteItems straight to DynamoDB Local, C at a time, after a warm-up. Prints
+    /// p50/p95/p99/max latency and throughput of both, the API/raw ratio at p50 and p99 (target
+    /// ≤ 1.3 at p50: reported, never failed), DynamoDB round trips per API request, and each
+    /// function's binary size and measured init time.
+    ///
+    /// Example: `cargo local bench --requests 2000 --concurrency 16`. Compare runs on one machine.
+    Bench(bench::Args),
     /// Invoke one function once with an event file and print its result (like `sam local invoke`).
     Invoke {
         /// Logical id of the function in template.yaml, e.g. `SignupFunction`.
@@ -87,6 +101,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up(args) => up::run(args).await,
         Command::Test(args) => test_command::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
         Command::Invoke { function, event, url } => invoke::command(function, event, url).await,
     };
     match result {
