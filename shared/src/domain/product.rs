@@ -27,15 +27,25 @@ pub struct Product {
     pub updated_at: time::OffsetDateTime,
 }
 
+/// An optional field may be left out, but not sent as `null`: the API documents a value, and a
+/// client sending `null` most likely meant something else than "leave it as it is".
+pub fn absent_or_value<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
 /// `POST /products` body.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewProductInput {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "absent_or_value")]
     pub description: Option<String>,
     pub price: PriceInput,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "absent_or_value")]
     pub stock: Option<i64>,
 }
 
@@ -43,10 +53,14 @@ pub struct NewProductInput {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProductUpdateInput {
+    #[serde(default, deserialize_with = "absent_or_value")]
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "absent_or_value")]
     pub description: Option<String>,
+    #[serde(default, deserialize_with = "absent_or_value")]
     pub price: Option<PriceInput>,
     /// Units to add (> 0) or remove (< 0); refused if it would take reserved units.
+    #[serde(default, deserialize_with = "absent_or_value")]
     pub stock_adjustment: Option<i64>,
 }
 
@@ -171,6 +185,19 @@ mod tests {
         let errors = bad.validate().unwrap_err();
         let fields: Vec<_> = errors.iter().map(|(f, _)| *f).collect();
         assert_eq!(fields, vec!["name", "price", "stock"]);
+    }
+
+    #[test]
+    fn optional_fields_may_be_absent_but_not_null() {
+        let absent: ProductUpdateInput = serde_json::from_str(r#"{"name": "x"}"#).unwrap();
+        assert_eq!(absent.stock_adjustment, None);
+        assert!(serde_json::from_str::<ProductUpdateInput>(r#"{"name": "x", "stock_adjustment": null}"#).is_err());
+        assert!(
+            serde_json::from_str::<NewProductInput>(
+                r#"{"name": "x", "price": {"amount": 1, "currency": "EUR"}, "description": null}"#
+            )
+            .is_err()
+        );
     }
 
     #[test]
