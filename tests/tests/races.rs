@@ -16,26 +16,7 @@ async fn customers(n: usize, tag: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn two_hundred_buyers_for_twenty_units_get_exactly_twenty_orders() {
-    let admin = admin_token().await;
-    let p = new_product(&admin, "Limited edition", 4900, 20).await;
-    let id = p["id"].as_str().unwrap().to_owned();
-    let buyers = customers(50, "racer").await;
-
-    let attempts = (0..200).map(|i| {
-        let token = buyers[i % buyers.len()].clone();
-        let id = id.clone();
-        async move { place_order(&token, &uuid::Uuid::new_v4().to_string(), Some(&[(&id, 1)])).await }
-    });
-    let replies = join_all(attempts).await;
-
-    let mut by_status: HashMap<u16, usize> = HashMap::new();
-    for r in &replies {
-        *by_status.entry(r.status.as_u16()).or_default() += 1;
-        if r.status == StatusCode::CONFLICT {
-            assert_eq!(r.error_code(), "out_of_stock");
-            assert_eq!(r.body["error"]["details"]["products"][0], id.as_str());
-        }
-    }
+    let (id, by_status) = race_for_units("racer", 20, 50, 200).await;
     assert_eq!(by_status.get(&201), Some(&20), "{by_status:?}");
     assert_eq!(by_status.get(&409), Some(&180), "{by_status:?}");
     assert_eq!(stock(&id).await, (20, 20, 0));
