@@ -61,6 +61,22 @@ impl EnvOverrides {
     }
 }
 
+/// The placeholder in `env.local.json` for the local API's base URL (e.g. `http://127.0.0.1:3000`),
+/// known only once the stack picks its port: `"GATEWAY_URL": "${LocalApiUrl}"`.
+pub const LOCAL_API_URL: &str = "${LocalApiUrl}";
+
+/// Replaces [`LOCAL_API_URL`] in every value; left as is when the stack serves no API.
+pub fn with_local_api_url(mut env: BTreeMap<String, String>, api_url: Option<&str>) -> BTreeMap<String, String> {
+    if let Some(url) = api_url {
+        for v in env.values_mut() {
+            if v.contains(LOCAL_API_URL) {
+                *v = v.replace(LOCAL_API_URL, url);
+            }
+        }
+    }
+    env
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +100,15 @@ mod tests {
         assert_eq!(env["B"], "own");
         assert!(!env.contains_key("C"));
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn the_local_api_url_placeholder_is_filled_in() {
+        let env: BTreeMap<String, String> =
+            [("W".to_owned(), "${LocalApiUrl}/webhooks/payment".to_owned()), ("X".to_owned(), "x".to_owned())].into();
+        let out = with_local_api_url(env.clone(), Some("http://127.0.0.1:9"));
+        assert_eq!(out["W"], "http://127.0.0.1:9/webhooks/payment");
+        assert_eq!(out["X"], "x");
+        assert_eq!(with_local_api_url(env.clone(), None), env);
     }
 }

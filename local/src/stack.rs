@@ -110,6 +110,13 @@ impl Stack {
         self.dynamodb_proxy = Some(proxy.clone());
 
         let overrides = EnvOverrides::load(&ws.root.join("env.local.json"))?;
+        // The API's port is fixed before the functions start, so env.local.json can hand its URL to
+        // them as `${LocalApiUrl}` (the payments function calls the mock gateway through it).
+        let api_port = match opts.api_port {
+            Some(0) => Some(free_port()?),
+            port => port,
+        };
+        let api_url = api_port.map(|port| format!("http://127.0.0.1:{port}"));
         let functions: Vec<_> = template
             .functions
             .iter()
@@ -118,7 +125,7 @@ impl Stack {
         let step = Step::start(format!("starting functions ({})", names(functions.iter().map(|f| &f.logical_id))));
         let result: Result<()> = async {
             for f in &functions {
-                let declared = overrides.apply(f);
+                let declared = crate::env_vars::with_local_api_url(overrides.apply(f), api_url.as_deref());
                 self.function_env.insert(f.logical_id.clone(), declared.clone());
                 let binary = ws.release_binary(&f.binary);
                 let spec = FunctionSpec {
@@ -140,7 +147,7 @@ impl Stack {
         self.servers.extend(timers);
         self.schedules = lines;
 
-        if let Some(port) = opts.api_port {
+        if let Some(port) = api_port {
             let routes = functions
                 .iter()
                 .flat_map(|f| f.routes.iter().map(|r| (r.clone(), self.pools[&f.logical_id].clone())))
