@@ -91,6 +91,58 @@ fn parse_admin_emails(raw: &str) -> Vec<String> {
     raw.split(',').map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).collect()
 }
 
+/// The webhook signing secrets, `WEBHOOK_SECRETS`: comma-separated, newest first. The gateway
+/// signs with all of them and the webhook accepts any, so a secret is rotated by adding the new
+/// one, deploying, then removing the old one.
+pub fn webhook_secrets_from_env() -> Result<Vec<SecretString>, ConfigError> {
+    parse_webhook_secrets(&required("WEBHOOK_SECRETS")?)
+}
+
+/// Shortest webhook secret accepted: HMAC-SHA256 keys should not be guessable.
+const MIN_WEBHOOK_SECRET_BYTES: usize = 24;
+
+fn parse_webhook_secrets(raw: &str) -> Result<Vec<SecretString>, ConfigError> {
+    let invalid = |why: &str| ConfigError::Invalid { name: "WEBHOOK_SECRETS", why: why.into() };
+    if raw.starts_with("{{resolve:") {
+        return Err(invalid("is an unresolved CloudFormation dynamic reference; create the secret first (see README)"));
+    }
+    let secrets: Vec<&str> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    if secrets.is_empty() || secrets.iter().any(|s| s.len() < MIN_WEBHOOK_SECRET_BYTES) {
+        return Err(invalid(&format!("needs secrets of at least {MIN_WEBHOOK_SECRET_BYTES} bytes each")));
+    }
+    Ok(secrets.into_iter().map(SecretString::from).collect())
+}
+
+/// A base URL variable (`GATEWAY_URL`, `WEBHOOK_URL`): must be http(s).
+pub fn url_from_env(name: &'static str) -> Result<String, ConfigError> {
+    let url = required(name)?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(ConfigError::Invalid { name, why: "must be an http:// or https:// URL".into() });
+    }
+    Ok(url)
+}
+
+/// Whole seconds from `name`, `default` when unset.
+pub fn seconds_from_env(name: &'static str, default: i64) -> Result<i64, ConfigError> {
+    match env::var(name).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
+        None => Ok(default),
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or(ConfigError::Invalid { name, why: "must be a whole number of seconds".into() }),
+    }
+}
+
+/// The mock gateway's waits: `MOCK_DELAY_SECONDS` (`tok_delay`, default 30) and
+/// `MOCK_LATE_SECONDS` (`tok_late`, default 20 minutes: past the default 15-minute reservation).
+pub fn mock_delays_from_env() -> Result<crate::mock_gateway::scenario::Delays, ConfigError> {
+    Ok(crate::mock_gateway::scenario::Delays {
+        delay: seconds_from_env("MOCK_DELAY_SECONDS", 30)?,
+        late: seconds_from_env("MOCK_LATE_SECONDS", 20 * 60)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +166,15 @@ mod tests {
     fn secrets_are_redacted_in_debug_output() {
         let c = AuthConfig { jwt_secret: SecretString::from("super-secret"), issuer: "i".into(), audience: "a".into() };
         assert!(!format!("{c:?}").contains("super-secret"));
+    }
+
+    #[test]
+    fn webhook_secrets_are_a_list_for_rotation_and_must_be_long() {
+        let two = parse_webhook_secrets(" new-secret-0123456789abcdef, old-secret-0123456789abcdef ").unwrap();
+        assert_eq!(two.len(), 2);
+        assert_eq!(two[0].expose_secret(), "new-secret-0123456789abcdef");
+        assert!(parse_webhook_secrets("short").is_err());
+        assert!(parse_webhook_secrets(" , ").is_err());
+        assert!(parse_webhook_secrets("{{resolve:secretsmanager:x:SecretString:webhook_secret}}").is_err());
     }
 }

@@ -22,6 +22,12 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Parses the JSON body into `T`: 413 when too large, 400 `invalid_json` when it is not JSON,
 /// 400 `invalid_body` when it is JSON of the wrong shape (missing field, wrong type, unknown field).
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    json_from_bytes(raw_body(req)?)
+}
+
+/// The body exactly as received (API Gateway's base64 already undone): what signatures are over.
+/// 413 when larger than [`MAX_BODY_BYTES`].
+pub fn raw_body(req: &Request) -> Result<&[u8], ApiError> {
     let bytes: &[u8] = match req.body() {
         Body::Empty => b"",
         Body::Text(s) => s.as_bytes(),
@@ -35,6 +41,11 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
             format!("request body is larger than {MAX_BODY_BYTES} bytes"),
         ));
     }
+    Ok(bytes)
+}
+
+/// Like [`json_body`], for bytes already read (and, for webhooks, already verified).
+pub fn json_from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("invalid_json", "a JSON request body is required"));
     }
@@ -84,6 +95,16 @@ pub fn request_id(req: &Request) -> String {
         }
         _ => req.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default(),
     }
+}
+
+/// Longest `Idempotency-Key` accepted: it becomes part of a DynamoDB key.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+
+/// The `Idempotency-Key` header, if present, short and printable.
+pub fn idempotency_key(req: &Request) -> Option<String> {
+    let key = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or("");
+    let valid = !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN && key.bytes().all(|b| b.is_ascii_graphic());
+    valid.then(|| key.to_owned())
 }
 
 pub fn path_param(req: &Request, name: &str) -> Option<String> {

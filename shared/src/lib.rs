@@ -6,6 +6,9 @@
 //! - [`api`]: one module per function, handling its HTTP routes over the ports;
 //! - [`http`], [`error`]: JSON bodies, the error shape, the request loop;
 //! - [`events`]: domain events written to the outbox;
+//! - [`payments`]: the gateway contract, webhook signatures and the one `settle` of payment outcomes;
+//! - [`mock_gateway`]: the simulated payment provider used in development and tests;
+//! - [`schedule`]: the loop of schedule-triggered functions;
 //! - [`config`], [`telemetry`], [`cold_start`]: typed environment config, JSON logs and clients, set up once per instance.
 
 pub mod api;
@@ -16,5 +19,8 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod mock_gateway;
+pub mod payments;
+pub mod schedule;
 pub mod store;
 pub mod telemetry;

@@ -6,6 +6,8 @@
 //! Every test makes its own users and products (unique e-mails, fresh ids), so tests can run in
 //! parallel against one stack.
 
+pub mod payments;
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -101,7 +103,7 @@ pub async fn call_raw(method: Method, path: &str, token: Option<&str>, body: Vec
     into_reply(req.body(body).send().await.expect("request to the local API")).await
 }
 
-async fn into_reply(resp: reqwest::Response) -> Reply {
+pub async fn into_reply(resp: reqwest::Response) -> Reply {
     let status = resp.status();
     let headers = resp.headers().clone();
     let bytes = resp.bytes().await.expect("response body");

@@ -82,3 +82,58 @@ async fn product_events() {
     let (status, _) = http_result(&invoke("ProductsFunction", &event("products-create.json")).await);
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+fn with_path(mut event: Value, path: &str, params: Value) -> Value {
+    event["rawPath"] = json!(path);
+    event["requestContext"]["http"]["path"] = json!(path);
+    event["pathParameters"] = params;
+    event
+}
+
+#[tokio::test]
+async fn payment_events() {
+    use shop_tests::payments::*;
+    // POST /payments, with a fresh order in place of the sample's.
+    let o = pending_order("event-pay", 5, 1).await;
+    let mut body: Value = serde_json::from_str(event("payments.json")["body"].as_str().unwrap()).unwrap();
+    body["order_id"] = json!(o.order);
+    let (status, paid) =
+        http_result(&invoke("PaymentsFunction", &with_token(with_body(event("payments.json"), body), &o.token)).await);
+    assert_eq!(status, StatusCode::OK, "{paid}");
+    assert_eq!(paid["state"], "PAID");
+
+    // The gateway's two routes.
+    let other = pending_order("event-charge", 5, 1).await;
+    let mut charge: Value =
+        serde_json::from_str(event("mock-gateway-create-charge.json")["body"].as_str().unwrap()).unwrap();
+    charge["reference"] = json!(other.order);
+    charge["amount"] = json!(other.total);
+    let mut create = with_body(event("mock-gateway-create-charge.json"), charge);
+    create["headers"]["idempotency-key"] = json!(uuid::Uuid::new_v4().to_string());
+    let (status, created) = http_result(&invoke("MockGatewayFunction", &create).await);
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let get = with_path(event("mock-gateway-get-charge.json"), &format!("/gateway/charges/{id}"), json!({"id": id}));
+    let (status, got) = http_result(&invoke("MockGatewayFunction", &get).await);
+    assert_eq!((status, got["status"].as_str()), (StatusCode::OK, Some("succeeded")), "{got}");
+    assert_eq!(order_state(&other.token, &other.order).await, "PAID", "its webhook was delivered");
+
+    // POST /webhooks/payment, re-signed for a fresh order; the sample's placeholder signature is refused.
+    let third = pending_order("event-webhook", 5, 1).await;
+    let mut hook: Value = serde_json::from_str(event("payment-webhook.json")["body"].as_str().unwrap()).unwrap();
+    hook["id"] = json!(format!("evt_{}", uuid::Uuid::new_v4().simple()));
+    hook["data"]["charge"]["reference"] = json!(third.order);
+    hook["data"]["charge"]["amount"] = json!(third.total);
+    let raw = hook.to_string();
+    let mut signed = event("payment-webhook.json");
+    signed["body"] = json!(raw);
+    signed["headers"]["payment-signature"] = json!(signature(&raw, now()));
+    let (status, received) = http_result(&invoke("PaymentWebhookFunction", &signed).await);
+    assert_eq!((status, received["result"].as_str()), (StatusCode::OK, Some("paid")), "{received}");
+    let (status, _) = http_result(&invoke("PaymentWebhookFunction", &event("payment-webhook.json")).await);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The delivery schedule, with the sample schedule event at the current time.
+    let report = deliver_webhooks_at(time::OffsetDateTime::now_utc()).await;
+    assert!(report["delivered"].is_u64() && report["failed"].is_u64(), "{report}");
+}

@@ -6,5 +6,5 @@ use shop::cold_start::ColdStart;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let cold = ColdStart::init().await?;
-    shop::api::sweeper::serve(Sweeper { store: cold.store }).await
+    shop::schedule::serve(Sweeper { store: cold.store }).await
 }

@@ -3,7 +3,11 @@
 
 pub mod cart;
 pub mod login;
+pub mod mock_gateway;
+pub mod mock_gateway_deliveries;
 pub mod orders;
+pub mod payment_webhook;
+pub mod payments;
 pub mod place_order;
 pub mod products;
 pub mod signup;

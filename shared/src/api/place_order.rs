@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-const MAX_KEY_LEN: usize = 128;
+use crate::http::MAX_IDEMPOTENCY_KEY_LEN as MAX_KEY_LEN;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,11 +100,8 @@ impl From<PlaceOrderError> for ApiError {
     }
 }
 
-/// The key must be present, short and printable: it becomes part of a DynamoDB key.
 fn idempotency_key(req: &Request) -> Result<String, PlaceOrderError> {
-    let key = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or("");
-    let valid = !key.is_empty() && key.len() <= MAX_KEY_LEN && key.bytes().all(|b| b.is_ascii_graphic());
-    if valid { Ok(key.to_owned()) } else { Err(PlaceOrderError::BadKey) }
+    crate::http::idempotency_key(req).ok_or(PlaceOrderError::BadKey)
 }
 
 /// What the client asked for, for comparing a repeated key's requests.

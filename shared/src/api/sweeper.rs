@@ -30,22 +30,21 @@ pub struct Sweeper<S> {
     pub store: S,
 }
 
-impl<S: OrderStore> Sweeper<S> {
-    /// `event` is the EventBridge scheduled event; its `time` is "now".
-    pub async fn handle(&self, event: serde_json::Value) -> Result<SweepReport, StoreError> {
-        let now = event
-            .get("time")
-            .and_then(|t| t.as_str())
-            .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
-            .unwrap_or_else(time::OffsetDateTime::now_utc);
+impl<S: OrderStore + 'static> crate::schedule::Scheduled for Sweeper<S> {
+    type Report = SweepReport;
+
+    /// `now` is the EventBridge scheduled event's `time`.
+    async fn run(&self, now: time::OffsetDateTime) -> Result<SweepReport, StoreError> {
         let mut report = SweepReport::default();
         for _ in 0..MAX_PAGES {
             let overdue = self.store.overdue_orders(now, PAGE).await?;
-            let results: Vec<Result<bool, StoreError>> = futures::stream::iter(overdue.iter())
+            let read = overdue.len();
+            // Owned items: the future must be `Send` for every borrow, which a `&Order` closure is not.
+            let results: Vec<Result<bool, StoreError>> = futures::stream::iter(overdue)
                 .map(|order| async move {
                     let now = time::OffsetDateTime::now_utc();
                     self.store
-                        .release_order(order, Release::Expired, &release_event(order, Release::Expired, now), now)
+                        .release_order(&order, Release::Expired, &release_event(&order, Release::Expired, now), now)
                         .await
                 })
                 .buffer_unordered(CONCURRENCY)
@@ -62,29 +61,11 @@ impl<S: OrderStore> Sweeper<S> {
             }
             // A short page is the last; a page of only skips means the index lags behind
             // our own writes, and reading it again would loop.
-            if overdue.len() < PAGE as usize || !progressed {
+            if read < PAGE as usize || !progressed {
                 break;
             }
         }
         tracing::info!(expired = report.expired, skipped = report.skipped, "sweep done");
         Ok(report)
     }
-}
-
-impl From<StoreError> for lambda_http::lambda_runtime::Diagnostic {
-    fn from(e: StoreError) -> Self {
-        Self { error_type: "StoreError".into(), error_message: e.to_string() }
-    }
-}
-
-/// Runs the Lambda loop for scheduled events. A failed run returns an error, so it shows up in
-/// the function's error metrics; the next run (a minute later) picks up where it stopped.
-pub async fn serve<S: OrderStore + 'static>(sweeper: Sweeper<S>) -> Result<(), lambda_http::Error> {
-    use lambda_http::lambda_runtime::{LambdaEvent, run, service_fn};
-    let sweeper = std::sync::Arc::new(sweeper);
-    run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
-        let sweeper = sweeper.clone();
-        async move { sweeper.handle(event.payload).await }
-    }))
-    .await
 }

@@ -2,6 +2,7 @@
 
 pub mod money;
 pub mod order;
+pub mod payment;
 pub mod product;
 pub mod stock;
 pub mod user;

@@ -1,4 +1,4 @@
-//! Stock of one product and the four transitions that may change it.
+//! Stock of one product and the five transitions that may change it.
 //!
 //! The product item stores three counters (DESIGN §3):
 //! `available` (units on hand, reserved ones included), `reserved` (held by unpaid orders) and
@@ -29,6 +29,10 @@ pub enum Transition {
     Release(i64),
     /// An admin adds (`d > 0`) or removes (`d < 0`) units: `available += d, sellable += d` if `sellable >= -d`.
     Adjust(i64),
+    /// A payment arrived for an order that no longer holds its units (expired, cancelled, failed):
+    /// take them straight from what is sellable, `available -= q, sellable -= q` if `sellable >= q`.
+    /// Reserve-then-deduct in one write; `reserved` is untouched.
+    Take(i64),
 }
 
 /// Deltas to add to each counter, and the guard that keeps the invariant.
@@ -59,12 +63,13 @@ impl Transition {
             Self::Deduct(q) => Delta { available: -q, reserved: -q, sellable: 0 },
             Self::Release(q) => Delta { available: 0, reserved: -q, sellable: q },
             Self::Adjust(d) => Delta { available: d, reserved: 0, sellable: d },
+            Self::Take(q) => Delta { available: -q, reserved: 0, sellable: -q },
         }
     }
 
     pub fn condition(self) -> Guard {
         match self {
-            Self::Reserve(q) => Guard { counter: Counter::Sellable, at_least: q },
+            Self::Reserve(q) | Self::Take(q) => Guard { counter: Counter::Sellable, at_least: q },
             Self::Deduct(q) | Self::Release(q) => Guard { counter: Counter::Reserved, at_least: q },
             Self::Adjust(d) => Guard { counter: Counter::Sellable, at_least: -d },
         }
@@ -124,15 +129,31 @@ mod tests {
     }
 
     #[test]
+    fn take_is_reserve_and_deduct_in_one_write_and_only_takes_sellable_units() {
+        let s = Stock::new(5).apply(Transition::Reserve(3)).unwrap();
+        let direct = s.apply(Transition::Take(2)).unwrap();
+        let two_steps = s.apply(Transition::Reserve(2)).and_then(|r| r.apply(Transition::Deduct(2))).unwrap();
+        assert_eq!(direct, two_steps);
+        assert_eq!(direct, Stock { available: 3, reserved: 3, sellable: 0 });
+        assert_eq!(direct.apply(Transition::Take(1)), None, "reserved units belong to other orders");
+    }
+
+    #[test]
     fn every_sequence_of_allowed_transitions_keeps_the_invariant() {
         // Exhaustive over short sequences with small quantities: cheap and finds off-by-ones.
         let moves: Vec<Transition> = (-3..=3)
             .flat_map(|q| {
-                [Transition::Reserve(q), Transition::Deduct(q), Transition::Release(q), Transition::Adjust(q)]
+                [
+                    Transition::Reserve(q),
+                    Transition::Deduct(q),
+                    Transition::Release(q),
+                    Transition::Adjust(q),
+                    Transition::Take(q),
+                ]
             })
-            .filter(
-                |t| !matches!(t, Transition::Reserve(q) | Transition::Deduct(q) | Transition::Release(q) if *q <= 0),
-            )
+            .filter(|t| {
+                !matches!(t, Transition::Reserve(q) | Transition::Deduct(q) | Transition::Release(q) | Transition::Take(q) if *q <= 0)
+            })
             .collect();
         let mut frontier = vec![Stock::new(2)];
         for _ in 0..4 {

@@ -7,9 +7,11 @@ pub mod dynamo;
 
 use crate::domain::money::Money;
 use crate::domain::order::{Order, PriceQuote, Release};
+use crate::domain::payment::{ChargeStatus, Settlement};
 use crate::domain::product::{Product, ProductUpdate};
 use crate::domain::user::{Role, User};
 use crate::events::event::Event;
+use crate::payments::gateway::Charge;
 use std::collections::HashMap;
 use std::future::Future;
 use uuid::Uuid;
@@ -198,4 +200,92 @@ pub trait OrderStore: Send + Sync {
         now: time::OffsetDateTime,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Order>, StoreError>> + Send;
+}
+
+/// One settlement, as `payments::settle` decided it on the order it read.
+#[derive(Debug, Clone)]
+pub struct SettleWrite<'a> {
+    /// The order as read: the write applies only while its state is still `order.state`.
+    pub order: &'a Order,
+    pub settlement: Settlement,
+    /// Gateway event id (webhooks) or charge id (confirmations): recorded in the same transaction,
+    /// so the same outcome can never be applied twice.
+    pub dedupe_key: &'a str,
+    pub event: &'a Event,
+    pub now: time::OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleWriteResult {
+    Applied,
+    /// This dedupe key was applied before: nothing changed.
+    Duplicate,
+    /// The order left the state the settlement was decided on: decide again.
+    StateChanged,
+    /// A product line's stock condition failed (a retake found too few sellable units).
+    Short,
+}
+
+pub trait PaymentStore: OrderStore {
+    /// The order's state change, its stock moves, the dedupe marker and the outbox event, in one
+    /// transaction (see `store::dynamo::settle`).
+    fn settle_order(
+        &self,
+        write: &SettleWrite<'_>,
+    ) -> impl Future<Output = Result<SettleWriteResult, StoreError>> + Send;
+}
+
+/// What the mock gateway keeps of a charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCharge {
+    pub charge: Charge,
+    /// What the charge settles to, and when (unix seconds); until then it reads as `pending`.
+    pub final_status: ChargeStatus,
+    pub settles_at: i64,
+    /// Fingerprint of the creating request: the same key with another request is refused.
+    pub request_hash: String,
+}
+
+/// A webhook the mock gateway still has to deliver. The body is fixed when the charge is made, so
+/// redeliveries are byte-identical; the signature is made fresh at each attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: Uuid,
+    pub url: String,
+    pub body: String,
+    pub due_at: time::OffsetDateTime,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateCharge {
+    Created,
+    /// The idempotency key was used before: the charge it made.
+    Existing(StoredCharge),
+}
+
+pub trait GatewayStore: Send + Sync {
+    /// The charge, its idempotency-key claim and its pending deliveries, atomically.
+    fn create_charge(
+        &self,
+        idempotency_key: &str,
+        charge: &StoredCharge,
+        deliveries: &[Delivery],
+    ) -> impl Future<Output = Result<CreateCharge, StoreError>> + Send;
+    fn get_charge(&self, id: &str) -> impl Future<Output = Result<Option<StoredCharge>, StoreError>> + Send;
+    /// Up to `limit` undelivered webhooks due before `now`, oldest first (sparse index, no scan).
+    fn due_deliveries(
+        &self,
+        now: time::OffsetDateTime,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Delivery>, StoreError>> + Send;
+    /// Marks it delivered: out of the due index for good.
+    fn delivered(&self, id: Uuid, now: time::OffsetDateTime) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Records a failed attempt and when to try next.
+    fn reschedule(
+        &self,
+        id: Uuid,
+        attempts: u32,
+        due_at: time::OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

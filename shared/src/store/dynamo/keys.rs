@@ -41,6 +41,29 @@ pub fn order(id: Uuid) -> (String, &'static str) {
     (format!("ORDER#{id}"), "ORDER")
 }
 
+/// Dedupe marker of one settled payment outcome (gateway event id, or `charge:<id>`).
+pub fn payment_event(key: &str) -> (String, &'static str) {
+    (format!("PAYMENT_EVENT#{key}"), "SETTLED")
+}
+
+/// Mock gateway: a charge.
+pub fn charge(id: &str) -> (String, &'static str) {
+    (format!("CHARGE#{id}"), "CHARGE")
+}
+
+/// Mock gateway: the claim of an idempotency key, pointing at the charge it made.
+pub fn charge_key(key: &str) -> (String, &'static str) {
+    (format!("CHARGE_KEY#{key}"), "CHARGE_KEY")
+}
+
+/// Mock gateway: one webhook to deliver.
+pub fn delivery(id: Uuid) -> (String, &'static str) {
+    (format!("WEBHOOK_DELIVERY#{id}"), "DELIVERY")
+}
+
+/// gsi1 partition of undelivered webhooks, sorted by when they are due.
+pub const DELIVERIES: &str = "DELIVERIES";
+
 /// gsi1 partition of one user's orders.
 pub fn user_orders(user: Uuid) -> String {
     format!("ORDERS#{user}")

@@ -11,19 +11,26 @@
 //! | order | `ORDER#<id>` | `ORDER` | `ORDERS#<user id>` / `<order id>`; gsi2 `PENDING` / `<deadline>#<id>` while pending |
 //! | idempotency marker | `IDEMPOTENCY#<user id>#<key>` | `PLACE_ORDER` | |
 //! | outbox event | `EVENT#<id>` | `EVENT` | `OUTBOX` / `<event id>` (absent once published) |
+//! | payment dedupe marker | `PAYMENT_EVENT#<event id or charge:id>` | `SETTLED` | |
+//! | mock gateway charge | `CHARGE#<id>` | `CHARGE` | |
+//! | mock gateway key claim | `CHARGE_KEY#<idempotency key>` | `CHARGE_KEY` | |
+//! | mock gateway webhook | `WEBHOOK_DELIVERY#<id>` | `DELIVERY` | `DELIVERIES` / `<due ms>#<id>` (absent once delivered) |
 //!
 //! The client is built once at cold start; `AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB
 //! Local or LocalStack without code changes.
 
 mod cart;
+mod charges;
 mod keys;
 mod orders;
 mod outbox;
 mod products;
 mod release;
 mod reserve;
+mod settle;
 pub mod stock;
 mod transact;
+mod transition;
 mod users;
 
 use super::StoreError;
@@ -129,5 +136,45 @@ impl crate::store::OrderStore for DynamoStore {
         limit: u32,
     ) -> Result<Vec<crate::domain::order::Order>, StoreError> {
         self.overdue_orders_impl(now, limit).await
+    }
+}
+
+impl crate::store::PaymentStore for DynamoStore {
+    async fn settle_order(
+        &self,
+        write: &crate::store::SettleWrite<'_>,
+    ) -> Result<crate::store::SettleWriteResult, StoreError> {
+        self.settle_order_impl(write).await
+    }
+}
+
+impl crate::store::GatewayStore for DynamoStore {
+    async fn create_charge(
+        &self,
+        idempotency_key: &str,
+        charge: &crate::store::StoredCharge,
+        deliveries: &[crate::store::Delivery],
+    ) -> Result<crate::store::CreateCharge, StoreError> {
+        self.create_charge_impl(idempotency_key, charge, deliveries).await
+    }
+
+    async fn get_charge(&self, id: &str) -> Result<Option<crate::store::StoredCharge>, StoreError> {
+        self.get_charge_impl(id).await
+    }
+
+    async fn due_deliveries(
+        &self,
+        now: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<crate::store::Delivery>, StoreError> {
+        self.due_deliveries_impl(now, limit).await
+    }
+
+    async fn delivered(&self, id: uuid::Uuid, now: time::OffsetDateTime) -> Result<(), StoreError> {
+        self.delivered_impl(id, now).await
+    }
+
+    async fn reschedule(&self, id: uuid::Uuid, attempts: u32, due_at: time::OffsetDateTime) -> Result<(), StoreError> {
+        self.reschedule_impl(id, attempts, due_at).await
     }
 }

@@ -14,24 +14,11 @@
 use super::orders::{MarkerItem, OrderItem};
 use super::stock::stock_write;
 use super::transact::{Reason, TransactError};
+use super::transition::{built, put_new};
 use super::{DynamoStore, decode_error, keys, outbox};
 use crate::domain::stock::Transition;
 use crate::store::{PlaceError, Placement, StoreError};
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
-};
-use std::collections::HashMap;
-
-fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
-    r.map_err(|e| StoreError::Other(e.to_string()))
-}
-
-fn put_new(table: &str, item: HashMap<String, AttributeValue>) -> Result<TransactWriteItem, StoreError> {
-    let put = built(
-        Put::builder().table_name(table).set_item(Some(item)).condition_expression("attribute_not_exists(pk)").build(),
-    )?;
-    Ok(TransactWriteItem::builder().put(put).build())
-}
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 
 /// Why a product line's condition failed, judged from the product as it was.
 enum LineFailure {

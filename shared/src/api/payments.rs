@@ -1,0 +1,157 @@
+//! `POST /payments`: the order's owner pays a `PENDING_PAYMENT` order. Two ways, one ending:
+//!
+//! - `{"order_id", "token"}`: the server charges the gateway itself, for the order's total (the
+//!   client never says how much), with `Idempotency-Key: order-<id>`, so a double click or a
+//!   retry makes one charge, never two;
+//! - `{"order_id", "transaction_id"}`: the client paid on its side; we **ask the gateway** for
+//!   that charge and believe only its answer (it must be for this order and this total).
+//!
+//! Either way the charge's status goes to `payments::settle`, the same one the webhook uses; a
+//! webhook arriving before, after or during this request settles the same order once. `200` with
+//! the order's state when settled, `202` while the charge is still pending (the webhook finishes it).
+//! Someone else's order is a 404; an order that cannot be paid (any state but `PENDING_PAYMENT`
+//! for a new charge) is a 422.
+
+use crate::auth::jwt::Tokens;
+use crate::domain::order::{Order, OrderState};
+use crate::domain::payment::{ChargeStatus, Settlement};
+use crate::error::ApiError;
+use crate::http::{authenticate, json, json_body};
+use crate::payments::gateway::{Charge, ChargeRequest, GatewayClient, GatewayError};
+use crate::payments::settle::{SettleError, Settled, settle};
+use crate::store::{PaymentStore, StoreError};
+use http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayRequest {
+    order_id: Uuid,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    transaction_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentsError {
+    #[error("send exactly one of token and transaction_id")]
+    OneOf,
+    #[error("order not found")]
+    NotFound,
+    #[error("order in state {0:?} cannot be paid")]
+    NotPayable(OrderState),
+    #[error("the gateway knows no such transaction")]
+    UnknownTransaction,
+    #[error("the charge is not for this order or not for its total")]
+    ChargeMismatch,
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<SettleError> for PaymentsError {
+    fn from(e: SettleError) -> Self {
+        match e {
+            SettleError::OrderNotFound => Self::NotFound,
+            SettleError::Store(s) => Self::Store(s),
+        }
+    }
+}
+
+impl From<PaymentsError> for ApiError {
+    fn from(e: PaymentsError) -> Self {
+        use PaymentsError as E;
+        match e {
+            E::OneOf => ApiError::bad_request("invalid_body", e.to_string()),
+            E::NotFound => ApiError::not_found("order"),
+            E::NotPayable(state) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_payable",
+                format!("an order in state {} cannot be paid", state.as_str()),
+            )
+            .with_details(json!({ "state": state })),
+            E::UnknownTransaction => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_transaction",
+                "the gateway knows no such transaction",
+            ),
+            E::ChargeMismatch => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "charge_mismatch", e.to_string()),
+            E::Gateway(GatewayError::Refused { message, .. }) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "payment_rejected",
+                "the payment gateway refused the payment",
+            )
+            .with_details(json!({ "gateway": message })),
+            E::Gateway(cause @ GatewayError::Unavailable(_)) => ApiError::unavailable(&cause),
+            E::Store(cause) => cause.into(),
+        }
+    }
+}
+
+pub struct Payments<S> {
+    pub store: S,
+    pub tokens: Tokens,
+    pub gateway: GatewayClient,
+}
+
+impl<S: PaymentStore + 'static> crate::http::HttpHandler for Payments<S> {
+    async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
+        let me = authenticate(&req, &self.tokens)?;
+        let body: PayRequest = json_body(&req)?;
+        let order = match self.store.get_order(body.order_id).await? {
+            Some(order) if order.user_id == me.user_id => order,
+            _ => return Err(PaymentsError::NotFound.into()),
+        };
+        let charge = match (body.token, body.transaction_id) {
+            (Some(token), None) => self.charge(&order, token).await?,
+            (None, Some(id)) => self.look_up(&order, &id).await?,
+            _ => return Err(PaymentsError::OneOf.into()),
+        };
+        let dedupe_key = format!("charge:{}:{:?}", charge.id, charge.status).to_lowercase();
+        let (settled, state) = settle(&self.store, order.id, &charge.id, charge.payment(), &dedupe_key)
+            .await
+            .map_err(PaymentsError::from)?;
+        if settled == Settled::Unchanged(Settlement::AmountMismatch) {
+            return Err(PaymentsError::ChargeMismatch.into());
+        }
+        let status = if charge.status == ChargeStatus::Pending { StatusCode::ACCEPTED } else { StatusCode::OK };
+        Ok(json(
+            status,
+            &json!({ "order_id": order.id, "state": state, "result": settled.as_str(),
+                     "charge": { "id": charge.id, "status": charge.status } }),
+        ))
+    }
+}
+
+impl<S: PaymentStore> Payments<S> {
+    /// Server-to-server: charge the order's total with the token.
+    async fn charge(&self, order: &Order, token: String) -> Result<Charge, PaymentsError> {
+        if order.state != OrderState::PendingPayment {
+            return Err(PaymentsError::NotPayable(order.state));
+        }
+        let request = ChargeRequest {
+            amount: order.total.amount,
+            currency: order.total.currency,
+            token,
+            reference: order.id.to_string(),
+            webhook_url: None,
+        };
+        let charge = self.gateway.create_charge(&format!("order-{}", order.id), &request).await?;
+        tracing::info!(order_id = %order.id, charge_id = %charge.id, status = ?charge.status, "charge created");
+        Ok(charge)
+    }
+
+    /// Client-side payment: the gateway's record of the charge, which must be this order's.
+    async fn look_up(&self, order: &Order, transaction_id: &str) -> Result<Charge, PaymentsError> {
+        let charge = self.gateway.get_charge(transaction_id).await?.ok_or(PaymentsError::UnknownTransaction)?;
+        if charge.reference != order.id.to_string() {
+            return Err(PaymentsError::ChargeMismatch);
+        }
+        Ok(charge)
+    }
+}

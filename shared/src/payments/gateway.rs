@@ -1,0 +1,159 @@
+//! The payment gateway's HTTP contract as the shop uses it, and the client the `payments`
+//! function calls it with. The mock gateway (`api::mock_gateway`) serves exactly this contract,
+//! so a real provider's adapter only has to map its own API onto these types.
+//!
+//! - `POST {GATEWAY_URL}/gateway/charges` with `Idempotency-Key` and a [`ChargeRequest`] → [`Charge`]
+//!   (a retry with the same key returns the same charge, never a second one);
+//! - `GET {GATEWAY_URL}/gateway/charges/{id}` → [`Charge`], the gateway's word on its status;
+//! - webhooks: `POST` of a [`WebhookEvent`] to the shop, signed (see [`super::signature`]).
+//!
+//! Network failures and 5xx are retried here with jittered backoff (safe: creation is idempotent
+//! on the key); what remains becomes [`GatewayError::Unavailable`], a 503 for our caller.
+
+use crate::domain::money::{Currency, Money};
+use crate::domain::payment::{ChargeStatus, Payment};
+use backon::{ExponentialBuilder, Retryable};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+pub const CHARGE_SUCCEEDED: &str = "charge.succeeded";
+pub const CHARGE_FAILED: &str = "charge.failed";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChargeRequest {
+    /// Minor units.
+    pub amount: i64,
+    pub currency: Currency,
+    /// What the customer's payment method was tokenised to (the mock reads the outcome from it).
+    pub token: String,
+    /// Ours: the order id. Comes back in the charge and in every webhook about it.
+    pub reference: String,
+    /// Mock gateway only: deliver this charge's webhooks here instead of its configured URL
+    /// (tests point it at a proxy that fails first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Charge {
+    /// `ch_…`
+    pub id: String,
+    pub amount: i64,
+    pub currency: Currency,
+    pub reference: String,
+    pub status: ChargeStatus,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+impl Charge {
+    pub fn payment(&self) -> Payment {
+        Payment { status: self.status, amount: Money { amount: self.amount, currency: self.currency } }
+    }
+}
+
+/// The body of a webhook: `{"id": "evt_…", "type": "charge.succeeded", "created": …, "data": {"charge": {…}}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookEvent {
+    /// Unique per event, the same on every redelivery of it: the dedupe key.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub created: i64,
+    pub data: WebhookData,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookData {
+    /// The charge as the event reports it; its `status` is the outcome.
+    pub charge: Charge,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The gateway refused the request (4xx): retrying the same request will not help.
+    #[error("gateway refused the request ({status}): {message}")]
+    Refused { status: u16, message: String },
+    /// Unreachable, timed out or 5xx after retries.
+    #[error("gateway unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl GatewayError {
+    fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// Talks to the gateway at `base_url` (`GATEWAY_URL`). Built once at cold start; the connection
+/// pool is reused across invocations.
+#[derive(Debug, Clone)]
+pub struct GatewayClient {
+    http: reqwest::Client,
+    base_url: String,
+}
+
+fn backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_millis(500))
+        .with_max_times(3)
+        .with_jitter()
+}
+
+impl GatewayClient {
+    pub fn new(base_url: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            // Lambda freezes the process between invocations; an idle pooled connection may be
+            // dead when it thaws, so do not keep them around long.
+            .pool_idle_timeout(Duration::from_secs(20))
+            .build()
+            .expect("reqwest client without TLS options cannot fail to build");
+        Self { http, base_url: base_url.trim_end_matches('/').to_owned() }
+    }
+
+    /// Creates (or, for a key already used, returns) the charge.
+    pub async fn create_charge(&self, idempotency_key: &str, request: &ChargeRequest) -> Result<Charge, GatewayError> {
+        let url = format!("{}/gateway/charges", self.base_url);
+        (|| async {
+            let resp = self.http.post(&url).header("idempotency-key", idempotency_key).json(request).send().await;
+            read(resp).await
+        })
+        .retry(backoff())
+        .when(GatewayError::is_transient)
+        .await
+    }
+
+    /// The charge as the gateway has it; `None` if it does not know the id.
+    pub async fn get_charge(&self, id: &str) -> Result<Option<Charge>, GatewayError> {
+        // The id comes from the client: only let through what a charge id can look like.
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            return Ok(None);
+        }
+        let url = format!("{}/gateway/charges/{id}", self.base_url);
+        let result = (|| async { read(self.http.get(&url).send().await).await })
+            .retry(backoff())
+            .when(GatewayError::is_transient)
+            .await;
+        match result {
+            Ok(charge) => Ok(Some(charge)),
+            Err(GatewayError::Refused { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+async fn read(resp: Result<reqwest::Response, reqwest::Error>) -> Result<Charge, GatewayError> {
+    let resp = resp.map_err(|e| GatewayError::Unavailable(e.to_string()))?;
+    let status = resp.status();
+    if status.is_server_error() {
+        return Err(GatewayError::Unavailable(format!("HTTP {status}")));
+    }
+    if !status.is_success() {
+        let message = resp.text().await.unwrap_or_default();
+        return Err(GatewayError::Refused { status: status.as_u16(), message });
+    }
+    resp.json::<Charge>().await.map_err(|e| GatewayError::Unavailable(format!("unreadable charge: {e}")))
+}

@@ -1,0 +1,40 @@
+//! Functions triggered by an EventBridge schedule (the sweeper, the mock gateway's webhook
+//! redelivery): "now" is the event's `time`, so a delayed or replayed event acts only on what was
+//! due at its time, and tests can run a schedule "in the future".
+
+use crate::store::StoreError;
+use serde::Serialize;
+use std::future::Future;
+
+/// The scheduled event's `time` (RFC 3339), else the clock.
+pub fn event_time(event: &serde_json::Value) -> time::OffsetDateTime {
+    event
+        .get("time")
+        .and_then(|t| t.as_str())
+        .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(time::OffsetDateTime::now_utc)
+}
+
+/// One run of a scheduled function at `now`; the report is the invocation's result.
+pub trait Scheduled: Send + Sync + 'static {
+    type Report: Serialize + Send;
+    fn run(&self, now: time::OffsetDateTime) -> impl Future<Output = Result<Self::Report, StoreError>> + Send;
+}
+
+impl From<StoreError> for lambda_http::lambda_runtime::Diagnostic {
+    fn from(e: StoreError) -> Self {
+        Self { error_type: "StoreError".into(), error_message: e.to_string() }
+    }
+}
+
+/// Runs the Lambda loop for scheduled events. A failed run returns an error, so it shows up in
+/// the function's error metrics; the next run picks up where it stopped.
+pub async fn serve<H: Scheduled>(handler: H) -> Result<(), lambda_http::Error> {
+    use lambda_http::lambda_runtime::{LambdaEvent, run, service_fn};
+    let handler = std::sync::Arc::new(handler);
+    run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let handler = handler.clone();
+        async move { handler.run(event_time(&event.payload)).await }
+    }))
+    .await
+}

@@ -1,0 +1,227 @@
+//! The mock gateway's own items, in the shop's table (it is a development tool, not a provider):
+//!
+//! | item | pk / sk | gsi1 |
+//! |---|---|---|
+//! | charge | `CHARGE#<id>` / `CHARGE` | |
+//! | idempotency-key claim | `CHARGE_KEY#<key>` / `CHARGE_KEY` | |
+//! | webhook delivery | `WEBHOOK_DELIVERY#<id>` / `DELIVERY` | `DELIVERIES` / `<due ms>#<id>` while undelivered |
+//!
+//! A charge, its key claim and its deliveries are written in one transaction, so a delivery can
+//! never exist without its charge, and a crash between "charged" and "will notify" cannot happen:
+//! the schedule finds every undelivered webhook on the sparse index after a restart.
+
+use super::transact::TransactError;
+use super::transition::{built, put_new};
+use super::{DynamoStore, decode_error, keys, store_error};
+use crate::domain::money::Currency;
+use crate::domain::payment::ChargeStatus;
+use crate::payments::gateway::Charge;
+use crate::store::{CreateCharge, Delivery, StoreError, StoredCharge};
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Serialize, Deserialize)]
+struct ChargeItem {
+    pk: String,
+    sk: String,
+    id: String,
+    amount: i64,
+    currency: Currency,
+    reference: String,
+    status: ChargeStatus,
+    created: i64,
+    final_status: ChargeStatus,
+    settles_at: i64,
+    request_hash: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyItem {
+    pk: String,
+    sk: String,
+    charge_id: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DeliveryItem {
+    pk: String,
+    sk: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1sk: Option<String>,
+    id: Uuid,
+    url: String,
+    body: String,
+    #[serde(with = "time::serde::rfc3339")]
+    due_at: time::OffsetDateTime,
+    attempts: u32,
+}
+
+fn due_key(due_at: time::OffsetDateTime, id: Uuid) -> String {
+    format!("{}#{id}", keys::instant(due_at))
+}
+
+impl DynamoStore {
+    pub(super) async fn create_charge_impl(
+        &self,
+        idempotency_key: &str,
+        c: &StoredCharge,
+        deliveries: &[Delivery],
+    ) -> Result<CreateCharge, StoreError> {
+        let (pk, sk) = keys::charge_key(idempotency_key);
+        let claim = KeyItem { pk, sk: sk.to_owned(), charge_id: c.charge.id.clone() };
+        let (pk, sk) = keys::charge(&c.charge.id);
+        let charge = ChargeItem {
+            pk,
+            sk: sk.to_owned(),
+            id: c.charge.id.clone(),
+            amount: c.charge.amount,
+            currency: c.charge.currency,
+            reference: c.charge.reference.clone(),
+            status: c.charge.status,
+            created: c.charge.created,
+            final_status: c.final_status,
+            settles_at: c.settles_at,
+            request_hash: c.request_hash.clone(),
+        };
+        let mut items = vec![
+            put_new(&self.table, serde_dynamo::to_item(claim).map_err(decode_error)?)?,
+            put_new(&self.table, serde_dynamo::to_item(charge).map_err(decode_error)?)?,
+        ];
+        for d in deliveries {
+            let (pk, sk) = keys::delivery(d.id);
+            let item = DeliveryItem {
+                pk,
+                sk: sk.to_owned(),
+                gsi1pk: Some(keys::DELIVERIES.to_owned()),
+                gsi1sk: Some(due_key(d.due_at, d.id)),
+                id: d.id,
+                url: d.url.clone(),
+                body: d.body.clone(),
+                due_at: d.due_at,
+                attempts: d.attempts,
+            };
+            items.push(put_new(&self.table, serde_dynamo::to_item(item).map_err(decode_error)?)?);
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(CreateCharge::Created),
+            Err(e) if e.failed_conditions().first() == Some(&0) => {
+                let claim: KeyItem = self
+                    .get(keys::charge_key(idempotency_key))
+                    .await?
+                    .ok_or_else(|| StoreError::Other("charge key claim vanished".into()))?;
+                let prior = self
+                    .get_charge_impl(&claim.charge_id)
+                    .await?
+                    .ok_or_else(|| StoreError::Other(format!("key points at missing charge {}", claim.charge_id)))?;
+                Ok(CreateCharge::Existing(prior))
+            }
+            Err(TransactError::Store(e)) => Err(e),
+            Err(e) => Err(StoreError::Other(format!("charge transaction cancelled: {e}"))),
+        }
+    }
+
+    async fn get<T: serde::de::DeserializeOwned, S: Into<String>>(
+        &self,
+        key: (String, S),
+    ) -> Result<Option<T>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        out.item.map(|i| serde_dynamo::from_item(i).map_err(decode_error)).transpose()
+    }
+
+    pub(super) async fn get_charge_impl(&self, id: &str) -> Result<Option<StoredCharge>, StoreError> {
+        let item: Option<ChargeItem> = self.get(keys::charge(id)).await?;
+        Ok(item.map(|c| StoredCharge {
+            charge: Charge {
+                id: c.id,
+                amount: c.amount,
+                currency: c.currency,
+                reference: c.reference,
+                status: c.status,
+                created: c.created,
+            },
+            final_status: c.final_status,
+            settles_at: c.settles_at,
+            request_hash: c.request_hash,
+        }))
+    }
+
+    pub(super) async fn due_deliveries_impl(
+        &self,
+        now: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("gsi1pk = :p AND gsi1sk < :now")
+            .expression_attribute_values(":p", AttributeValue::S(keys::DELIVERIES.into()))
+            .expression_attribute_values(":now", AttributeValue::S(keys::instant(now)))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(store_error)?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| {
+                let d: DeliveryItem = serde_dynamo::from_item(i).map_err(decode_error)?;
+                Ok(Delivery { id: d.id, url: d.url, body: d.body, due_at: d.due_at, attempts: d.attempts })
+            })
+            .collect()
+    }
+
+    pub(super) async fn delivered_impl(&self, id: Uuid, now: time::OffsetDateTime) -> Result<(), StoreError> {
+        let now = built(now.format(&time::format_description::well_known::Rfc3339))?;
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(keys::delivery(id))))
+            .update_expression("SET delivered_at = :now REMOVE gsi1pk, gsi1sk")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", AttributeValue::S(now))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    pub(super) async fn reschedule_impl(
+        &self,
+        id: Uuid,
+        attempts: u32,
+        due_at: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let due = built(due_at.format(&time::format_description::well_known::Rfc3339))?;
+        // Only while undelivered: a concurrent successful attempt must not be put back in the index.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(keys::delivery(id))))
+            .update_expression("SET attempts = :a, due_at = :due, gsi1sk = :sk")
+            .condition_expression("attribute_exists(gsi1pk)")
+            .expression_attribute_values(":a", AttributeValue::N(attempts.to_string()))
+            .expression_attribute_values(":due", AttributeValue::S(due))
+            .expression_attribute_values(":sk", AttributeValue::S(due_key(due_at, id)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Building blocks of the transactions: a conditional "create" `Put`, and the two parts of every
+//! order transition after placement (cancel, expire, pay, fail, retake, refund): the order's
+//! conditional state change and its lines' stock updates. Each caller puts them in one
+//! `TransactWriteItems` with its own extras (outbox event, dedupe marker, idempotency claim).
+
+use super::keys;
+use super::stock::stock_write;
+use crate::domain::order::{OrderLine, OrderState};
+use crate::domain::stock::Transition;
+use crate::store::StoreError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use std::collections::HashMap;
+
+pub(super) fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
+    r.map_err(|e| StoreError::Other(e.to_string()))
+}
+
+/// A `Put` of a new item: fails (as a condition) if an item with its key exists.
+pub(super) fn put_new(table: &str, item: HashMap<String, AttributeValue>) -> Result<TransactWriteItem, StoreError> {
+    let put = built(
+        Put::builder().table_name(table).set_item(Some(item)).condition_expression("attribute_not_exists(pk)").build(),
+    )?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// `from → to` on the order, **if its state is still `from`**; it leaves the pending index.
+pub(super) fn order_state(
+    table: &str,
+    order_id: uuid::Uuid,
+    from: OrderState,
+    to: OrderState,
+    now: time::OffsetDateTime,
+) -> Result<TransactWriteItem, StoreError> {
+    let now = built(now.format(&time::format_description::well_known::Rfc3339))?;
+    let update = Update::builder()
+        .table_name(table)
+        .set_key(Some(keys::key(keys::order(order_id))))
+        .update_expression("SET #state = :to, updated_at = :now REMOVE gsi2pk, gsi2sk")
+        .condition_expression("#state = :from")
+        .expression_attribute_names("#state", "state")
+        .expression_attribute_values(":to", AttributeValue::S(to.as_str().into()))
+        .expression_attribute_values(":from", AttributeValue::S(from.as_str().into()))
+        .expression_attribute_values(":now", AttributeValue::S(now));
+    Ok(TransactWriteItem::builder().update(built(update.build())?).build())
+}
+
+/// One guarded stock update per line (see [`super::stock`]); `transition` maps a line's quantity
+/// to its move.
+pub(super) fn stock_updates(
+    table: &str,
+    lines: &[OrderLine],
+    transition: impl Fn(i64) -> Transition,
+) -> Result<Vec<TransactWriteItem>, StoreError> {
+    lines
+        .iter()
+        .map(|line| {
+            let w = stock_write(transition(i64::from(line.quantity)));
+            let mut update = Update::builder()
+                .table_name(table)
+                .set_key(Some(keys::key(keys::product(line.product_id))))
+                .update_expression(format!("SET {}", w.assignments.join(", ")))
+                .condition_expression(w.condition);
+            for (k, v) in w.values {
+                update = update.expression_attribute_values(k, v);
+            }
+            Ok(TransactWriteItem::builder().update(built(update.build())?).build())
+        })
+        .collect()
+}
