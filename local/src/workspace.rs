@@ -79,7 +79,8 @@ impl Workspace {
         }
         let mut cmd = tokio::process::Command::new(cargo());
         cmd.args(["build", "--release", "--workspace", "--all-targets"]).current_dir(&self.root);
-        let step = Step::start(format!("building {} (cargo build --release --workspace --all-targets)", binaries.join(", ")));
+        let step =
+            Step::start(format!("building {} (cargo build --release --workspace --all-targets)", binaries.join(", ")));
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
