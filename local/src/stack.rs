@@ -112,11 +112,13 @@ impl Stack {
         let overrides = EnvOverrides::load(&ws.root.join("env.local.json"))?;
         // The API's port is fixed before the functions start, so env.local.json can hand its URL to
         // them as `${LocalApiUrl}` (the payments function calls the mock gateway through it).
-        let api_port = match opts.api_port {
-            Some(0) => Some(free_port()?),
-            port => port,
+        // The listener is bound here and kept: a port merely found free could be taken by
+        // another program before the gateway binds it.
+        let api_listener = match opts.api_port {
+            Some(port) => Some(bind(port).await.context("starting the API Gateway emulation")?),
+            None => None,
         };
-        let api_url = api_port.map(|port| format!("http://127.0.0.1:{port}"));
+        let api_url = api_listener.as_ref().map(|l| l.local_addr()).transpose()?.map(|a| format!("http://{a}"));
         let functions: Vec<_> = template
             .functions
             .iter()
@@ -147,13 +149,13 @@ impl Stack {
         self.servers.extend(timers);
         self.schedules = lines;
 
-        if let Some(port) = api_port {
+        if let Some(listener) = api_listener {
             let routes = functions
                 .iter()
                 .flat_map(|f| f.routes.iter().map(|r| (r.clone(), self.pools[&f.logical_id].clone())))
                 .collect();
             let app = Gateway::new(routes, template.cors.clone()).router();
-            let (url, handle) = serve(app, port).await.context("starting the API Gateway emulation")?;
+            let (url, handle) = serve_on(app, listener)?;
             self.api_url = Some(url);
             self.servers.push(handle);
         }
@@ -261,11 +263,16 @@ pub fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+async fn bind(port: u16) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("binding 127.0.0.1:{port}"))
+}
+
 /// Serves `app` on 127.0.0.1:`port` (0 = random), returning its base URL.
 async fn serve(app: axum::Router, port: u16) -> Result<(String, JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+    serve_on(app, bind(port).await?)
+}
+
+fn serve_on(app: axum::Router, listener: tokio::net::TcpListener) -> Result<(String, JoinHandle<()>)> {
     let addr = listener.local_addr()?;
     let handle = tokio::spawn(async move {
         let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
