@@ -244,3 +244,102 @@ async fn unknown_routes_get_a_json_404() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.body.is_object());
 }
+
+#[tokio::test]
+async fn bad_cart_and_order_requests_are_refused_without_writes() {
+    let admin = admin_token().await;
+    let (_, me) = new_customer("badorder").await;
+    let eur = new_product(&admin, "Euro thing", 1000, 5).await;
+    let usd = call(
+        Method::POST,
+        "/products",
+        Some(&admin),
+        Some(json!({"name": "Dollar thing", "price": {"amount": 1000, "currency": "USD"}, "stock": 5})),
+    )
+    .await
+    .body;
+    let (e, u) = (eur["id"].as_str().unwrap(), usd["id"].as_str().unwrap());
+    let missing = uuid::Uuid::now_v7().to_string();
+    let t = Some(me.as_str());
+    let line = |id: &str, q: i64| json!({"product_id": id, "quantity": q});
+    let too_many: Vec<Value> = (0..98).map(|_| line(&uuid::Uuid::now_v7().to_string(), 1)).collect();
+    let cart_item = |id: &str| format!("/cart/items/{id}");
+
+    // POST /orders needs an Idempotency-Key; `call_raw` sends none, so those cases go first.
+    let mut cases = vec![
+        case(
+            "no idempotency key",
+            Method::POST,
+            "/orders",
+            t,
+            json!({"lines": [line(e, 1)]}),
+            400,
+            "idempotency_key_required",
+        ),
+        case("cart quantity zero", Method::PUT, &cart_item(e), t, json!({"quantity": 0}), 400, "invalid_input"),
+        case("cart quantity 100", Method::PUT, &cart_item(e), t, json!({"quantity": 100}), 400, "invalid_input"),
+        case("cart quantity negative", Method::PUT, &cart_item(e), t, json!({"quantity": -1}), 400, "invalid_body"),
+        case("cart quantity text", Method::PUT, &cart_item(e), t, json!({"quantity": "2"}), 400, "invalid_body"),
+        case("cart unknown product", Method::PUT, &cart_item(&missing), t, json!({"quantity": 1}), 404, "not_found"),
+        case("cart malformed id", Method::PUT, "/cart/items/xyz", t, json!({"quantity": 1}), 404, "not_found"),
+        case("cart without token", Method::PUT, &cart_item(e), None, json!({"quantity": 1}), 401, "unauthorized"),
+        case("remove line not in cart", Method::DELETE, &cart_item(e), t, Value::Null, 404, "not_found"),
+        case(
+            "cancel unknown order",
+            Method::POST,
+            &format!("/orders/{missing}/cancel"),
+            t,
+            Value::Null,
+            404,
+            "not_found",
+        ),
+        case("orders limit zero", Method::GET, "/orders?limit=0", t, Value::Null, 400, "invalid_limit"),
+        case("orders forged cursor", Method::GET, "/orders?cursor=!!", t, Value::Null, 400, "invalid_cursor"),
+    ];
+    let before = table_snapshot().await;
+    for c in cases.drain(..) {
+        let r = call_raw(c.method.clone(), &c.path, c.token.as_deref(), c.body.clone()).await;
+        assert_eq!(r.status, c.status, "{}: {:?}", c.name, r.body);
+        assert_eq!(r.error_code(), c.code, "{}: {:?}", c.name, r.body);
+    }
+    // With a key: every malformed order, refused before the transaction.
+    let orders: Vec<(&str, Option<Value>, u16, &str)> = vec![
+        ("empty cart", None, 400, "cart_empty"),
+        ("no lines", Some(json!({"lines": []})), 400, "invalid_lines"),
+        ("quantity zero", Some(json!({"lines": [line(e, 0)]})), 400, "invalid_lines"),
+        ("quantity 100", Some(json!({"lines": [line(e, 100)]})), 400, "invalid_lines"),
+        ("duplicate product", Some(json!({"lines": [line(e, 1), line(e, 2)]})), 400, "invalid_lines"),
+        ("too many lines for one transaction", Some(json!({ "lines": too_many })), 400, "too_many_lines"),
+        ("product id not a uuid", Some(json!({"lines": [{"product_id": "p1", "quantity": 1}]})), 400, "invalid_body"),
+        ("unknown field", Some(json!({"lines": [line(e, 1)], "total": 1})), 400, "invalid_body"),
+        ("unknown product", Some(json!({"lines": [line(&missing, 1)]})), 404, "product_not_found"),
+        ("mixed currencies", Some(json!({"lines": [line(e, 1), line(u, 1)]})), 422, "mixed_currencies"),
+        ("more than in stock", Some(json!({"lines": [line(e, 6)]})), 409, "out_of_stock"),
+    ];
+    for (name, body, status, code) in orders {
+        let mut req = client()
+            .post(format!("{}/orders", stack().api))
+            .bearer_auth(&me)
+            .header("idempotency-key", uuid::Uuid::new_v4().to_string());
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{name}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{name}: {body}");
+    }
+    for key in ["", &"k".repeat(129), "has space"] {
+        let r = client()
+            .post(format!("{}/orders", stack().api))
+            .bearer_auth(&me)
+            .header("idempotency-key", key)
+            .json(&json!({"lines": [line(e, 1)]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "key {key:?}");
+    }
+    let after = table_snapshot().await;
+    assert_eq!(before, after, "a refused cart or order request wrote something");
+}
