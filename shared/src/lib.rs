@@ -5,7 +5,8 @@
 //! - [`auth`]: argon2id password hashing and JWT access tokens;
 //! - [`api`]: one module per function, handling its HTTP routes over the ports;
 //! - [`http`], [`error`]: JSON bodies, the error shape, the request loop;
-//! - [`events`]: domain events written to the outbox;
+//! - [`events`]: domain events written to the outbox, and publishing them to Kafka;
+//! - [`email`]: the e-mail each event becomes (templates) and sending it (SESv2);
 //! - [`payments`]: the gateway contract, webhook signatures and the one `settle` of payment outcomes;
 //! - [`mock_gateway`]: the simulated payment provider used in development and tests;
 //! - [`schedule`]: the loop of schedule-triggered functions;
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod cold_start;
 pub mod config;
 pub mod domain;
+pub mod email;
 pub mod error;
 pub mod events;
 pub mod http;

@@ -5,6 +5,7 @@ pub mod cart;
 pub mod login;
 pub mod mock_gateway;
 pub mod mock_gateway_deliveries;
+pub mod notifier;
 pub mod orders;
 pub mod payment_webhook;
 pub mod payments;

@@ -3,14 +3,16 @@
 //!
 //! Someone else's order is a 404, exactly like a missing one. Cancelling is only possible while
 //! the order is `PENDING_PAYMENT`; it releases the reservation in the same transaction as the
-//! state change (see `store::dynamo::release`). Cancelling a cancelled order is a no-op 200.
+//! state change (see `store::dynamo::release`), then publishes `order.cancelled` (see
+//! `events::publisher`). Cancelling a cancelled order is a no-op 200.
 
 use crate::auth::jwt::{Principal, Tokens};
 use crate::domain::order::{Order, OrderState, Release};
 use crate::error::ApiError;
 use crate::events::event::Event;
+use crate::events::publisher::Publisher;
 use crate::http::{authenticate, json, path_param, query_param, route_key};
-use crate::store::OrderStore;
+use crate::store::{OrderStore, OutboxStore};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
@@ -33,9 +35,10 @@ pub fn release_event(order: &Order, release: Release, now: time::OffsetDateTime)
 pub struct Orders<S> {
     pub store: S,
     pub tokens: Tokens,
+    pub events: Publisher,
 }
 
-impl<S: OrderStore + 'static> crate::http::HttpHandler for Orders<S> {
+impl<S: OrderStore + OutboxStore + 'static> crate::http::HttpHandler for Orders<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let me = authenticate(&req, &self.tokens)?;
         match route_key(&req).as_str() {
@@ -47,7 +50,7 @@ impl<S: OrderStore + 'static> crate::http::HttpHandler for Orders<S> {
     }
 }
 
-impl<S: OrderStore> Orders<S> {
+impl<S: OrderStore + OutboxStore> Orders<S> {
     async fn list(&self, req: &Request, me: &Principal) -> Result<Response<Body>, ApiError> {
         let limit = match query_param(req, "limit") {
             None => DEFAULT_PAGE_SIZE,
@@ -76,6 +79,7 @@ impl<S: OrderStore> Orders<S> {
             let event = release_event(&order, Release::Cancelled, now);
             if self.store.release_order(&order, Release::Cancelled, &event, now).await? {
                 tracing::info!(order_id = %order.id, "order cancelled");
+                self.events.publish_pending(&self.store, std::slice::from_ref(&event)).await;
             }
         }
         // Whoever moved it (this request, a concurrent cancel, the sweeper), answer with what it is now.

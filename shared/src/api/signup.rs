@@ -2,14 +2,16 @@
 //!
 //! Body `{"email", "password", "name"?}` → `201 {"id", "email", "name", "role", "created_at"}`.
 //! The password is hashed with argon2id before anything is stored; the profile, the e-mail claim
-//! and the `user.signed_up` event (which becomes the welcome e-mail) are written in one transaction.
+//! and the `user.signed_up` event (which becomes the welcome e-mail) are written in one transaction,
+//! and the event is published to Kafka after the commit (see `events::publisher`).
 
 use crate::auth::password::{self, PasswordError};
 use crate::domain::user::{Email, Role, User, check_password_policy, parse_display_name};
 use crate::error::ApiError;
 use crate::events::event::{Event, USER_SIGNED_UP};
+use crate::events::publisher::Publisher;
 use crate::http::json_body;
-use crate::store::{CreateUserError, StoreError, UserStore};
+use crate::store::{CreateUserError, OutboxStore, StoreError, UserStore};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use secrecy::SecretString;
@@ -52,9 +54,10 @@ impl From<SignupError> for ApiError {
 pub struct Signup<S> {
     pub store: S,
     pub admin_emails: Vec<String>,
+    pub events: Publisher,
 }
 
-impl<S: UserStore + 'static> crate::http::HttpHandler for Signup<S> {
+impl<S: UserStore + OutboxStore + 'static> crate::http::HttpHandler for Signup<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let body: SignupRequest = json_body(&req)?;
         let user = self.signup(body).await?;
@@ -62,7 +65,7 @@ impl<S: UserStore + 'static> crate::http::HttpHandler for Signup<S> {
     }
 }
 
-impl<S: UserStore> Signup<S> {
+impl<S: UserStore + OutboxStore> Signup<S> {
     async fn signup(&self, body: SignupRequest) -> Result<User, SignupError> {
         use secrecy::ExposeSecret;
         let mut invalid = Vec::new();
@@ -88,6 +91,7 @@ impl<S: UserStore> Signup<S> {
         match self.store.create_user(&user, &hash, &event).await {
             Ok(()) => {
                 tracing::info!(user_id = %user.id, ?role, "user signed up");
+                self.events.publish_pending(&self.store, std::slice::from_ref(&event)).await;
                 Ok(user)
             }
             Err(CreateUserError::EmailTaken) => Err(SignupError::EmailTaken),

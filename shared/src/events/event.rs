@@ -1,5 +1,8 @@
 //! Domain events, as published to Kafka: `{id, type, occurred_at, data}`.
 //!
+//! On the wire (Kafka message value, outbox `payload`) an event is this struct as JSON:
+//! `{"id", "type", "occurred_at", "aggregate_id", "data"}`; the message key is `aggregate_id`.
+//!
 //! An event is written to the outbox in the same DynamoDB transaction as the change it describes,
 //! so "the change happened" and "someone will be told" can never disagree. Publishing it to Kafka
 //! happens after the commit (and again by the sweeper if that fails).
@@ -21,7 +24,14 @@ pub struct Event {
     pub data: Value,
 }
 
+// Every event type, with the `data` each carries, is documented in `docs/events.md`.
 pub const USER_SIGNED_UP: &str = "user.signed_up";
+pub const ORDER_PLACED: &str = "order.placed";
+pub const ORDER_PAID: &str = "order.paid";
+pub const ORDER_PAYMENT_FAILED: &str = "order.payment_failed";
+pub const ORDER_CANCELLED: &str = "order.cancelled";
+pub const ORDER_EXPIRED: &str = "order.expired";
+pub const ORDER_REFUND_REQUIRED: &str = "order.refund_required";
 
 impl Event {
     pub fn new(

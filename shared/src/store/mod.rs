@@ -289,3 +289,50 @@ pub trait GatewayStore: Send + Sync {
         due_at: time::OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+/// The transactional outbox after the commit: publishing marks events done, the relay finds the rest.
+pub trait OutboxStore: Send + Sync {
+    /// Takes the event out of the pending index and records when it was published.
+    fn mark_published(
+        &self,
+        event_id: Uuid,
+        now: time::OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Up to `limit` unpublished events that occurred before `before`, oldest first (sparse index, no scan).
+    fn pending_events(
+        &self,
+        before: time::OffsetDateTime,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Event>, StoreError>> + Send;
+}
+
+/// What a claim on sending an event's e-mail found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailClaim {
+    /// Ours: send it, then [`SentEmails::mark_sent`].
+    Claimed,
+    /// Sent before: do nothing.
+    AlreadySent,
+    /// Another delivery is sending it right now (its lease has not run out): try again later.
+    InFlight,
+}
+
+/// The notifier's per-event record of e-mails sent, which makes redelivered batches harmless.
+pub trait SentEmails: Send + Sync {
+    /// Claims the event's e-mail for `lease`: succeeds if nobody sent it and no live claim exists.
+    fn claim_email(
+        &self,
+        event_id: Uuid,
+        now: time::OffsetDateTime,
+        lease: time::Duration,
+    ) -> impl Future<Output = Result<EmailClaim, StoreError>> + Send;
+    /// The e-mail went out: the claim becomes permanent.
+    fn mark_sent(
+        &self,
+        event_id: Uuid,
+        message_id: &str,
+        now: time::OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Sending failed: drop the claim so a redelivery can try at once.
+    fn release_claim(&self, event_id: Uuid) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

@@ -33,6 +33,11 @@ pub fn event(id: Uuid) -> (String, &'static str) {
     (format!("EVENT#{id}"), "EVENT")
 }
 
+/// The notifier's record of the e-mail of one event (claimed, then sent).
+pub fn email_sent(event_id: Uuid) -> (String, &'static str) {
+    (format!("EMAIL_SENT#{event_id}"), "EMAIL")
+}
+
 pub fn cart_line(user: Uuid, product: Uuid) -> (String, String) {
     (format!("USER#{user}"), format!("CART#{product}"))
 }

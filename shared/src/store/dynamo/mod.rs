@@ -11,6 +11,7 @@
 //! | order | `ORDER#<id>` | `ORDER` | `ORDERS#<user id>` / `<order id>`; gsi2 `PENDING` / `<deadline>#<id>` while pending |
 //! | idempotency marker | `IDEMPOTENCY#<user id>#<key>` | `PLACE_ORDER` | |
 //! | outbox event | `EVENT#<id>` | `EVENT` | `OUTBOX` / `<event id>` (absent once published) |
+//! | sent e-mail marker (notifier) | `EMAIL_SENT#<event id>` | `EMAIL` | |
 //! | payment dedupe marker | `PAYMENT_EVENT#<event id or charge:id>` | `SETTLED` | |
 //! | mock gateway charge | `CHARGE#<id>` | `CHARGE` | |
 //! | mock gateway key claim | `CHARGE_KEY#<idempotency key>` | `CHARGE_KEY` | |
@@ -27,6 +28,7 @@ mod outbox;
 mod products;
 mod release;
 mod reserve;
+mod sent_emails;
 mod settle;
 pub mod stock;
 mod transact;

@@ -2,12 +2,15 @@
 //!
 //! While unpublished the item carries `gsi1pk = OUTBOX` and `gsi1sk = <event id>` (a UUIDv7, so time-ordered):
 //! the sweeper finds pending events, oldest first, with a query on the sparse index (no scan).
+//! Publishing removes both attributes (and sets `published_at`), so the index only ever holds
+//! what still has to go out.
 
-use super::keys;
+use super::{DynamoStore, keys, store_error};
 use crate::events::event::Event;
 use crate::store::StoreError;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use serde::Serialize;
+use uuid::Uuid;
 
 #[derive(Serialize)]
 struct OutboxItem<'a> {
@@ -50,4 +53,80 @@ pub fn put_event(table: &str, event: &Event) -> Result<TransactWriteItem, StoreE
         .build()
         .map_err(|e| StoreError::Other(e.to_string()))?;
     Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// The smallest UUIDv7 of the millisecond `t` as text: every event id that sorts below it was
+/// made before `t`, so "pending and older than `t`" is a key condition on `gsi1sk`.
+fn v7_floor(t: time::OffsetDateTime) -> String {
+    let ms = u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0) & 0xFFFF_FFFF_FFFF;
+    format!("{:08x}-{:04x}-7000-8000-000000000000", ms >> 16, ms & 0xFFFF)
+}
+
+impl crate::store::OutboxStore for DynamoStore {
+    async fn mark_published(&self, event_id: Uuid, now: time::OffsetDateTime) -> Result<(), StoreError> {
+        let published_at =
+            now.format(&time::format_description::well_known::Rfc3339).map_err(|e| StoreError::Other(e.to_string()))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(keys::event(event_id))))
+            .update_expression("REMOVE gsi1pk, gsi1sk SET published_at = :t")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":t", AttributeValue::S(published_at))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                Err(StoreError::Other(format!("outbox event {event_id} does not exist")))
+            }
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn pending_events(&self, before: time::OffsetDateTime, limit: u32) -> Result<Vec<Event>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("gsi1pk = :o AND gsi1sk < :before")
+            .expression_attribute_values(":o", AttributeValue::S(keys::OUTBOX.into()))
+            .expression_attribute_values(":before", AttributeValue::S(v7_floor(before)))
+            .projection_expression("payload")
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(store_error)?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| match item.get("payload") {
+                Some(AttributeValue::S(json)) => serde_json::from_str(json)
+                    .map_err(|e| StoreError::Other(format!("outbox payload is not an event: {e}"))),
+                _ => Err(StoreError::Other("outbox item without payload".into())),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v7_floor_sorts_between_ids_of_earlier_and_later_milliseconds() {
+        let t = time::macros::datetime!(2026-01-02 03:04:05.678 UTC);
+        let floor = v7_floor(t);
+        let at = |t: time::OffsetDateTime| {
+            let ms = u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap();
+            let ts =
+                uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, u32::try_from(ms % 1000).unwrap() * 1_000_000);
+            Uuid::new_v7(ts).to_string()
+        };
+        assert!(at(t - time::Duration::milliseconds(1)) < floor);
+        assert!(at(t) >= floor);
+        assert!(at(t + time::Duration::milliseconds(1)) > floor);
+    }
 }

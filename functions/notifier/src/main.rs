@@ -1,0 +1,15 @@
+//! MSK-triggered: domain events from Kafka become e-mails sent with SESv2. See `shop::api::notifier`.
+
+use shop::api::notifier::{Notifier, NotifierConfig};
+use shop::cold_start::ColdStart;
+use shop::email::{sender::SesSender, templates::Templates};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let cold = ColdStart::init().await?;
+    let config = NotifierConfig::from_env()?;
+    let sender = SesSender::from_env(config.sender_email).await;
+    let notifier =
+        Notifier { markers: cold.store, sender, templates: Templates::new(), concurrency: config.concurrency };
+    shop::api::notifier::serve(notifier).await
+}
