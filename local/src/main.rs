@@ -6,6 +6,7 @@
 //! cargo local test   [--skip-lint] [-- <extra nextest args>]
 //! cargo local bench  [--requests 400] [--concurrency 8] [--customers 16] [--pool 8] [--no-build]
 //! cargo local invoke <FunctionLogicalId> --event <file.json> [--url <invoke-url>]
+//! cargo local mail   [--last N] [--url <invoke-url>]
 //! ```
 //!
 //! (`cargo local` is an alias in `.cargo/config.toml` for `cargo run --release -p local --`.)
@@ -19,6 +20,8 @@
 //! * [`process`] spawns children that cannot outlive us;
 //! * [`dynamodb_local`], [`dynamodb_proxy`] (counts DynamoDB calls, injects faults), [`runtime_api`] (Lambda Runtime API + instance pool),
 //!   [`api_gateway`] (HTTP API v2) and [`invoke`] (Lambda Invoke API) are the emulators,
+//!   with [`messaging`] for events and e-mail: [`kafka`] (tansu), [`ses`] (moto), [`msk`] (the
+//!   MSK trigger), over [`emulator`] (their processes) and [`outage`] (their off switches),
 //!   and [`stack`] starts them in order;
 //! * [`schedule`] fires the template's `Schedule` events (on in `up`, off in `test`);
 //! * [`seed`] creates demo data through the API; [`up`], [`test_command`] and [`bench`] are the
@@ -28,14 +31,20 @@ mod api_gateway;
 mod bench;
 mod dynamodb_local;
 mod dynamodb_proxy;
+mod emulator;
 mod env_vars;
 mod install;
 mod invoke;
+mod kafka;
+mod messaging;
+mod msk;
+mod outage;
 mod process;
 mod progress;
 mod runtime_api;
 mod schedule;
 mod seed;
+mod ses;
 mod stack;
 mod template;
 mod test_command;
@@ -82,6 +91,15 @@ enum Command {
         #[arg(long, env = "SHOP_INVOKE_URL")]
         url: Option<String>,
     },
+    /// Print the e-mails the running stack sent (read from its SES emulator).
+    Mail {
+        /// Only the last N.
+        #[arg(long)]
+        last: Option<usize>,
+        /// Invoke API of the running stack.
+        #[arg(long, env = "SHOP_INVOKE_URL", default_value = "http://127.0.0.1:3001")]
+        url: String,
+    },
 }
 
 #[tokio::main]
@@ -103,6 +121,7 @@ async fn main() -> ExitCode {
         Command::Test(args) => test_command::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Invoke { function, event, url } => invoke::command(function, event, url).await,
+        Command::Mail { last, url } => ses::command(url, last).await,
     };
     match result {
         Ok(code) => code,

@@ -3,7 +3,9 @@
 //! Order matters and mirrors a deployment: the database first (tables created from the
 //! template) with the [`crate::dynamodb_proxy`] in front of it (the functions' DynamoDB
 //! endpoint; tests read the table directly), then the function pools (their first instance initialises against a database
-//! that is ready), then the front doors: the API Gateway emulation and the Lambda Invoke API.
+//! that is ready; before them the Kafka broker and the SES emulator they publish and send to,
+//! see [`crate::messaging`]), then the front doors: the API Gateway emulation, the MSK trigger and
+//! the Lambda Invoke API.
 //! [`Stack::stop`] takes everything down in reverse; process death signals (see `process`)
 //! guarantee the same if we never get to call it.
 
@@ -20,6 +22,7 @@ use crate::dynamodb_local::{self, DynamoDbLocal};
 use crate::dynamodb_proxy::DynamoDbProxy;
 use crate::env_vars::EnvOverrides;
 use crate::invoke;
+use crate::messaging::Messaging;
 use crate::progress::{self, Step};
 use crate::runtime_api::{FunctionSpec, Pool};
 use crate::template::{REGION, Template};
@@ -51,6 +54,8 @@ pub struct Stack {
     pub dynamodb_endpoint: String,
     /// The counting, fault-injecting proxy the functions talk to.
     pub dynamodb_proxy: Option<DynamoDbProxy>,
+    /// Kafka, SES and the MSK trigger.
+    pub messaging: Option<Messaging>,
     pub table_name: Option<String>,
     pub pools: BTreeMap<String, Arc<Pool>>,
     /// Each function's resolved environment (template + env.local.json), for the test contract.
@@ -77,6 +82,7 @@ impl Stack {
             invoke_url: None,
             dynamodb_endpoint: ddb.endpoint.clone(),
             dynamodb_proxy: None,
+            messaging: None,
             table_name: template.tables.first().map(|t| t.name.clone()),
             pools: BTreeMap::new(),
             function_env: BTreeMap::new(),
@@ -109,6 +115,9 @@ impl Stack {
         let functions_ddb = proxy.endpoint.clone();
         self.dynamodb_proxy = Some(proxy.clone());
 
+        let step = Step::start("starting Kafka (tansu) and SES (moto)");
+        self.messaging = Some(progress::run(step, Messaging::start(template, &ws.logs_dir())).await?);
+
         let overrides = EnvOverrides::load(&ws.root.join("env.local.json"))?;
         // The API's port is fixed before the functions start, so env.local.json can hand its URL to
         // them as `${LocalApiUrl}` (the payments function calls the mock gateway through it).
@@ -132,7 +141,10 @@ impl Stack {
                 let binary = ws.release_binary(&f.binary);
                 let spec = FunctionSpec {
                     logical_id: f.logical_id.clone(),
-                    env: lambda_environment(declared, f, &binary, &functions_ddb),
+                    env: match &self.messaging {
+                        Some(m) => m.function_env(lambda_environment(declared, f, &binary, &functions_ddb)),
+                        None => lambda_environment(declared, f, &binary, &functions_ddb),
+                    },
                     binary,
                     timeout: Duration::from_secs(f.timeout_secs),
                     log_dir: opts.function_logs.clone(),
@@ -143,6 +155,9 @@ impl Stack {
         }
         .await;
         progress::run(step, async { result }).await?;
+        if let Some(messaging) = &self.messaging {
+            self.servers.extend(messaging.start_triggers(&self.pools)?);
+        }
 
         let schedules = crate::schedule::from_template(&ws.root.join("template.yaml"))?;
         let (timers, lines) = crate::schedule::start(&schedules, &self.pools, opts.schedule);
@@ -160,7 +175,10 @@ impl Stack {
             self.servers.push(handle);
         }
         if let Some(port) = opts.invoke_port {
-            let app = invoke::router(self.pools.clone()).merge(proxy.control_router());
+            let mut app = invoke::router(self.pools.clone()).merge(proxy.control_router());
+            if let Some(messaging) = &self.messaging {
+                app = app.merge(messaging.control_router());
+            }
             let (url, handle) = serve(app, port).await.context("starting the Lambda Invoke API")?;
             self.invoke_url = Some(url);
             self.servers.push(handle);
@@ -187,6 +205,9 @@ impl Stack {
         if let Some(url) = &self.invoke_url {
             env.push(("SHOP_INVOKE_URL".into(), url.clone()));
         }
+        if let Some(messaging) = &self.messaging {
+            env.extend(messaging.contract_env());
+        }
         if let Some(table) = &self.table_name {
             env.push(("SHOP_TABLE_NAME".into(), table.clone()));
         }
@@ -212,6 +233,9 @@ impl Stack {
         futures::future::join_all(self.pools.values().map(|p| p.shutdown())).await;
         if let Some(proxy) = &self.dynamodb_proxy {
             proxy.stop();
+        }
+        if let Some(messaging) = self.messaging {
+            messaging.stop().await;
         }
         self.ddb.stop().await;
     }

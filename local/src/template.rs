@@ -58,6 +58,9 @@ pub struct Function {
     /// Globals + the function's own variables, resolved (before `env.local.json` overrides).
     pub environment: BTreeMap<String, String>,
     pub routes: Vec<Route>,
+    /// The resolved `Events` map (logical name → `{Type, Properties}`), for triggers other than
+    /// HttpApi (e.g. `MSK`, read by `msk`).
+    pub events: serde_json::Map<String, Json>,
 }
 
 /// One `HttpApi` event: `Method` (upper case, `ANY` allowed) and `Path` (`{param}`, `{proxy+}`).
@@ -164,6 +167,7 @@ impl Function {
             timeout_secs: number("Timeout", 3),
             environment,
             routes,
+            events: props.get("Events").and_then(Json::as_object).cloned().unwrap_or_default(),
         })
     }
 }

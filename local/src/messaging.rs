@@ -1,0 +1,134 @@
+//! Events and e-mail in the local stack: the Kafka broker ([`crate::kafka`]), the SES emulator
+//! ([`crate::ses`]) and the MSK trigger ([`crate::msk`]), started together and wired into the
+//! functions, the Invoke API and the test contract.
+//!
+//! - functions get `KAFKA_BOOTSTRAP_SERVERS` (if they declare it) and `KAFKA_AUTH=plaintext`,
+//!   and every function `AWS_ENDPOINT_URL_SESV2`, like Lambda would get real endpoints;
+//! - the Invoke API gains `POST /_local/kafka/stop|start` and `POST /_local/ses/stop|start`
+//!   (outages, see [`crate::outage`]) and `GET /_local/mail` (the mail sent so far);
+//! - tests get `SHOP_KAFKA_BOOTSTRAP` and `SHOP_SES_ENDPOINT` (moto itself, to read mail back).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+use axum::Router;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::task::JoinHandle;
+
+use crate::kafka::Kafka;
+use crate::msk::MskTrigger;
+use crate::outage::Outage;
+use crate::runtime_api::Pool;
+use crate::ses::{self, Ses};
+use crate::template::Template;
+
+pub struct Messaging {
+    pub kafka: Kafka,
+    pub ses: Ses,
+    triggers: Vec<MskTrigger>,
+}
+
+impl Messaging {
+    /// Starts the broker (topics from the template's MSK events) and moto (with the sender
+    /// identity of whichever function declares `SENDER_EMAIL`), concurrently.
+    pub async fn start(template: &Template, logs: &Path) -> Result<Self> {
+        let venv_bin = crate::install::ensure_venv(&crate::install::cache_dir()?).await?;
+        let triggers = MskTrigger::all(template);
+        let mut topics: Vec<String> = triggers.iter().flat_map(|t| t.topics.clone()).collect();
+        topics.sort();
+        topics.dedup();
+        let sender = template.functions.iter().find_map(|f| f.environment.get("SENDER_EMAIL")).cloned();
+        let (kafka_log, ses_log) = (logs.join("kafka.log"), logs.join("ses.log"));
+        let (kafka, ses) = tokio::join!(
+            Kafka::start(&venv_bin, &kafka_log, &topics),
+            Ses::start(&venv_bin, &ses_log, sender.as_deref()),
+        );
+        match (kafka, ses) {
+            (Ok(kafka), Ok(ses)) => Ok(Self { kafka, ses, triggers }),
+            (Ok(k), Err(e)) => {
+                k.stop().await;
+                Err(e)
+            }
+            (Err(e), Ok(s)) => {
+                s.stop().await;
+                Err(e)
+            }
+            (Err(e), Err(_)) => Err(e),
+        }
+    }
+
+    /// Adds what the functions need to reach the broker and SES.
+    pub fn function_env(&self, mut env: BTreeMap<String, String>) -> BTreeMap<String, String> {
+        if env.contains_key("KAFKA_BOOTSTRAP_SERVERS") {
+            env.insert("KAFKA_BOOTSTRAP_SERVERS".into(), self.kafka.bootstrap.clone());
+            env.insert("KAFKA_AUTH".into(), "plaintext".into());
+        }
+        env.insert("AWS_ENDPOINT_URL_SESV2".into(), self.ses.functions_endpoint.clone());
+        env
+    }
+
+    /// Starts polling for every MSK trigger whose function runs.
+    pub fn start_triggers(&self, pools: &BTreeMap<String, Arc<Pool>>) -> Result<Vec<JoinHandle<()>>> {
+        self.triggers
+            .iter()
+            .filter_map(|t| pools.get(&t.function).map(|pool| t.clone().start(&self.kafka.bootstrap, pool.clone())))
+            .collect()
+    }
+
+    pub fn contract_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("SHOP_KAFKA_BOOTSTRAP".into(), self.kafka.bootstrap.clone()),
+            ("SHOP_SES_ENDPOINT".into(), self.ses.endpoint.clone()),
+        ]
+    }
+
+    /// `/_local/{kafka,ses}/{stop,start}` and `/_local/mail`, for the Invoke API.
+    pub fn control_router(&self) -> Router {
+        let switches = Arc::new(Switches {
+            kafka: self.kafka.relay.clone(),
+            ses: self.ses.relay.clone(),
+            moto: self.ses.endpoint.clone(),
+        });
+        Router::new()
+            .route("/_local/{service}/{action}", post(switch))
+            .route("/_local/mail", get(mail))
+            .with_state(switches)
+    }
+
+    pub async fn stop(self) {
+        tokio::join!(self.kafka.stop(), self.ses.stop());
+    }
+}
+
+struct Switches {
+    kafka: Outage,
+    ses: Outage,
+    moto: String,
+}
+
+async fn switch(State(s): State<Arc<Switches>>, UrlPath((service, action)): UrlPath<(String, String)>) -> Response {
+    let relay = match service.as_str() {
+        "kafka" => &s.kafka,
+        "ses" => &s.ses,
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    match action.as_str() {
+        "stop" => relay.set_up(false),
+        "start" => relay.set_up(true),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    }
+    tracing::info!("{service} is now {}", if relay.is_up() { "reachable" } else { "unreachable" });
+    axum::Json(serde_json::json!({ "service": service, "up": relay.is_up() })).into_response()
+}
+
+async fn mail(State(s): State<Arc<Switches>>) -> Response {
+    match ses::sent_mail(&s.moto).await {
+        Ok(mail) => axum::Json(mail).into_response(),
+        Err(e) => (StatusCode::BAD_GATEWAY, format!("{e:#}")).into_response(),
+    }
+}

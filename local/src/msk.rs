@@ -1,0 +1,192 @@
+//! The MSK event source mapping: what Lambda does between a Kafka topic and a function.
+//!
+//! For every `Type: MSK` event in template.yaml, a consumer in the function's own consumer group
+//! (named after the function, as Lambda names it after the mapping) subscribes to the event's
+//! `Topics` and, like Lambda's poller:
+//!
+//! 1. **batches**: waits for a first record, then collects until `BatchSize` records (default
+//!    100) or until `MaximumBatchingWindowInSeconds` (default 0.5 s) has passed;
+//! 2. **builds the same event Lambda sends**: `{"eventSource": "aws:kafka", "eventSourceArn",
+//!    "bootstrapServers", "records": {"<topic>-<partition>": [{topic, partition, offset,
+//!    timestamp, timestampType, key, value, headers}]}}`, key and value base64-encoded, headers
+//!    as `[{"name": [bytes...]}]`;
+//! 3. **invokes the real function** through its instance pool, synchronously;
+//! 4. **commits offsets only after success** (offset of the last record + 1 per partition). On
+//!    a function error, a timeout or a crash the *same batch* is invoked again, with backoff, until
+//!    it succeeds: the partition does not move past a failed batch, as on Lambda (whose retries end
+//!    only when the records expire or a configured limit is hit).
+//!
+//! `StartingPosition: TRIM_HORIZON` reads a new group from the beginning, `LATEST` from the end.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use crate::runtime_api::{Outcome, Pool};
+use crate::template::{Function, Template};
+
+/// One `MSK` event of a function.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MskTrigger {
+    pub function: String,
+    pub topics: Vec<String>,
+    pub stream_arn: String,
+    pub batch_size: usize,
+    pub window: Duration,
+    pub from_beginning: bool,
+}
+
+impl MskTrigger {
+    /// Every `MSK` event in the template.
+    pub fn all(template: &Template) -> Vec<Self> {
+        template.functions.iter().flat_map(Self::of).collect()
+    }
+
+    fn of(f: &Function) -> Vec<Self> {
+        f.events
+            .values()
+            .filter(|e| e.get("Type").and_then(Value::as_str) == Some("MSK"))
+            .map(|e| {
+                let p = e.get("Properties").cloned().unwrap_or(json!({}));
+                let number = |k: &str| p.get(k).and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok()));
+                Self {
+                    function: f.logical_id.clone(),
+                    topics: p
+                        .get("Topics")
+                        .and_then(Value::as_array)
+                        .map(|t| t.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+                        .unwrap_or_default(),
+                    stream_arn: p.get("Stream").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                    batch_size: number("BatchSize").map_or(100, |n| n as usize).max(1),
+                    window: Duration::from_secs_f64(number("MaximumBatchingWindowInSeconds").unwrap_or(0.5)),
+                    from_beginning: p.get("StartingPosition").and_then(Value::as_str) != Some("LATEST"),
+                }
+            })
+            .collect()
+    }
+
+    /// Starts polling for this trigger; runs until the task is aborted.
+    pub fn start(self, bootstrap: &str, pool: Arc<Pool>) -> Result<JoinHandle<()>> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", &self.function)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", if self.from_beginning { "earliest" } else { "latest" })
+            .set("fetch.wait.max.ms", "100")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            // Back within a second of the broker returning (librdkafka's default backs off to 10 s).
+            .set("reconnect.backoff.max.ms", "1000")
+            .create()
+            .context("creating the MSK trigger's consumer")?;
+        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics).context("subscribing")?;
+        let bootstrap = bootstrap.to_owned();
+        Ok(tokio::spawn(async move { self.poll(consumer, &bootstrap, pool).await }))
+    }
+
+    async fn poll(self, consumer: StreamConsumer, bootstrap: &str, pool: Arc<Pool>) {
+        loop {
+            let (event, offsets) = match self.next_batch(&consumer, bootstrap).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::warn!("MSK trigger of {}: {e:#}", self.function);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let payload = bytes::Bytes::from(event.to_string());
+            let mut backoff = Duration::from_millis(500);
+            loop {
+                match pool.invoke(payload.clone()).await {
+                    Outcome::Success(_) => break,
+                    Outcome::FunctionError(body) => {
+                        tracing::warn!(
+                            "{} failed a Kafka batch, retrying in {backoff:?}: {}",
+                            self.function,
+                            String::from_utf8_lossy(&body)
+                        );
+                    }
+                    Outcome::Failed { error_type, message } => {
+                        tracing::warn!(
+                            "{} failed a Kafka batch ({error_type}), retrying in {backoff:?}: {message}",
+                            self.function
+                        );
+                    }
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+                // Not fatal: the batch is redelivered after a rebalance, and the function is idempotent.
+                tracing::warn!("MSK trigger of {}: committing offsets: {e}", self.function);
+            }
+        }
+    }
+
+    /// Waits for a first record, then fills the batch until it is full or the window closes.
+    async fn next_batch(&self, consumer: &StreamConsumer, bootstrap: &str) -> Result<(Value, TopicPartitionList)> {
+        let mut records: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        let first = consumer.recv().await?;
+        let deadline = tokio::time::Instant::now() + self.window;
+        let mut add = |m: &BorrowedMessage<'_>| {
+            records.entry(format!("{}-{}", m.topic(), m.partition())).or_default().push(record_json(m));
+            next.insert((m.topic().to_owned(), m.partition()), m.offset() + 1);
+        };
+        add(&first);
+        drop(first);
+        let mut count = 1;
+        while count < self.batch_size {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Err(_) => break,
+                Ok(message) => {
+                    add(&message?);
+                    count += 1;
+                }
+            }
+        }
+        let mut offsets = TopicPartitionList::new();
+        for ((topic, partition), offset) in next {
+            offsets.add_partition_offset(&topic, partition, Offset::Offset(offset))?;
+        }
+        let event = json!({
+            "eventSource": "aws:kafka",
+            "eventSourceArn": self.stream_arn,
+            "bootstrapServers": bootstrap,
+            "records": records,
+        });
+        Ok((event, offsets))
+    }
+}
+
+/// One record as Lambda puts it in the event.
+fn record_json(m: &BorrowedMessage<'_>) -> Value {
+    let headers: Vec<Value> = m
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| json!({ h.key: h.value.unwrap_or_default().iter().map(|b| *b as i8).collect::<Vec<i8>>() }))
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "topic": m.topic(),
+        "partition": m.partition(),
+        "offset": m.offset(),
+        "timestamp": m.timestamp().to_millis().unwrap_or_default(),
+        "timestampType": "CREATE_TIME",
+        "key": m.key().map(|k| STANDARD.encode(k)),
+        "value": m.payload().map(|v| STANDARD.encode(v)),
+        "headers": headers,
+    })
+}

@@ -1,0 +1,151 @@
+//! The local stand-in for Amazon SESv2: moto's server mode, and reading back what was "sent".
+//!
+//! `moto_server` (PyPI `moto[server]`, in the stack's venv) answers the SESv2 API and keeps every
+//! message it accepts; like SES it refuses a From address that is not a verified identity, so the
+//! stack creates the notifier's `SENDER_EMAIL` identity at start. Functions reach it through an
+//! [`Outage`] relay (`AWS_ENDPOINT_URL_SESV2`), so `POST /_local/ses/stop` makes SES unreachable
+//! while the sent mail survives; tests read mail straight from moto (`SHOP_SES_ENDPOINT`,
+//! `GET /moto-api/data.json` → `ses.Message[]`: `{id, source, destinations.ToAddresses, subject, body}`).
+//!
+//! For people: `GET /_local/mail` on the Invoke API lists the sent mail as JSON, and
+//! `cargo local mail` prints it.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::emulator::Emulator;
+use crate::outage::Outage;
+
+pub struct Ses {
+    /// moto itself: tests and `/_local/mail` read mail here.
+    pub endpoint: String,
+    /// What functions get as `AWS_ENDPOINT_URL_SESV2` (through the relay).
+    pub functions_endpoint: String,
+    pub relay: Outage,
+    moto: Emulator,
+}
+
+/// One sent e-mail as moto recorded it (moto keeps the HTML body when there is one, else the text).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SentMail {
+    pub id: String,
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub body: String,
+}
+
+/// A SigV4-shaped header: moto routes REST calls to a service by the credential scope.
+const SES_AUTH: &str =
+    "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/ses/aws4_request, SignedHeaders=host, Signature=0";
+
+impl Ses {
+    pub async fn start(venv_bin: &Path, log: &Path, sender: Option<&str>) -> Result<Self> {
+        let port = crate::stack::free_port()?;
+        let mut cmd = crate::process::command(venv_bin.join("moto_server"));
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        let moto = Emulator::spawn("moto", cmd, port, log).await?;
+        let relay = Outage::start(moto.addr).await?;
+        let ses = Self {
+            endpoint: format!("http://{}", moto.addr),
+            functions_endpoint: format!("http://{}", relay.addr),
+            relay,
+            moto,
+        };
+        if let Some(sender) = sender
+            && let Err(e) = ses.create_identity(sender).await
+        {
+            ses.stop().await;
+            return Err(e);
+        }
+        Ok(ses)
+    }
+
+    /// SESv2 `CreateEmailIdentity`: moto marks it verified at once.
+    async fn create_identity(&self, email: &str) -> Result<()> {
+        let url = format!("{}/v2/email/identities", self.endpoint);
+        let response = reqwest::Client::new()
+            .post(&url)
+            .header("authorization", SES_AUTH)
+            .json(&serde_json::json!({ "EmailIdentity": email }))
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        if !response.status().is_success() {
+            bail!("creating SES identity {email}: {}", response.text().await.unwrap_or_default());
+        }
+        Ok(())
+    }
+
+    pub async fn stop(self) {
+        self.relay.stop();
+        self.moto.stop().await;
+    }
+}
+
+/// Every e-mail moto accepted, oldest first.
+pub async fn sent_mail(moto_endpoint: &str) -> Result<Vec<SentMail>> {
+    let url = format!("{}/moto-api/data.json", moto_endpoint.trim_end_matches('/'));
+    let data: Value = reqwest::get(&url).await.with_context(|| format!("GET {url}"))?.json().await?;
+    let messages = data.pointer("/ses/Message").and_then(Value::as_array).cloned().unwrap_or_default();
+    let text = |m: &Value, k: &str| m.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    Ok(messages
+        .iter()
+        .map(|m| SentMail {
+            id: text(m, "id"),
+            from: text(m, "source"),
+            to: m
+                .pointer("/destinations/ToAddresses")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default(),
+            subject: text(m, "subject"),
+            body: text(m, "body"),
+        })
+        .collect())
+}
+
+/// `cargo local mail`: prints the mail a running stack sent, read through its Invoke API.
+pub async fn command(url: String, last: Option<usize>) -> Result<std::process::ExitCode> {
+    let url = format!("{}/_local/mail", url.trim_end_matches('/'));
+    let mail: Vec<SentMail> = reqwest::get(&url)
+        .await
+        .with_context(|| format!("GET {url} (is `cargo local up` running?)"))?
+        .error_for_status()?
+        .json()
+        .await?;
+    let skip = last.map_or(0, |n| mail.len().saturating_sub(n));
+    for m in &mail[skip..] {
+        println!("━━ {} → {}\n   {}\n", m.from, m.to.join(", "), m.subject);
+        println!("{}\n", strip_tags(&m.body));
+    }
+    eprintln!("{} e-mail(s) sent by the local stack", mail.len());
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// A terminal-friendly view of an HTML body: tags dropped, blank lines squeezed.
+fn strip_tags(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    let lines: Vec<&str> = out.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    lines.iter().map(|l| format!("   {l}")).collect::<Vec<_>>().join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn strip_tags_keeps_the_text() {
+        assert_eq!(super::strip_tags("<h1>Hi</h1>\n\n<p>there &amp; you</p>"), "   Hi\n   there &amp; you");
+    }
+}
