@@ -6,6 +6,8 @@
 //! Every test makes its own users and products (unique e-mails, fresh ids), so tests can run in
 //! parallel against one stack.
 
+pub mod mail;
+
 pub mod payments;
 
 use aws_sdk_dynamodb::types::AttributeValue;

@@ -1,0 +1,116 @@
+//! Reading back the e-mail the stack sent, from the SES emulator (`SHOP_SES_ENDPOINT`, moto), and
+//! the switches that take Kafka or SES down (`POST /_local/{kafka,ses}/{stop,start}`).
+
+use crate::{client, stack};
+use base64::Engine;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// One e-mail as moto recorded it (the HTML body when there is one).
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub to: Vec<String>,
+    pub from: String,
+    pub subject: String,
+    pub body: String,
+}
+
+fn ses_endpoint() -> String {
+    std::env::var("SHOP_SES_ENDPOINT").expect("SHOP_SES_ENDPOINT is not set: run the tests with `cargo local test`")
+}
+
+/// Every e-mail sent to `address` so far.
+pub async fn mail_to(address: &str) -> Vec<Mail> {
+    let url = format!("{}/moto-api/data.json", ses_endpoint());
+    let data: Value = client().get(url).send().await.expect("moto").json().await.expect("moto JSON");
+    let text = |m: &Value, k: &str| m[k].as_str().unwrap_or_default().to_owned();
+    data.pointer("/ses/Message")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|m| Mail {
+            to: m
+                .pointer("/destinations/ToAddresses")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            from: text(m, "source"),
+            subject: text(m, "subject"),
+            body: text(m, "body"),
+        })
+        .filter(|m| m.to.iter().any(|t| t == address))
+        .collect()
+}
+
+/// Waits (up to a minute) until `address` has `count` e-mails, then a little longer to see that
+/// no more arrive, and returns them: "exactly `count`", not "at least".
+pub async fn expect_mail(address: &str, count: usize) -> Vec<Mail> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mail = mail_to(address).await;
+        if mail.len() >= count || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mail = mail_to(address).await;
+    let subjects: Vec<&str> = mail.iter().map(|m| m.subject.as_str()).collect();
+    assert_eq!(mail.len(), count, "e-mails to {address}: {subjects:?}");
+    mail
+}
+
+/// Takes `service` (`kafka`, `ses`) off the network, or back on.
+pub async fn set_service(service: &str, up: bool) {
+    let action = if up { "start" } else { "stop" };
+    let url = format!("{}/_local/{service}/{action}", stack().invoke);
+    let r = client().post(url).send().await.expect("switch");
+    assert!(r.status().is_success(), "{service} {action}: {}", r.status());
+}
+
+/// Brings a service back up when dropped, so a failed assertion cannot leave it down for later tests.
+pub struct Restore(pub &'static str);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let url = format!("{}/_local/{}/start", stack().invoke, self.0);
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async { reqwest::Client::new().post(url).send().await })
+        })
+        .join();
+    }
+}
+
+/// Invokes a function and returns `(result, function failed?)`, for functions expected to fail.
+pub async fn invoke_outcome(function: &str, event: &Value) -> (Value, bool) {
+    let url = format!("{}/2015-03-31/functions/{function}/invocations", stack().invoke);
+    let resp = client().post(url).json(event).send().await.expect("invoke");
+    let failed = resp.headers().get("x-amz-function-error").is_some();
+    (resp.json().await.unwrap_or(Value::Null), failed)
+}
+
+/// An MSK trigger event (the shape of `events/msk.json`) with `values` as the records' values,
+/// one partition, consecutive offsets.
+pub fn msk_event(values: &[Vec<u8>]) -> Value {
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let mut event = crate::event("msk.json");
+    let records: Vec<Value> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            json!({ "topic": "shop-events", "partition": 0, "offset": i, "timestamp": 0,
+                              "timestampType": "CREATE_TIME", "key": b64(b"k"), "value": b64(v), "headers": [] })
+        })
+        .collect();
+    event["records"] = json!({ "shop-events-0": records });
+    event
+}
+
+/// A domain event's JSON, as the functions publish it.
+pub fn event_json(event_type: &str, data: Value) -> Vec<u8> {
+    let event = shop::events::event::Event::new(event_type, "agg", time::OffsetDateTime::now_utc(), data);
+    serde_json::to_vec(&event).expect("event JSON")
+}
