@@ -65,6 +65,16 @@ pub fn json_from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError>
     })
 }
 
+/// An optional field may be left out, but not sent as `null`: the API documents a value, and a
+/// client sending `null` most likely meant something else than "leave it as it is".
+pub fn absent_or_value<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     let body = serde_json::to_string(value).unwrap_or_else(|_| "null".into());
     let mut resp = Response::new(Body::Text(body));

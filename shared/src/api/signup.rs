@@ -24,7 +24,7 @@ use uuid::Uuid;
 struct SignupRequest {
     email: String,
     password: SecretString,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::absent_or_value")]
     name: Option<String>,
 }
 

@@ -6,6 +6,7 @@
 
 use super::money::{Currency, Money};
 use super::stock::Stock;
+use crate::http::absent_or_value;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -25,16 +26,6 @@ pub struct Product {
     pub created_at: time::OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: time::OffsetDateTime,
-}
-
-/// An optional field may be left out, but not sent as `null`: the API documents a value, and a
-/// client sending `null` most likely meant something else than "leave it as it is".
-pub fn absent_or_value<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(d).map(Some)
 }
 
 /// `POST /products` body.
