@@ -1,7 +1,9 @@
 //! What one request costs in DynamoDB round trips, counted by the local stack's DynamoDB proxy.
 //!
 //! On Lambda, latency and cost follow the number of round trips, so the happy path of
-//! `POST /orders` is pinned here: one read (the products, or the cart) and one transaction.
+//! `POST /orders` is pinned here: one read (the products, or the cart) and one transaction place
+//! the order; after the commit, once the `order.placed` event is on Kafka, one `UpdateItem` marks
+//! it published (DESIGN §6) — the only other call.
 //! The proxy's counters are global to the stack, so these tests run alone (.config/nextest.toml),
 //! and they reset the counters only after their set-up (sign-up, log-in, products, cart).
 
@@ -33,7 +35,8 @@ async fn an_order_with_lines_is_one_batch_read_and_one_transaction() {
 
     assert_eq!(count(&stats, "BatchGetItem"), 1, "{stats}");
     assert_eq!(count(&stats, "TransactWriteItems"), 1, "{stats}");
-    assert_eq!(count(&stats, "total"), 2, "{stats}");
+    assert_eq!(count(&stats, "UpdateItem"), 1, "the outbox event marked published: {stats}");
+    assert_eq!(count(&stats, "total"), 3, "{stats}");
 }
 
 #[tokio::test]
@@ -51,5 +54,6 @@ async fn an_order_from_the_cart_is_one_query_and_one_transaction() {
 
     assert_eq!(count(&stats, "Query"), 1, "{stats}");
     assert_eq!(count(&stats, "TransactWriteItems"), 1, "{stats}");
-    assert_eq!(count(&stats, "total"), 2, "{stats}");
+    assert_eq!(count(&stats, "UpdateItem"), 1, "the outbox event marked published: {stats}");
+    assert_eq!(count(&stats, "total"), 3, "{stats}");
 }
