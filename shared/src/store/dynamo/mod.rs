@@ -22,6 +22,7 @@
 
 mod cart;
 mod charges;
+mod cursor;
 mod keys;
 mod orders;
 mod outbox;

@@ -6,13 +6,12 @@
 //! - `gsi2`: `PENDING` / `<deadline ms>#<order id>` — present only while the order holds a
 //!   reservation, so the sweeper reads exactly the orders it may have to expire.
 
+use super::cursor::{decode_cursor, encode_cursor};
 use super::{DynamoStore, decode_error, keys, store_error};
 use crate::domain::money::{Currency, Money};
 use crate::domain::order::{Order, OrderLine, OrderState, PriceQuote};
 use crate::store::{ListError, Page, PriorPlacement, StoreError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -213,11 +212,7 @@ impl DynamoStore {
     ) -> Result<Page<Order>, ListError> {
         let start = match cursor {
             Some(c) => {
-                let id = URL_SAFE_NO_PAD
-                    .decode(c)
-                    .ok()
-                    .and_then(|b| Uuid::from_slice(&b).ok())
-                    .ok_or(ListError::BadCursor)?;
+                let id = decode_cursor(c)?;
                 let mut key = keys::key(keys::order(id));
                 key.insert(keys::GSI1PK.into(), AttributeValue::S(keys::user_orders(user_id)));
                 key.insert(keys::GSI1SK.into(), AttributeValue::S(id.to_string()));
@@ -240,7 +235,7 @@ impl DynamoStore {
             .map_err(store_error)?;
         let items = out.items.unwrap_or_default().into_iter().map(decode_order).collect::<Result<Vec<_>, _>>()?;
         let next_cursor = match (&out.last_evaluated_key, items.last()) {
-            (Some(_), Some(last)) => Some(URL_SAFE_NO_PAD.encode(last.id.as_bytes())),
+            (Some(_), Some(last)) => Some(encode_cursor(last.id)),
             _ => None,
         };
         Ok(Page { items, next_cursor })
