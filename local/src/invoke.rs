@@ -7,7 +7,8 @@
 //! * `POST /2015-03-31/functions/{LogicalId}/invocations`, body = event → body = result;
 //!   a function error is still HTTP 200, flagged by `X-Amz-Function-Error: Unhandled`;
 //!   `X-Amz-Invocation-Type: Event` queues it and answers 202 at once;
-//! * `GET /_local/functions`: per function, instances, init times (ms) and invocation counts;
+//! * `GET /_local/functions`: per function, instances, init times (`init_ms`), each live
+//!   instance's peak RSS (`peak_rss_kib`) and invocation counts;
 //! * `/_local/dynamodb/stats` and `/_local/dynamodb/faults`: the functions' DynamoDB calls per
 //!   operation, and fault injection (see [`crate::dynamodb_proxy`]; merged in by `stack`).
 

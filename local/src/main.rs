@@ -4,7 +4,8 @@
 //! cargo local up     [--port 3000] [--invoke-port 3001] [--pool 8] [--no-freeze] [--no-seed]
 //!                    [--schedule-interval <secs> | --no-schedule]
 //! cargo local test   [--skip-lint] [-- <extra nextest args>]
-//! cargo local bench  [--requests 400] [--concurrency 8] [--customers 16] [--pool 8] [--no-build]
+//! cargo local bench  [--requests 400] [--concurrency 8] [--buyers 500] [--units 50] [--emails 400]
+//!                    [--only notifier,place-order,race,settle] [--customers 16] [--pool 8] [--no-build]
 //! cargo local invoke <FunctionLogicalId> --event <file.json> [--url <invoke-url>]
 //! cargo local mail   [--last N] [--url <invoke-url>]
 //! ```
@@ -69,16 +70,17 @@ enum Command {
     Up(up::Args),
     /// Lint, start a throw-away stack on random ports and run the test suite against it.
     Test(test_command::Args),
-    /// Benchmark POST /orders through the local stack against the bare DynamoDB transaction.
+    /// The benchmark report: every benchmark against a throw-away stack, one table at the end.
     ///
-    /// Starts a throw-away stack (random ports, pool 8, no schedule), seeds a product and some
-    /// customers, then runs N one-line orders through the local API and N equivalent raw
-    /// TransactWriteItems straight to DynamoDB Local, C at a time, after a warm-up. Prints
-    /// p50/p95/p99/max latency and throughput of both, the API/raw ratio at p50 and p99 (target
-    /// ≤ 1.3 at p50: reported, never failed), DynamoDB round trips per API request, and each
-    /// function's binary size and measured init time.
+    /// Starts a stack on random ports (pool 8, no schedule) and measures: the notifier's e-mails/s
+    /// (synthetic MSK batches, SES = moto); POST /orders p50/p95/p99 through the local API against
+    /// the raw TransactWriteItems (ratio target ≤ 1.3); 500 buyers racing for 50 units (orders/s,
+    /// exactly 50 must win); signed payment webhook → order PAID p50/p99; then per function the
+    /// stripped binary size (≤ 10 MiB), init time spawn → first `next` (≤ 15 ms) and peak RSS
+    /// (≤ 40 MiB). Targets are reported with ✓/✗, never failed; only a broken correctness check
+    /// (oversell, an unpaid order, a lost e-mail) makes the command fail.
     ///
-    /// Example: `cargo local bench --requests 2000 --concurrency 16`. Compare runs on one machine.
+    /// Example: `cargo local bench --only race --buyers 1000 --units 100`. Compare runs on one machine.
     Bench(bench::Args),
     /// Invoke one function once with an event file and print its result (like `sam local invoke`).
     Invoke {

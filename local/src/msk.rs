@@ -159,13 +159,17 @@ impl MskTrigger {
         for ((topic, partition), offset) in next {
             offsets.add_partition_offset(&topic, partition, Offset::Offset(offset))?;
         }
-        let event = json!({
+        Ok((self.event(bootstrap, records), offsets))
+    }
+
+    /// The event Lambda sends: `records` grouped by `"<topic>-<partition>"`, each from [`record`].
+    pub fn event(&self, bootstrap: &str, records: BTreeMap<String, Vec<Value>>) -> Value {
+        json!({
             "eventSource": "aws:kafka",
             "eventSourceArn": self.stream_arn,
             "bootstrapServers": bootstrap,
             "records": records,
-        });
-        Ok((event, offsets))
+        })
     }
 }
 
@@ -179,14 +183,29 @@ fn record_json(m: &BorrowedMessage<'_>) -> Value {
                 .collect()
         })
         .unwrap_or_default();
+    let timestamp = m.timestamp().to_millis().unwrap_or_default();
+    record(m.topic(), m.partition(), m.offset(), timestamp, m.key(), m.payload(), headers)
+}
+
+/// One record as Lambda puts it in the event: key and value base64-encoded, `headers` as
+/// `[{"name": [bytes...]}]`.
+pub fn record(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    timestamp_ms: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: Vec<Value>,
+) -> Value {
     json!({
-        "topic": m.topic(),
-        "partition": m.partition(),
-        "offset": m.offset(),
-        "timestamp": m.timestamp().to_millis().unwrap_or_default(),
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "timestamp": timestamp_ms,
         "timestampType": "CREATE_TIME",
-        "key": m.key().map(|k| STANDARD.encode(k)),
-        "value": m.payload().map(|v| STANDARD.encode(v)),
+        "key": key.map(|k| STANDARD.encode(k)),
+        "value": value.map(|v| STANDARD.encode(v)),
         "headers": headers,
     })
 }

@@ -25,6 +25,11 @@
 //!   invocations, exactly the condition that breaks stale connection pools on Lambda;
 //! * **timeouts**: an invocation running past the function's `Timeout` kills its instance and
 //!   fails; a crash mid-invocation fails that invocation; replacements start on demand.
+//!
+//! [`Pool::stats`] reports, besides counts, each instance's init time (spawn → first `next`, what
+//! Lambda calls the init phase) and the peak resident memory of each live instance (`VmHWM` of
+//! `/proc/<pid>/status`, the kernel's high-water mark, so a reading at any time covers the whole
+//! life of the process; an instance that already exited is gone from `/proc` and not reported).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -325,10 +330,18 @@ impl Pool {
             "instances_started": self.started.load(Ordering::SeqCst),
             "max_instances": self.max_instances,
             "init_ms": *self.init_ms.lock().unwrap(),
+            "peak_rss_kib": instances.iter().filter_map(|i| peak_rss_kib(i.pid)).collect::<Vec<_>>(),
             "invocations": self.invocations.load(Ordering::SeqCst),
             "queued": self.queue.lock().unwrap().len(),
         })
     }
+}
+
+/// The process's peak resident set (`VmHWM`, KiB); readable while it lives, frozen or not.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    line.trim().trim_end_matches("kB").trim().parse().ok()
 }
 
 type RuntimeState = State<(Arc<Pool>, Arc<Instance>)>;
