@@ -12,6 +12,7 @@ pub const UNIT_PRICE: i64 = 1250;
 
 /// A customer with one order for `quantity` of a fresh product with `units` in stock.
 pub struct Pending {
+    pub email: String,
     pub token: String,
     pub product: String,
     pub order: String,
@@ -21,10 +22,11 @@ pub struct Pending {
 pub async fn pending_order(tag: &str, units: i64, quantity: u32) -> Pending {
     let admin = admin_token().await;
     let product = new_product(&admin, tag, UNIT_PRICE, units).await["id"].as_str().unwrap().to_owned();
-    let (_, token) = new_customer(tag).await;
+    let (email, token) = new_customer(tag).await;
     let r = place_order(&token, &uuid::Uuid::new_v4().to_string(), Some(&[(&product, quantity)])).await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     Pending {
+        email,
         token,
         product,
         order: r.body["id"].as_str().unwrap().to_owned(),

@@ -9,6 +9,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use shop_tests::mail::*;
+use shop_tests::payments::{deliver_webhooks_at, order_state, pay, pending_order};
 use shop_tests::*;
 use std::time::Duration;
 
@@ -56,6 +57,42 @@ async fn placed_cancelled_and_expired_orders_each_send_their_email_once() {
     assert!(placed.is_some_and(|m| m.body.contains("UTC")), "order placed mail shows amount and deadline");
 }
 
+/// The payment outcomes are published by `payments` and `payment-webhook` themselves, right after
+/// the settle transaction: no sweeper runs after the payments here, so nothing could relay them.
+#[tokio::test]
+async fn paid_failed_and_refund_required_orders_each_send_their_email_once() {
+    let later = |minutes| time::OffsetDateTime::now_utc() + time::Duration::minutes(minutes);
+    // Taken late, after the order expired and its units sold to someone else: a refund is due.
+    let refund = pending_order("mail-refund", 2, 2).await;
+    let r = pay(&refund.token, json!({"order_id": refund.order, "token": "tok_late"})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    sweep_at(later(16)).await;
+    let (_, rival) = new_customer("mail-rival").await;
+    let r = place_order(&rival, &uuid::Uuid::new_v4().to_string(), Some(&[(&refund.product, 2)])).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+
+    let paid = pending_order("mail-paid", 10, 3).await;
+    let r = pay(&paid.token, json!({"order_id": paid.order, "token": "tok_success"})).await;
+    assert_eq!(r.body["state"], "PAID", "{:?}", r.body);
+    let failed = pending_order("mail-failed", 10, 1).await;
+    let r = pay(&failed.token, json!({"order_id": failed.order, "token": "tok_fail"})).await;
+    assert_eq!(r.body["state"], "PAYMENT_FAILED", "{:?}", r.body);
+    deliver_webhooks_at(later(21)).await;
+    assert_eq!(order_state(&refund.token, &refund.order).await, "REFUND_REQUIRED");
+
+    // Welcome + placed + the outcome (+ expired, for the refund).
+    for (order, count, subject, amount) in [
+        (&paid, 3, "Payment received: your receipt", "37.50 EUR"),
+        (&failed, 3, "Your payment did not go through", "12.50 EUR"),
+        (&refund, 4, "A refund is on its way", "25.00 EUR"),
+    ] {
+        let mail = expect_mail(&order.email, count).await;
+        let outcome: Vec<_> = mail.iter().filter(|m| m.subject == subject).collect();
+        assert_eq!(outcome.len(), 1, "{subject}: {mail:?}");
+        assert!(outcome[0].body.contains(&order.order) && outcome[0].body.contains(amount), "{}", outcome[0].body);
+    }
+}
+
 #[tokio::test]
 async fn a_kafka_outage_delays_email_but_loses_and_duplicates_nothing() {
     let admin = admin_token().await;
@@ -66,6 +103,8 @@ async fn a_kafka_outage_delays_email_but_loses_and_duplicates_nothing() {
     let restore = Restore("kafka");
     let (first, token) = new_customer("outage").await;
     let order = order_of(&token, id, 1).await;
+    let r = pay(&token, json!({"order_id": order["id"], "token": "tok_success"})).await;
+    assert_eq!(r.body["state"], "PAID", "the payment succeeds without Kafka: {:?}", r.body);
     let (second, _) = new_customer("outage").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(mail_to(&first).await.is_empty() && mail_to(&second).await.is_empty(), "nothing can be sent yet");
@@ -74,12 +113,13 @@ async fn a_kafka_outage_delays_email_but_loses_and_duplicates_nothing() {
     drop(restore);
     // The relay republishes what is pending (the schedule's "now" is past the republish threshold).
     let report = sweep_at(time::OffsetDateTime::now_utc() + time::Duration::minutes(2)).await;
-    assert!(report["outbox"]["republished"].as_u64().unwrap() >= 3, "{report}");
+    assert!(report["outbox"]["republished"].as_u64().unwrap() >= 4, "{report}");
 
-    let mail = expect_mail(&first, 2).await;
-    assert!(
-        mail.iter().any(|m| m.subject == "We received your order" && m.body.contains(order["id"].as_str().unwrap()))
-    );
+    let mail = expect_mail(&first, 3).await;
+    let order_id = order["id"].as_str().unwrap();
+    for subject in ["We received your order", "Payment received: your receipt"] {
+        assert!(mail.iter().any(|m| m.subject == subject && m.body.contains(order_id)), "{subject}: {mail:?}");
+    }
     expect_mail(&second, 1).await;
 }
 

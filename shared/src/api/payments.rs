@@ -16,10 +16,11 @@ use crate::auth::jwt::Tokens;
 use crate::domain::order::{Order, OrderState};
 use crate::domain::payment::{ChargeStatus, Settlement};
 use crate::error::ApiError;
+use crate::events::publisher::Publisher;
 use crate::http::{authenticate, json, json_body};
 use crate::payments::gateway::{Charge, ChargeRequest, GatewayClient, GatewayError};
 use crate::payments::settle::{SettleError, Settled, settle};
-use crate::store::{PaymentStore, StoreError};
+use crate::store::{OutboxStore, PaymentStore, StoreError};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -97,9 +98,10 @@ pub struct Payments<S> {
     pub store: S,
     pub tokens: Tokens,
     pub gateway: GatewayClient,
+    pub events: Publisher,
 }
 
-impl<S: PaymentStore + 'static> crate::http::HttpHandler for Payments<S> {
+impl<S: PaymentStore + OutboxStore + 'static> crate::http::HttpHandler for Payments<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let me = authenticate(&req, &self.tokens)?;
         let body: PayRequest = json_body(&req)?;
@@ -113,9 +115,11 @@ impl<S: PaymentStore + 'static> crate::http::HttpHandler for Payments<S> {
             _ => return Err(PaymentsError::OneOf.into()),
         };
         let dedupe_key = format!("charge:{}:{:?}", charge.id, charge.status).to_lowercase();
-        let (settled, state) = settle(&self.store, order.id, &charge.id, charge.payment(), &dedupe_key)
+        let outcome = settle(&self.store, order.id, &charge.id, charge.payment(), &dedupe_key)
             .await
             .map_err(PaymentsError::from)?;
+        self.events.publish_pending(&self.store, outcome.event.as_slice()).await;
+        let (settled, state) = (outcome.settled, outcome.state);
         if settled == Settled::Unchanged(Settlement::AmountMismatch) {
             return Err(PaymentsError::ChargeMismatch.into());
         }

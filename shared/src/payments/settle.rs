@@ -45,6 +45,21 @@ impl Settled {
     }
 }
 
+/// What [`settle`] did, the order's state afterwards, and the outbox event it wrote (only when
+/// this call applied the change): the caller publishes it right away, as every state change does.
+#[derive(Debug)]
+pub struct SettleOutcome {
+    pub settled: Settled,
+    pub state: OrderState,
+    pub event: Option<Event>,
+}
+
+impl SettleOutcome {
+    fn unchanged(settled: Settled, state: OrderState) -> Self {
+        Self { settled, state, event: None }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SettleError {
     #[error("order not found")]
@@ -67,14 +82,13 @@ fn settle_event(order: &Order, settlement: Settlement, charge_id: &str, now: tim
 }
 
 /// Applies `payment` of charge `charge_id` to the order, once per `dedupe_key`.
-/// Returns what happened and the order's state afterwards.
 pub async fn settle<S: PaymentStore>(
     store: &S,
     order_id: Uuid,
     charge_id: &str,
     payment: Payment,
     dedupe_key: &str,
-) -> Result<(Settled, OrderState), SettleError> {
+) -> Result<SettleOutcome, SettleError> {
     for _ in 0..MAX_ROUNDS {
         let order = store.get_order(order_id).await?.ok_or(SettleError::OrderNotFound)?;
         let mut settlement = decide(&order, payment);
@@ -84,7 +98,7 @@ pub async fn settle<S: PaymentStore>(
         }
         loop {
             let Some(target) = settlement.target() else {
-                return Ok((Settled::Unchanged(settlement), order.state));
+                return Ok(SettleOutcome::unchanged(Settled::Unchanged(settlement), order.state));
             };
             let now = time::OffsetDateTime::now_utc();
             let event = settle_event(&order, settlement, charge_id, now)
@@ -93,11 +107,15 @@ pub async fn settle<S: PaymentStore>(
             match store.settle_order(&write).await? {
                 SettleWriteResult::Applied => {
                     tracing::info!(%order_id, charge_id, from = order.state.as_str(), to = target.as_str(), ?settlement, "payment settled");
-                    return Ok((Settled::Applied(settlement), target));
+                    return Ok(SettleOutcome {
+                        settled: Settled::Applied(settlement),
+                        state: target,
+                        event: Some(event),
+                    });
                 }
                 SettleWriteResult::Duplicate => {
                     let state = store.get_order(order_id).await?.map_or(order.state, |o| o.state);
-                    return Ok((Settled::Duplicate, state));
+                    return Ok(SettleOutcome::unchanged(Settled::Duplicate, state));
                 }
                 SettleWriteResult::StateChanged => break,
                 SettleWriteResult::Short => {
