@@ -16,6 +16,13 @@
 //! * CORS from the API's `CorsConfiguration`: preflights are answered by the gateway itself and
 //!   CORS headers are added to responses, overriding the function's, as API Gateway does;
 //! * every response carries `apigw-requestid` and `x-request-id` (the event's `requestId`).
+//!
+//! Local only, never part of the deployed API: a request that matches no API route goes to the
+//! gateway's *local* router ([`Gateway::with_local`]) before it becomes a 404. The stack puts
+//! `GET /_local/mail` there (the e-mails the stack sent, see [`crate::messaging`]) and, behind
+//! it, the storefront's static files (`/` → `storefront/index.html`, see [`crate::storefront`]),
+//! so the page and the API share one origin. API routes always win, because only what they
+//! leave unmatched reaches the local router.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -29,6 +36,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value, json};
+use tower::ServiceExt;
 
 use crate::runtime_api::{Outcome, Pool};
 use crate::template::{ACCOUNT_ID, Cors, Route};
@@ -41,11 +49,19 @@ const API_ID: &str = "local";
 pub struct Gateway {
     routes: Vec<(Route, Arc<Pool>)>,
     cors: Option<Cors>,
+    /// What answers requests no API route matches (local extras); `None` = 404.
+    local: Option<Router>,
 }
 
 impl Gateway {
     pub fn new(routes: Vec<(Route, Arc<Pool>)>, cors: Option<Cors>) -> Self {
-        Self { routes, cors }
+        Self { routes, cors, local: None }
+    }
+
+    /// Hands every request that matches no API route to `router` (see the module docs).
+    pub fn with_local(mut self, router: Router) -> Self {
+        self.local = Some(router);
+        self
     }
 
     pub fn router(self) -> Router {
@@ -102,6 +118,11 @@ fn message(status: StatusCode, text: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], json!({ "message": text }).to_string()).into_response()
 }
 
+/// API Gateway's answer when no route matches.
+pub fn not_found() -> Response {
+    message(StatusCode::NOT_FOUND, "Not Found")
+}
+
 async fn handle(
     State(gw): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -125,11 +146,13 @@ async fn handle(
 }
 
 async fn route(gw: &Gateway, peer: SocketAddr, request: Request, request_id: &str) -> Response {
-    let (parts, body) = request.into_parts();
-    let path = parts.uri.path().to_owned();
-    let Some((route, pool, path_params)) = gw.find(parts.method.as_str(), &path) else {
-        return message(StatusCode::NOT_FOUND, "Not Found");
+    let Some((route, pool, path_params)) = gw.find(request.method().as_str(), request.uri().path()) else {
+        return match &gw.local {
+            Some(local) => local.clone().oneshot(request).await.unwrap_or_else(|never| match never {}),
+            None => not_found(),
+        };
     };
+    let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => return message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"),

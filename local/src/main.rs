@@ -23,7 +23,7 @@
 //!   [`api_gateway`] (HTTP API v2) and [`invoke`] (Lambda Invoke API) are the emulators,
 //!   with [`messaging`] for events and e-mail: [`kafka`] (tansu), [`ses`] (moto), [`msk`] (the
 //!   MSK trigger), over [`emulator`] (their processes) and [`outage`] (their off switches),
-//!   and [`stack`] starts them in order;
+//!   and [`stack`] starts them in order; the API port also serves the [`storefront`] page;
 //! * [`schedule`] fires the template's `Schedule` events (on in `up`, off in `test`);
 //! * [`seed`] creates demo data through the API; [`up`], [`test_command`] and [`bench`] are the
 //!   subcommands.
@@ -47,6 +47,7 @@ mod schedule;
 mod seed;
 mod ses;
 mod stack;
+mod storefront;
 mod template;
 mod test_command;
 mod up;

@@ -5,7 +5,8 @@
 //! - functions get `KAFKA_BOOTSTRAP_SERVERS` (if they declare it) and `KAFKA_AUTH=plaintext`,
 //!   and every function `AWS_ENDPOINT_URL_SESV2`, like Lambda would get real endpoints;
 //! - the Invoke API gains `POST /_local/kafka/stop|start` and `POST /_local/ses/stop|start`
-//!   (outages, see [`crate::outage`]) and `GET /_local/mail` (the mail sent so far);
+//!   (outages, see [`crate::outage`]) and `GET /_local/mail` (the mail sent so far), which the
+//!   API port serves too, for the storefront (local only, not part of the deployed API);
 //! - tests get `SHOP_KAFKA_BOOTSTRAP` and `SHOP_SES_ENDPOINT` (moto itself, to read mail back).
 
 use std::collections::BTreeMap;
@@ -89,15 +90,14 @@ impl Messaging {
 
     /// `/_local/{kafka,ses}/{stop,start}` and `/_local/mail`, for the Invoke API.
     pub fn control_router(&self) -> Router {
-        let switches = Arc::new(Switches {
-            kafka: self.kafka.relay.clone(),
-            ses: self.ses.relay.clone(),
-            moto: self.ses.endpoint.clone(),
-        });
-        Router::new()
-            .route("/_local/{service}/{action}", post(switch))
-            .route("/_local/mail", get(mail))
-            .with_state(switches)
+        let switches = Arc::new(Switches { kafka: self.kafka.relay.clone(), ses: self.ses.relay.clone() });
+        Router::new().route("/_local/{service}/{action}", post(switch)).with_state(switches).merge(self.mail_router())
+    }
+
+    /// `GET /_local/mail` alone: the API port serves it too (for the storefront's mailbox,
+    /// same-origin), while the outage switches stay on the Invoke API.
+    pub fn mail_router(&self) -> Router {
+        Router::new().route("/_local/mail", get(mail)).with_state(Arc::new(self.ses.endpoint.clone()))
     }
 
     pub async fn stop(self) {
@@ -108,7 +108,6 @@ impl Messaging {
 struct Switches {
     kafka: Outage,
     ses: Outage,
-    moto: String,
 }
 
 async fn switch(State(s): State<Arc<Switches>>, UrlPath((service, action)): UrlPath<(String, String)>) -> Response {
@@ -126,8 +125,8 @@ async fn switch(State(s): State<Arc<Switches>>, UrlPath((service, action)): UrlP
     axum::Json(serde_json::json!({ "service": service, "up": relay.is_up() })).into_response()
 }
 
-async fn mail(State(s): State<Arc<Switches>>) -> Response {
-    match ses::sent_mail(&s.moto).await {
+async fn mail(State(moto): State<Arc<String>>) -> Response {
+    match ses::sent_mail(&moto).await {
         Ok(mail) => axum::Json(mail).into_response(),
         Err(e) => (StatusCode::BAD_GATEWAY, format!("{e:#}")).into_response(),
     }

@@ -169,7 +169,12 @@ impl Stack {
                 .iter()
                 .flat_map(|f| f.routes.iter().map(|r| (r.clone(), self.pools[&f.logical_id].clone())))
                 .collect();
-            let app = Gateway::new(routes, template.cors.clone()).router();
+            // Local extras behind the API routes: the mailbox JSON, then the storefront's files.
+            let mut local = crate::storefront::router(ws.root.join("storefront"));
+            if let Some(messaging) = &self.messaging {
+                local = messaging.mail_router().merge(local);
+            }
+            let app = Gateway::new(routes, template.cors.clone()).with_local(local).router();
             let (url, handle) = serve_on(app, listener)?;
             self.api_url = Some(url);
             self.servers.push(handle);

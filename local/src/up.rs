@@ -111,8 +111,10 @@ fn print_walkthrough(stack: &Stack, api: &str, env_file: &std::path::Path) {
     let invoke = stack.invoke_url.as_deref().unwrap_or("-");
     println!(
         r#"
-The shop is running.
+The shop is running. Open {api}/ in a browser: the storefront (sign up, shop, pay with a
+test card, read the e-mails in its Mailbox; {ADMIN_EMAIL} sees the Admin view).
 
+  Storefront                  {api}/
   API (API Gateway HTTP API)  {api}
   Lambda Invoke API           {invoke}/2015-03-31/functions/<LogicalId>/invocations
   Instance stats              {invoke}/_local/functions
@@ -121,7 +123,7 @@ The shop is running.
   Admin                       {ADMIN_EMAIL} / {ADMIN_PASSWORD}
   Test env                    {env}
 
-Try it:
+Or with curl:
 
   # sign up and log in as a customer
   curl -s -X POST {api}/auth/signup -H 'content-type: application/json' \

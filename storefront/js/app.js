@@ -1,0 +1,147 @@
+// The storefront's entry point: a hash router (#/cart, #/orders/<id>, ...), the header, and the
+// life cycle of views.
+//
+// A view is `async (main, params, scope) => void`: it fills `main`, and registers its timers
+// (polling, countdowns) with `scope`, which stops them all when the user navigates away, so a
+// view that is gone never keeps calling the API.
+
+import { api } from "./api.js";
+import { session } from "./session.js";
+import { clearBanners, h, showError, showNotice } from "./ui.js";
+import { accountView } from "./views/account.js";
+import { adminView } from "./views/admin.js";
+import { cartView } from "./views/cart.js";
+import { mailboxView } from "./views/mailbox.js";
+import { orderView, ordersView } from "./views/orders.js";
+import { productView, shopView } from "./views/shop.js";
+
+// [pattern, view, nav item, needs a signed-in user]
+const ROUTES = [
+  [/^\/$/, shopView, "shop", false],
+  [/^\/products\/([^/]+)$/, productView, "shop", false],
+  [/^\/login$/, accountView, null, false],
+  [/^\/cart$/, cartView, "cart", true],
+  [/^\/orders$/, ordersView, "orders", true],
+  [/^\/orders\/([^/]+)$/, orderView, "orders", true],
+  [/^\/mailbox$/, mailboxView, "mailbox", false],
+  [/^\/admin$/, adminView, "admin", true],
+];
+
+class Scope {
+  #timers = [];
+  alive = true;
+
+  /** Calls `f` now and every `ms` until the view is left (or `f` returns false). */
+  every(ms, f) {
+    const tick = async () => {
+      if (!this.alive) return;
+      const again = await f();
+      if (this.alive && again !== false) this.#timers.push(setTimeout(tick, ms));
+    };
+    tick();
+  }
+
+  close() {
+    this.alive = false;
+    this.#timers.forEach(clearTimeout);
+  }
+}
+
+let scope = new Scope();
+const main = () => document.getElementById("view");
+
+let pendingNotice = null;
+
+/** Goes to `hash` (e.g. "#/cart"), optionally with a notice to show there. */
+export function go(hash, ...notice) {
+  pendingNotice = notice.length ? notice : null;
+  if (location.hash === hash) render();
+  else location.hash = hash;
+}
+
+async function render() {
+  scope.close();
+  scope = new Scope();
+  clearBanners();
+  if (pendingNotice) showNotice(...pendingNotice);
+  pendingNotice = null;
+  const path = location.hash.replace(/^#/, "") || "/";
+  const [view, nav, needsUser, params] = resolve(path);
+  document.querySelectorAll("[data-nav]").forEach((a) => a.classList.toggle("active", a.dataset.nav === nav));
+  if (needsUser && !session.token()) {
+    go(`#/login?next=${encodeURIComponent(path)}`, "Log in or create an account to continue.");
+    return;
+  }
+  // A fresh element per visit: a slow view that finishes after the user moved on writes into
+  // its own detached element, never over the next view.
+  const el = h("section", { class: "page" }, h("p", { class: "muted" }, "Loading…"));
+  main().replaceChildren(el);
+  try {
+    await view(el, params, scope);
+  } catch (err) {
+    el.replaceChildren();
+    showError(err);
+  }
+}
+
+/** The route for `path` ("/orders/42?x=1"): its view, nav item, whether it needs a user, and
+ * its parameters (the pattern's groups, then the query string as URLSearchParams). */
+function resolve(path) {
+  const [route, query] = path.split("?");
+  for (const [re, view, nav, needsUser] of ROUTES) {
+    const match = re.exec(route);
+    if (match) return [view, nav, needsUser, [...match.slice(1).map(decodeURIComponent), new URLSearchParams(query)]];
+  }
+  return [notFoundView, null, false, []];
+}
+
+async function notFoundView(el) {
+  el.replaceChildren(h("h1", {}, "Page not found"), h("p", {}, h("a", { href: "#/" }, "Back to the shop")));
+}
+
+// ---- header: account box, admin link, cart count ----
+
+function renderAccount() {
+  const user = session.user();
+  const box = document.querySelector('[data-testid="account"]');
+  document.querySelector('[data-testid="nav-admin"]').hidden = !session.isAdmin();
+  if (!user) {
+    box.replaceChildren(h("a", { href: "#/login", class: "button", testid: "nav-login" }, "Log in / Sign up"));
+    updateCartCount(null);
+    return;
+  }
+  box.replaceChildren(
+    h("span", { class: "who", testid: "signed-in-as" }, user.email, user.role === "admin" ? " (admin)" : ""),
+    h("button", {
+      class: "link",
+      testid: "logout",
+      onclick: () => {
+        session.signOut();
+        go("#/");
+      },
+    }, "Log out"),
+  );
+  refreshCartCount();
+}
+
+/** Shows the number of units in the cart next to "Cart" (hidden when empty or signed out). */
+export function updateCartCount(cart) {
+  const badge = document.querySelector('[data-testid="cart-count"]');
+  const units = cart?.items?.reduce((n, line) => n + line.quantity, 0) ?? 0;
+  badge.textContent = String(units);
+  badge.hidden = units === 0;
+}
+
+export async function refreshCartCount() {
+  if (!session.token()) return updateCartCount(null);
+  try {
+    updateCartCount(await api.cart());
+  } catch {
+    // The count is a convenience; the cart view shows real errors.
+  }
+}
+
+session.onChange(renderAccount);
+window.addEventListener("hashchange", () => render());
+renderAccount();
+render();
