@@ -144,15 +144,6 @@ impl DynamoDbProxy {
         }
     }
 
-    /// The same figures as `GET /_local/dynamodb/stats`.
-    pub fn stats(&self) -> Value {
-        self.shared.stats()
-    }
-
-    pub fn reset_stats(&self) {
-        self.shared.reset();
-    }
-
     /// The control endpoints, served on the Invoke API.
     pub fn control_router(&self) -> Router {
         Router::new()

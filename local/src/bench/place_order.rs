@@ -9,14 +9,15 @@
 //!    sizes match), sent straight to DynamoDB Local with the SDK.
 //!
 //! The ratio API/raw at p50 and p99 is judged against issue 7's ≤ 1.3. The API request costs
-//! more round trips than the one transaction (the price read before it, the outbox mark after
-//! it), counted by the proxy and reported per request.
+//! three DynamoDB round trips to the raw case's one (the price read before the transaction, the
+//! outbox mark after it; `tests/tests/dynamodb_calls.rs` pins that count), plus the local hops:
+//! gateway, Runtime API, proxy. The proxy's counters are not reported here: while this runs, the
+//! MSK trigger has the notifier mail every placed order, and its calls would be counted too.
 
 use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
-use serde_json::Value;
 
 use crate::bench::Args;
 use crate::bench::fixtures::Fixtures;
@@ -34,12 +35,9 @@ pub async fn run(fx: &Fixtures<'_>, args: &Args) -> Result<Vec<Row>> {
     let place = |i: usize| fx.placed_order(&tokens[i % tokens.len()], &product);
 
     let step = Step::start(format!("place-order: {requests} × POST /orders, {concurrency} at a time"));
-    let (api, calls) = progress::run(step, async {
+    let (api, _) = progress::run(step, async {
         measure(warm_up, concurrency, place).await?;
-        let proxy = fx.stack.dynamodb_proxy.as_ref().context("no DynamoDB proxy")?;
-        proxy.reset_stats();
-        let (api, _) = measure(requests, concurrency, place).await?;
-        Ok((api, proxy.stats()))
+        measure(requests, concurrency, place).await
     })
     .await?;
 
@@ -57,21 +55,11 @@ pub async fn run(fx: &Fixtures<'_>, args: &Args) -> Result<Vec<Row>> {
         measure(requests, concurrency, raw).await
     })
     .await?;
-    Ok(rows(&api, &raw, &calls, concurrency))
+    Ok(rows(&api, &raw, concurrency))
 }
 
-fn rows(api: &Latencies, raw: &Latencies, calls: &Value, concurrency: usize) -> Vec<Row> {
+fn rows(api: &Latencies, raw: &Latencies, concurrency: usize) -> Vec<Row> {
     let ratio = |q: f64| api.ms(q) / raw.ms(q);
-    let n = api.histogram.len().max(1) as f64;
-    let per_op: Vec<String> = calls
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(k, v)| {
-            !matches!(k.as_str(), "total" | "injected_conflicts" | "injected_throttles") && v.as_u64() != Some(0)
-        })
-        .map(|(k, v)| format!("{k} {:.1}", v.as_u64().unwrap_or(0) as f64 / n))
-        .collect();
     let at = format!("c={concurrency}");
     let target = format!("≤ {RATIO_TARGET}");
     vec![
@@ -81,10 +69,6 @@ fn rows(api: &Latencies, raw: &Latencies, calls: &Value, concurrency: usize) -> 
         Row::figure("raw TransactWriteItems throughput", format!("{:.0} tx/s", raw.per_second())),
         Row::target("ratio API/raw at p50", format!("{:.2}", ratio(0.5)), &target, ratio(0.5) <= RATIO_TARGET),
         Row::target("ratio API/raw at p99", format!("{:.2}", ratio(0.99)), &target, ratio(0.99) <= RATIO_TARGET),
-        Row::figure(
-            "DynamoDB round trips per order",
-            format!("{:.1}: {}", calls["total"].as_u64().unwrap_or(0) as f64 / n, per_op.join(", ")),
-        ),
     ]
 }
 
