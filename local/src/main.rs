@@ -3,11 +3,12 @@
 //! ```text
 //! cargo local up     [--port 3000] [--invoke-port 3001] [--pool 8] [--no-freeze] [--no-seed]
 //!                    [--schedule-interval <secs> | --no-schedule]
-//! cargo local test   [--skip-lint] [-- <extra nextest args>]
+//! cargo local test   [--skip-lint] [--skip-api-contract] [--skip-browser] [-- <extra nextest args>]
 //! cargo local bench  [--requests 400] [--concurrency 8] [--buyers 500] [--units 50] [--emails 400]
 //!                    [--only notifier,place-order,race,settle] [--customers 16] [--pool 8] [--no-build]
 //! cargo local invoke <FunctionLogicalId> --event <file.json> [--url <invoke-url>]
 //! cargo local mail   [--last N] [--url <invoke-url>]
+//! cargo local browser-test [--url <api-url>]
 //! ```
 //!
 //! (`cargo local` is an alias in `.cargo/config.toml` for `cargo run --release -p local --`.)
@@ -25,11 +26,12 @@
 //!   MSK trigger), over [`emulator`] (their processes) and [`outage`] (their off switches),
 //!   and [`stack`] starts them in order; the API port also serves the [`storefront`] page;
 //! * [`schedule`] fires the template's `Schedule` events (on in `up`, off in `test`);
-//! * [`seed`] creates demo data through the API; [`up`], [`test_command`] and [`bench`] are the
-//!   subcommands.
+//! * [`seed`] creates demo data through the API; [`up`], [`test_command`], [`bench`] and
+//!   [`browser_test`] (the storefront in headless Chromium) are the subcommands.
 
 mod api_gateway;
 mod bench;
+mod browser_test;
 mod dynamodb_local;
 mod dynamodb_proxy;
 mod emulator;
@@ -83,6 +85,11 @@ enum Command {
     ///
     /// Example: `cargo local bench --only race --buyers 1000 --units 100`. Compare runs on one machine.
     Bench(bench::Args),
+    /// Run the storefront's browser test (headless Chromium) against a running `cargo local up`.
+    ///
+    /// Installs playwright-core (npm, into the cache) and Chromium (apt-get) when missing. Failing
+    /// steps leave screenshots in target/browser-artifacts/.
+    BrowserTest(browser_test::Args),
     /// Invoke one function once with an event file and print its result (like `sam local invoke`).
     Invoke {
         /// Logical id of the function in template.yaml, e.g. `SignupFunction`.
@@ -123,6 +130,7 @@ async fn main() -> ExitCode {
         Command::Up(args) => up::run(args).await,
         Command::Test(args) => test_command::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::BrowserTest(args) => browser_test::command(args).await,
         Command::Invoke { function, event, url } => invoke::command(function, event, url).await,
         Command::Mail { last, url } => ses::command(url, last).await,
     };

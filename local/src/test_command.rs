@@ -6,7 +6,10 @@
 //! 2. A throw-away stack on random ports (so it never clashes with a running `up`), with
 //!    function output in `target/local-logs/<Function>.log` to keep test output readable.
 //! 3. `cargo nextest run --release --workspace --no-fail-fast [extra args]` (see below);
-//! 4. when the tests passed, schemathesis against the running API with `openapi.yaml`, signed in as the admin and as a
+//! 4. when the tests passed, the storefront's browser test (`tests/browser/`, headless Chromium
+//!    through Playwright; see [`crate::browser_test`]; `--skip-browser` skips it, and its tools
+//!    are installed before the stack starts, so a missing Chromium fails fast);
+//! 5. when those passed too, schemathesis against the running API with `openapi.yaml`, signed in as the admin and as a
 //!    customer (`--skip-api-contract` skips it): no 5xx, every status, content type, header and
 //!    body as documented, invalid input refused. A fixed seed keeps CI reproducible. It does not
 //!    check undeclared methods: API Gateway itself answers those with 404, as the local one does.
@@ -30,7 +33,7 @@ use tokio::process::Command;
 use crate::stack::{Options, Stack};
 use crate::template::Template;
 use crate::workspace::{Workspace, cargo};
-use crate::{install, progress, seed};
+use crate::{browser_test, install, progress, seed};
 
 /// The template's `Schedule` events are not fired: tests run the sweeper on demand through the
 /// Invoke API, so no sweep can expire another test's orders.
@@ -48,6 +51,9 @@ pub struct Args {
     /// Skip the schemathesis run against openapi.yaml.
     #[arg(long)]
     skip_api_contract: bool,
+    /// Skip the storefront's browser test (headless Chromium).
+    #[arg(long)]
+    skip_browser: bool,
     /// Extra arguments for `cargo nextest run` (after `--`).
     #[arg(last = true)]
     extra: Vec<String>,
@@ -57,6 +63,8 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let ws = Workspace::locate().await?;
     let template = Template::load(&ws.root.join("template.yaml"))?;
     let tools = install::ensure().await?;
+    let browser =
+        if args.skip_browser { None } else { Some(install::ensure_browser_tools(&install::cache_dir()?).await?) };
 
     if !args.skip_lint {
         gate(&ws, "cargo fmt --all --check", Command::new(cargo()).args(["fmt", "--all", "--check"])).await?;
@@ -99,7 +107,13 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         let api = stack.api_url.clone().context("API not started")?;
         let step = progress::Step::start("seeding the admin account");
         progress::run(step, seed::admin(&api)).await?;
-        let status = run_tests(&ws, &stack, &args.extra).await?;
+        let mut status = run_tests(&ws, &stack, &args.extra).await?;
+        // Before schemathesis, whose random products and accounts would only slow the page down.
+        if status.success()
+            && let Some(browser) = &browser
+        {
+            status = browser_test::run(&ws, browser, &stack.contract_env()).await?;
+        }
         // After the tests: the data schemathesis leaves behind (random charges with delayed
         // webhooks, odd accounts) must not disturb the whole-table comparisons of the suite.
         if status.success() && !args.skip_api_contract {
@@ -170,7 +184,11 @@ async fn run_tests(ws: &Workspace, stack: &Stack, extra: &[String]) -> Result<Ex
     // Print the command without its environment: the stack's variables include the JWT secret.
     let shown: Vec<String> = cmd.as_std().get_args().map(|a| a.to_string_lossy().into_owned()).collect();
     eprintln!("▶ cargo {}", shown.join(" "));
-    let mut child = cmd.spawn().context("running the tests")?;
+    wait_interruptible(cmd.spawn().context("running the tests")?).await
+}
+
+/// Waits for a test runner; on Ctrl-C or SIGTERM gives it a moment to finish, then kills it.
+pub async fn wait_interruptible(mut child: tokio::process::Child) -> Result<ExitStatus> {
     tokio::select! {
         status = child.wait() => Ok(status?),
         _ = crate::shutdown_signal() => {

@@ -1,0 +1,250 @@
+// The storefront in a real browser: one customer's whole visit, as a person would click it.
+//
+// Run by `cargo local test` (after the Rust suite) and by `cargo local browser-test` against a
+// running `cargo local up`; both install playwright-core and Chromium first and pass:
+//
+//   SHOP_API_URL            the stack's API; the page is served at its root
+//   SHOP_ADMIN_EMAIL/_PASSWORD  the seeded admin
+//   SHOP_PLAYWRIGHT_CORE    the installed playwright-core package directory
+//   SHOP_CHROMIUM           the Chromium executable (default /usr/bin/chromium)
+//   SHOP_BROWSER_ARTIFACTS  where screenshots of a failure go (default target/browser-artifacts)
+//
+// Plain `node --test`, and playwright-core without its test runner, so nothing but the library
+// is installed: `eventually()` below polls the page until it shows what is expected (or the
+// timeout says what it showed instead), instead of sleeping and hoping.
+
+import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join, resolve } from "node:path";
+import { test } from "node:test";
+
+const env = (name, fallback) => {
+  const value = process.env[name] ?? fallback;
+  if (value === undefined) throw new Error(`${name} is not set (run this through \`cargo local browser-test\`)`);
+  return value;
+};
+const API = env("SHOP_API_URL").replace(/\/$/, "");
+const ADMIN = { email: env("SHOP_ADMIN_EMAIL"), password: env("SHOP_ADMIN_PASSWORD") };
+const { chromium } = createRequire(import.meta.url)(env("SHOP_PLAYWRIGHT_CORE"));
+const ARTIFACTS = resolve(env("SHOP_BROWSER_ARTIFACTS", "target/browser-artifacts"));
+
+// The flags that work in a container without a GPU or a network; Playwright adds --headless
+// itself and launches with a fresh temporary profile (--user-data-dir), removed on close.
+const CHROMIUM_ARGS = [
+  "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync",
+];
+
+const unique = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+const CUSTOMER = { email: `browser-${unique}@shop.local`, password: "browser-test-password", name: "Browser Tester" };
+const PRODUCT = `Browser test mug ${unique}`;
+
+/** Polls `probe` until `ok(value)`, failing with the last value seen after `timeout` ms. */
+async function eventually(what, probe, ok, timeout = 15_000) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await probe();
+    } catch (e) {
+      last = `<${e.message.split("\n")[0]}>`;
+    }
+    if (ok(last)) return last;
+    if (Date.now() > deadline) assert.fail(`${what}: still ${JSON.stringify(last)} after ${timeout} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Waits until the element shows `expected` (a substring, or a RegExp). */
+function expectText(locator, expected, timeout) {
+  const ok = (text) => typeof text === "string" && (expected instanceof RegExp ? expected.test(text) : text.includes(expected));
+  return eventually(`text of ${locator}`, () => locator.innerText({ timeout: 1000 }), ok, timeout);
+}
+
+const byId = (page, id) => page.getByTestId(id);
+
+test("a customer signs up, buys, pays, is declined, cancels, and reads the e-mails", { timeout: 180_000 }, async () => {
+  const browser = await chromium.launch({
+    executablePath: env("SHOP_CHROMIUM", "/usr/bin/chromium"),
+    chromiumSandbox: false, // --no-sandbox: containers and CI run as root
+    args: CHROMIUM_ARGS,
+  });
+  const admin = await (await browser.newContext()).newPage();
+  const customer = await (await browser.newContext()).newPage();
+  const pageErrors = [];
+  for (const page of [admin, customer]) page.on("pageerror", (e) => pageErrors.push(e.message));
+  let step = "start";
+  try {
+    const run = async (name, f) => {
+      step = name;
+      const started = Date.now();
+      await f();
+      console.log(`  ✓ ${name} (${Date.now() - started} ms)`);
+    };
+
+    const logIn = async (page, { email, password }) => {
+      await page.goto(`${API}/#/login`);
+      await byId(page, "login-email").fill(email);
+      await byId(page, "login-password").fill(password);
+      await byId(page, "login-submit").click();
+    };
+    /** The product's counters as the admin's product page shows them. */
+    const adminSees = async (productUrl, available, reserved, sellable) => {
+      await admin.goto(productUrl);
+      await expectText(byId(admin, "stock-counters"),
+        `${available} on hand · ${reserved} reserved by unpaid orders · ${sellable} sellable`);
+    };
+
+    let productUrl;
+    await run("the admin creates a product and adjusts its stock", async () => {
+      await logIn(admin, ADMIN);
+      await expectText(byId(admin, "signed-in-as"), `${ADMIN.email} (admin)`);
+      await byId(admin, "nav-admin").click();
+      await byId(admin, "new-name").fill(PRODUCT);
+      await byId(admin, "new-description").fill("Made in a browser test");
+      await byId(admin, "new-price").fill("12.50");
+      await byId(admin, "new-stock").fill("4");
+      await byId(admin, "create-submit").click();
+      await expectText(byId(admin, "product-name"), PRODUCT);
+      await expectText(byId(admin, "notice"), `Created “${PRODUCT}” with 4 units.`);
+      await expectText(byId(admin, "stock-counters"), "4 on hand · 0 reserved by unpaid orders · 4 sellable");
+      productUrl = admin.url();
+      assert.match(productUrl, /#\/products\/[0-9a-f-]{36}$/);
+      await byId(admin, "stock-adjustment").fill("1");
+      await byId(admin, "adjust-stock").click();
+      await expectText(byId(admin, "stock-counters"), "5 on hand · 0 reserved by unpaid orders · 5 sellable");
+    });
+
+    await run("a visitor sees the catalog and signs up", async () => {
+      await customer.goto(`${API}/`);
+      await eventually("product cards", () => byId(customer, "product-card").count(), (n) => n > 0);
+      await byId(customer, "nav-login").click();
+      await byId(customer, "signup-name").fill(CUSTOMER.name);
+      await byId(customer, "signup-email").fill(CUSTOMER.email);
+      await byId(customer, "signup-password").fill(CUSTOMER.password);
+      await byId(customer, "signup-submit").click();
+      await expectText(byId(customer, "signed-in-as"), CUSTOMER.email);
+      assert.equal(await byId(customer, "nav-admin").isVisible(), false, "no admin menu for a customer");
+    });
+
+    await run("a wrong password shows the API's error, the right one logs in", async () => {
+      await byId(customer, "logout").click();
+      await expectText(byId(customer, "nav-login"), "Log in");
+      await logIn(customer, { ...CUSTOMER, password: "not-the-password" });
+      await expectText(byId(customer, "error"), "email or password is incorrect (invalid_credentials)");
+      await byId(customer, "login-password").fill(CUSTOMER.password);
+      await byId(customer, "login-submit").click();
+      await expectText(byId(customer, "signed-in-as"), CUSTOMER.email);
+    });
+
+    const addToCart = async (quantity) => {
+      await customer.goto(productUrl);
+      await byId(customer, "quantity").fill(String(quantity));
+      await byId(customer, "add-to-cart").click();
+      await expectText(byId(customer, "notice"), `Added ${quantity} × ${PRODUCT}`);
+    };
+    const placeOrder = async () => {
+      await byId(customer, "nav-cart").click();
+      await byId(customer, "place-order").click();
+      await expectText(byId(customer, "order-status"), "Awaiting payment");
+      return customer.url();
+    };
+    const pay = async (token, expected) => {
+      await byId(customer, "pay-token").selectOption(token);
+      await byId(customer, "pay").click();
+      // The mock gateway's webhook settles the order; the page polls until it shows the outcome.
+      await expectText(byId(customer, "order-status"), expected);
+    };
+
+    await run("the cart: add, change the quantity, remove", async () => {
+      await customer.goto(productUrl);
+      await expectText(byId(customer, "product-stock"), "5 in stock");
+      await addToCart(2);
+      await expectText(byId(customer, "cart-count"), "2");
+      await byId(customer, "nav-cart").click();
+      const line = byId(customer, "cart-line");
+      await expectText(line, PRODUCT);
+      await byId(customer, "cart-quantity").fill("3");
+      await byId(customer, "cart-quantity").press("Enter");
+      await expectText(byId(customer, "cart-total"), "37.50");
+      await byId(customer, "cart-remove").click();
+      await expectText(byId(customer, "cart-empty"), "Your cart is empty");
+    });
+
+    await run("order 1: reserved with a countdown, paid with tok_success", async () => {
+      await addToCart(2);
+      await placeOrder();
+      await expectText(byId(customer, "countdown"), /Items reserved for \d+:\d\d/);
+      await adminSees(productUrl, 5, 2, 3);
+      await pay("tok_success", "Paid");
+      await expectText(byId(customer, "notice"), "Payment received");
+      await adminSees(productUrl, 3, 0, 3);
+      await customer.goto(productUrl);
+      await expectText(byId(customer, "product-stock"), "3 in stock");
+    });
+
+    await run("order 2: declined with tok_fail, the units come back", async () => {
+      await addToCart(1);
+      await placeOrder();
+      await adminSees(productUrl, 3, 1, 2);
+      await pay("tok_fail", "Payment failed");
+      await adminSees(productUrl, 3, 0, 3);
+    });
+
+    await run("order 3: cancelled, the units come back", async () => {
+      await addToCart(1);
+      const orderUrl = await placeOrder();
+      await customer.goto(productUrl);
+      await expectText(byId(customer, "product-stock"), "2 in stock");
+      await customer.goto(orderUrl);
+      await byId(customer, "cancel-order").click();
+      await expectText(byId(customer, "order-status"), "Cancelled");
+      await adminSees(productUrl, 3, 0, 3);
+    });
+
+    await run("more than the stock: the API's out-of-stock error names the product", async () => {
+      await addToCart(4);
+      await byId(customer, "nav-cart").click();
+      await byId(customer, "place-order").click();
+      await expectText(byId(customer, "error"), `nothing was reserved: ${PRODUCT} (out_of_stock)`);
+      await byId(customer, "cart-remove").click();
+      await expectText(byId(customer, "cart-empty"), "Your cart is empty");
+    });
+
+    await run("the orders list shows every outcome", async () => {
+      await byId(customer, "nav-orders").click();
+      const states = await eventually("order states", () => byId(customer, "order-row").locator(".state").allInnerTexts(),
+        (s) => s.length === 3);
+      assert.deepEqual(states, ["Cancelled", "Payment failed", "Paid"], "newest first");
+    });
+
+    await run("the local mailbox shows the customer's e-mails", async () => {
+      await byId(customer, "nav-mailbox").click();
+      assert.equal(await byId(customer, "mail-filter").inputValue(), CUSTOMER.email);
+      const wanted = ["Welcome to the shop", "We received your order", "Payment received: your receipt",
+        "Your payment did not go through", "Your order was cancelled"];
+      // E-mails go outbox → Kafka → notifier → SES, a moment after the action.
+      const subjects = await eventually("e-mail subjects", () => byId(customer, "mail-subject").allInnerTexts(),
+        (s) => wanted.every((w) => s.includes(w)), 30_000);
+      assert.equal(subjects.filter((s) => s === "We received your order").length, 3, "one per order placed");
+      await byId(customer, "mail-subject").filter({ hasText: "Payment received" }).click();
+      const receipt = customer.frameLocator('[data-testid="mail-item"][open] iframe');
+      await expectText(receipt.locator("body"), PRODUCT);
+    });
+
+    assert.deepEqual(pageErrors, [], "no uncaught errors in the page");
+  } catch (error) {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const name = step.replace(/[^a-z0-9]+/gi, "-").toLowerCase();
+    for (const [who, page] of [["customer", customer], ["admin", admin]]) {
+      const file = join(ARTIFACTS, `${name}.${who}.png`);
+      await page.screenshot({ path: file, fullPage: true }).catch(() => {});
+      writeFileSync(join(ARTIFACTS, `${name}.${who}.url.txt`), `${page.url()}\n`);
+      console.error(`  screenshot: ${file}`);
+    }
+    throw new Error(`step "${step}" failed: ${error.message}`, { cause: error });
+  } finally {
+    await browser.close();
+  }
+});
