@@ -82,7 +82,7 @@ pub async fn run(fx: &Fixtures<'_>, template: &Template, emails: usize) -> Resul
             ),
         ),
         Row::figure(
-            format!("notifier batch of {} duration p50", trigger.batch_size),
+            format!("notifier batch (≤ {} records) time p50", trigger.batch_size),
             format!("{:.0} ms", latencies.ms(0.5)),
         ),
         Row::check(
