@@ -10,8 +10,9 @@
 //! never exist without its charge, and a crash between "charged" and "will notify" cannot happen:
 //! the schedule finds every undelivered webhook on the sparse index after a restart.
 
+use super::index::Partition;
 use super::transact::TransactError;
-use super::transition::{built, put_new};
+use super::transition::put_new;
 use super::{DynamoStore, decode_error, keys, store_error};
 use crate::domain::money::Currency;
 use crate::domain::payment::ChargeStatus;
@@ -161,21 +162,8 @@ impl DynamoStore {
         now: time::OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI1)
-            .key_condition_expression("gsi1pk = :p AND gsi1sk < :now")
-            .expression_attribute_values(":p", AttributeValue::S(keys::DELIVERIES.into()))
-            .expression_attribute_values(":now", AttributeValue::S(keys::instant(now)))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(store_error)?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
+        let due = self.due(&Partition::gsi1(keys::DELIVERIES), keys::instant(now), limit).await?;
+        due.into_iter()
             .map(|i| {
                 let d: DeliveryItem = serde_dynamo::from_item(i).map_err(decode_error)?;
                 Ok(Delivery { id: d.id, url: d.url, body: d.body, due_at: d.due_at, attempts: d.attempts })
@@ -184,7 +172,7 @@ impl DynamoStore {
     }
 
     pub(super) async fn delivered_impl(&self, id: Uuid, now: time::OffsetDateTime) -> Result<(), StoreError> {
-        let now = built(now.format(&time::format_description::well_known::Rfc3339))?;
+        let now = keys::rfc3339(now)?;
         self.client
             .update_item()
             .table_name(&self.table)
@@ -204,7 +192,7 @@ impl DynamoStore {
         attempts: u32,
         due_at: time::OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let due = built(due_at.format(&time::format_description::well_known::Rfc3339))?;
+        let due = keys::rfc3339(due_at)?;
         // Only while undelivered: a concurrent successful attempt must not be put back in the index.
         let result = self
             .client

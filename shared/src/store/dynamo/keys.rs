@@ -84,6 +84,11 @@ pub fn instant(t: time::OffsetDateTime) -> String {
     format!("{:015}", t.unix_timestamp_nanos() / 1_000_000)
 }
 
+/// A timestamp attribute (`created_at`, `published_at`, ...): RFC 3339, as the API shows it.
+pub fn rfc3339(t: time::OffsetDateTime) -> Result<String, crate::store::StoreError> {
+    t.format(&time::format_description::well_known::Rfc3339).map_err(|e| crate::store::StoreError::Other(e.to_string()))
+}
+
 /// The primary key as the SDK wants it.
 pub fn key<S: Into<String>>((pk, sk): (String, S)) -> HashMap<String, AttributeValue> {
     HashMap::from([(PK.to_owned(), AttributeValue::S(pk)), (SK.to_owned(), AttributeValue::S(sk.into()))])

@@ -23,6 +23,7 @@
 mod cart;
 mod charges;
 mod cursor;
+mod index;
 mod keys;
 mod orders;
 mod outbox;

@@ -6,7 +6,7 @@
 //! - `gsi2`: `PENDING` / `<deadline ms>#<order id>` — present only while the order holds a
 //!   reservation, so the sweeper reads exactly the orders it may have to expire.
 
-use super::cursor::{decode_cursor, encode_cursor};
+use super::index::{Listing, Partition};
 use super::{DynamoStore, decode_error, keys, store_error};
 use crate::domain::money::{Currency, Money};
 use crate::domain::order::{Order, OrderLine, OrderState, PriceQuote};
@@ -210,35 +210,14 @@ impl DynamoStore {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<Order>, ListError> {
-        let start = match cursor {
-            Some(c) => {
-                let id = decode_cursor(c)?;
-                let mut key = keys::key(keys::order(id));
-                key.insert(keys::GSI1PK.into(), AttributeValue::S(keys::user_orders(user_id)));
-                key.insert(keys::GSI1SK.into(), AttributeValue::S(id.to_string()));
-                Some(key)
-            }
-            None => None,
+        let listing = Listing {
+            partition: Partition::gsi1(keys::user_orders(user_id)),
+            newest_first: true,
+            key: keys::order,
+            decode: decode_order,
+            id: |o: &Order| o.id,
         };
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI1)
-            .key_condition_expression("gsi1pk = :u")
-            .expression_attribute_values(":u", AttributeValue::S(keys::user_orders(user_id)))
-            .scan_index_forward(false)
-            .set_exclusive_start_key(start)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(store_error)?;
-        let items = out.items.unwrap_or_default().into_iter().map(decode_order).collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = match (&out.last_evaluated_key, items.last()) {
-            (Some(_), Some(last)) => Some(encode_cursor(last.id)),
-            _ => None,
-        };
-        Ok(Page { items, next_cursor })
+        self.page(&listing, limit, cursor).await
     }
 
     pub(super) async fn overdue_orders_impl(
@@ -246,18 +225,7 @@ impl DynamoStore {
         now: time::OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<Order>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI2)
-            .key_condition_expression("gsi2pk = :p AND gsi2sk < :now")
-            .expression_attribute_values(":p", AttributeValue::S(keys::PENDING.into()))
-            .expression_attribute_values(":now", AttributeValue::S(keys::instant(now)))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(store_error)?;
-        out.items.unwrap_or_default().into_iter().map(decode_order).collect()
+        let due = self.due(&Partition::gsi2(keys::PENDING), keys::instant(now), limit).await?;
+        due.into_iter().map(decode_order).collect()
     }
 }

@@ -5,6 +5,7 @@
 //! Publishing removes both attributes (and sets `published_at`), so the index only ever holds
 //! what still has to go out.
 
+use super::index::Partition;
 use super::{DynamoStore, keys, store_error};
 use crate::events::event::Event;
 use crate::store::StoreError;
@@ -30,10 +31,7 @@ struct OutboxItem<'a> {
 /// The `Put` that records `event` as pending, for use inside a transaction.
 pub fn put_event(table: &str, event: &Event) -> Result<TransactWriteItem, StoreError> {
     let (pk, sk) = keys::event(event.id);
-    let occurred_at = event
-        .occurred_at
-        .format(&time::format_description::well_known::Rfc3339)
-        .map_err(|e| StoreError::Other(e.to_string()))?;
+    let occurred_at = keys::rfc3339(event.occurred_at)?;
     let payload = serde_json::to_string(event).map_err(|e| StoreError::Other(e.to_string()))?;
     let item = OutboxItem {
         pk,
@@ -64,8 +62,7 @@ fn v7_floor(t: time::OffsetDateTime) -> String {
 
 impl crate::store::OutboxStore for DynamoStore {
     async fn mark_published(&self, event_id: Uuid, now: time::OffsetDateTime) -> Result<(), StoreError> {
-        let published_at =
-            now.format(&time::format_description::well_known::Rfc3339).map_err(|e| StoreError::Other(e.to_string()))?;
+        let published_at = keys::rfc3339(now)?;
         let result = self
             .client
             .update_item()
@@ -86,22 +83,8 @@ impl crate::store::OutboxStore for DynamoStore {
     }
 
     async fn pending_events(&self, before: time::OffsetDateTime, limit: u32) -> Result<Vec<Event>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI1)
-            .key_condition_expression("gsi1pk = :o AND gsi1sk < :before")
-            .expression_attribute_values(":o", AttributeValue::S(keys::OUTBOX.into()))
-            .expression_attribute_values(":before", AttributeValue::S(v7_floor(before)))
-            .projection_expression("payload")
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(store_error)?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
+        let due = self.due(&Partition::gsi1(keys::OUTBOX), v7_floor(before), limit).await?;
+        due.into_iter()
             .map(|item| match item.get("payload") {
                 Some(AttributeValue::S(json)) => serde_json::from_str(json)
                     .map_err(|e| StoreError::Other(format!("outbox payload is not an event: {e}"))),

@@ -8,7 +8,7 @@
 //! Deleting takes the product out of the catalog (drops its `gsi1` keys, sets `deleted_at`) but
 //! keeps the item, because unpaid orders may still hold reserved units that must be released.
 
-use super::cursor::{decode_cursor, encode_cursor};
+use super::index::{Listing, Partition};
 use super::stock::{SELLABLE, stock_write};
 use super::{DynamoStore, decode_error, keys, store_error};
 use crate::domain::money::{Currency, Money};
@@ -125,41 +125,14 @@ impl ProductStore for DynamoStore {
     }
 
     async fn list_products(&self, limit: u32, cursor: Option<&str>) -> Result<Page<Product>, ListError> {
-        let start = match cursor {
-            Some(c) => {
-                let id = decode_cursor(c)?;
-                let mut key = keys::key(keys::product(id));
-                key.insert(keys::GSI1PK.into(), AttributeValue::S(keys::CATALOG.into()));
-                key.insert(keys::GSI1SK.into(), AttributeValue::S(id.to_string()));
-                Some(key)
-            }
-            None => None,
+        let listing = Listing {
+            partition: Partition::gsi1(keys::CATALOG),
+            newest_first: false,
+            key: keys::product,
+            decode: |i| decode(i).map(ProductItem::into_product),
+            id: |p: &Product| p.id,
         };
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI1)
-            .key_condition_expression("gsi1pk = :catalog")
-            .expression_attribute_values(":catalog", AttributeValue::S(keys::CATALOG.into()))
-            .set_exclusive_start_key(start)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(store_error)?;
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| decode(i).map(ProductItem::into_product))
-            .collect::<Result<Vec<_>, _>>()?;
-        // DynamoDB returns a LastEvaluatedKey whenever it stopped at the limit, even if nothing follows;
-        // one extra empty page is the price of not reading ahead.
-        let next_cursor = match (&out.last_evaluated_key, items.last()) {
-            (Some(_), Some(last)) => Some(encode_cursor(last.id)),
-            _ => None,
-        };
-        Ok(Page { items, next_cursor })
+        self.page(&listing, limit, cursor).await
     }
 
     async fn update_product(
@@ -168,8 +141,7 @@ impl ProductStore for DynamoStore {
         update: &ProductUpdate,
         now: time::OffsetDateTime,
     ) -> Result<Product, UpdateProductError> {
-        let now =
-            now.format(&time::format_description::well_known::Rfc3339).map_err(|e| StoreError::Other(e.to_string()))?;
+        let now = keys::rfc3339(now)?;
         let mut sets = vec!["updated_at = :now".to_owned()];
         let mut values: HashMap<String, AttributeValue> = HashMap::from([(":now".into(), AttributeValue::S(now))]);
         let mut names: HashMap<String, String> = HashMap::new();
@@ -227,8 +199,7 @@ impl ProductStore for DynamoStore {
     }
 
     async fn delete_product(&self, id: Uuid, now: time::OffsetDateTime) -> Result<bool, StoreError> {
-        let now =
-            now.format(&time::format_description::well_known::Rfc3339).map_err(|e| StoreError::Other(e.to_string()))?;
+        let now = keys::rfc3339(now)?;
         let result = self
             .client
             .update_item()

@@ -20,10 +20,6 @@ use uuid::Uuid;
 const SENDING: &str = "SENDING";
 const SENT: &str = "SENT";
 
-fn rfc3339(t: time::OffsetDateTime) -> Result<String, StoreError> {
-    t.format(&time::format_description::well_known::Rfc3339).map_err(|e| StoreError::Other(e.to_string()))
-}
-
 impl SentEmails for DynamoStore {
     async fn claim_email(
         &self,
@@ -34,7 +30,7 @@ impl SentEmails for DynamoStore {
         let mut item = keys::key(keys::email_sent(event_id));
         item.insert("status".into(), AttributeValue::S(SENDING.into()));
         item.insert("lease_until".into(), AttributeValue::N((now + lease).unix_timestamp().to_string()));
-        item.insert("claimed_at".into(), AttributeValue::S(rfc3339(now)?));
+        item.insert("claimed_at".into(), AttributeValue::S(keys::rfc3339(now)?));
         let put = self
             .client
             .put_item()
@@ -77,7 +73,7 @@ impl SentEmails for DynamoStore {
             .update_expression("SET #s = :sent, sent_at = :t, message_id = :m REMOVE lease_until")
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":sent", AttributeValue::S(SENT.into()))
-            .expression_attribute_values(":t", AttributeValue::S(rfc3339(now)?))
+            .expression_attribute_values(":t", AttributeValue::S(keys::rfc3339(now)?))
             .expression_attribute_values(":m", AttributeValue::S(message_id.to_owned()))
             .send()
             .await

@@ -31,7 +31,7 @@ pub(super) fn order_state(
     to: OrderState,
     now: time::OffsetDateTime,
 ) -> Result<TransactWriteItem, StoreError> {
-    let now = built(now.format(&time::format_description::well_known::Rfc3339))?;
+    let now = keys::rfc3339(now)?;
     let update = Update::builder()
         .table_name(table)
         .set_key(Some(keys::key(keys::order(order_id))))

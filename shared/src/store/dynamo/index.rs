@@ -1,0 +1,113 @@
+//! Reading the secondary indexes: every list and every work queue of the shop is one partition.
+//!
+//! | partition | index | sort key | read as |
+//! |---|---|---|---|
+//! | `CATALOG` | gsi1 | product id | [`DynamoStore::page`] (the product list) |
+//! | `ORDERS#<user>` | gsi1 | order id (v7: time-ordered) | [`DynamoStore::page`], newest first |
+//! | `OUTBOX` | gsi1 | event id (v7) | [`DynamoStore::due`] (the relay) |
+//! | `DELIVERIES` | gsi1 | due time | [`DynamoStore::due`] (the mock gateway) |
+//! | `PENDING` | gsi2 | reservation deadline | [`DynamoStore::due`] (the sweeper) |
+//!
+//! The queues are sparse: an item leaves its partition (its index attributes are removed) when it
+//! is done, so a queue read costs what is due, never a scan of the table.
+
+use super::cursor::{decode_cursor, encode_cursor};
+use super::{DynamoStore, keys, store_error};
+use crate::store::{ListError, Page, StoreError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+/// One partition of one index.
+pub(super) struct Partition {
+    index: &'static str,
+    pk: &'static str,
+    sk: &'static str,
+    value: String,
+}
+
+impl Partition {
+    pub(super) fn gsi1(value: impl Into<String>) -> Self {
+        Self { index: keys::GSI1, pk: keys::GSI1PK, sk: keys::GSI1SK, value: value.into() }
+    }
+
+    pub(super) fn gsi2(value: impl Into<String>) -> Self {
+        Self { index: keys::GSI2, pk: "gsi2pk", sk: "gsi2sk", value: value.into() }
+    }
+
+    fn query(&self, store: &DynamoStore, limit: u32) -> QueryFluentBuilder {
+        store
+            .client
+            .query()
+            .table_name(&store.table)
+            .index_name(self.index)
+            .expression_attribute_names("#pk", self.pk)
+            .expression_attribute_values(":pk", AttributeValue::S(self.value.clone()))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+    }
+}
+
+/// How a list turns items into values and back into a resume point.
+pub(super) struct Listing<T> {
+    pub partition: Partition,
+    pub newest_first: bool,
+    /// The table key of the item with this id (the index sort key is the id itself).
+    pub key: fn(Uuid) -> (String, &'static str),
+    pub decode: fn(Item) -> Result<T, StoreError>,
+    pub id: fn(&T) -> Uuid,
+}
+
+impl DynamoStore {
+    /// One page of a listing, resumed after the cursor's item. The cursor holds only an id; the
+    /// start key is rebuilt from it, so a forged cursor cannot point anywhere else.
+    pub(super) async fn page<T>(
+        &self,
+        listing: &Listing<T>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<T>, ListError> {
+        let p = &listing.partition;
+        let start = match cursor {
+            Some(c) => {
+                let id = decode_cursor(c)?;
+                let mut key = keys::key((listing.key)(id));
+                key.insert(p.pk.into(), AttributeValue::S(p.value.clone()));
+                key.insert(p.sk.into(), AttributeValue::S(id.to_string()));
+                Some(key)
+            }
+            None => None,
+        };
+        let out = p
+            .query(self, limit)
+            .key_condition_expression("#pk = :pk")
+            .scan_index_forward(!listing.newest_first)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(store_error)?;
+        let items = out.items.unwrap_or_default().into_iter().map(listing.decode).collect::<Result<Vec<_>, _>>()?;
+        // DynamoDB returns a LastEvaluatedKey whenever it stopped at the limit, even if nothing
+        // follows; one extra empty page is the price of not reading ahead.
+        let next_cursor = match (&out.last_evaluated_key, items.last()) {
+            (Some(_), Some(last)) => Some(encode_cursor((listing.id)(last))),
+            _ => None,
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Up to `limit` items of a queue whose sort key is below `below`, oldest first.
+    pub(super) async fn due(&self, queue: &Partition, below: String, limit: u32) -> Result<Vec<Item>, StoreError> {
+        let out = queue
+            .query(self, limit)
+            .key_condition_expression("#pk = :pk AND #sk < :below")
+            .expression_attribute_names("#sk", queue.sk)
+            .expression_attribute_values(":below", AttributeValue::S(below))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(out.items.unwrap_or_default())
+    }
+}
