@@ -6,9 +6,12 @@
 //! * **counts** requests per operation (the `X-Amz-Target` header, e.g.
 //!   `DynamoDB_20120810.TransactWriteItems` → `TransactWriteItems`), so a test can assert how
 //!   many round trips a request costs: `GET /_local/dynamodb/stats` on the Invoke API answers
-//!   `{"TransactWriteItems": n, ..., "total": n, "injected_conflicts": n, "injected_throttles": n}`,
+//!   `{"TransactWriteItems": n, ..., "total": n, "injected_conflicts": n, "injected_throttles": n,
+//!   "by_function": {"PlaceOrderFunction": {"TransactWriteItems": n, ..., "total": n}, ...}}`,
 //!   `POST /_local/dynamodb/stats/reset` zeroes it. Injected answers count as round trips too
-//!   (the function made them);
+//!   (the function made them). The caller is the SDK's user agent `app/<LogicalId>`: the stack
+//!   gives every function `AWS_SDK_UA_APP_ID=<LogicalId>`, so a test can count one function's calls
+//!   while others (the notifier claiming an e-mail, say) work in the background;
 //! * **injects faults** DynamoDB Local never produces (it serialises transactions): with
 //!   `POST /_local/dynamodb/faults` `{"transaction_conflict_rate": 0.3}` that fraction of
 //!   `TransactWriteItems` is answered, without forwarding, exactly as DynamoDB cancels a
@@ -87,6 +90,8 @@ impl Faults {
 #[derive(Default)]
 struct Counters {
     per_operation: Mutex<BTreeMap<String, u64>>,
+    /// caller (`app/<id>` of the user agent, else `unknown`) → operation → calls
+    per_function: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
     total: AtomicU64,
     injected_conflicts: AtomicU64,
     injected_throttles: AtomicU64,
@@ -168,6 +173,19 @@ impl Shared {
         out.insert("total".into(), json!(c.total.load(Ordering::SeqCst)));
         out.insert("injected_conflicts".into(), json!(c.injected_conflicts.load(Ordering::SeqCst)));
         out.insert("injected_throttles".into(), json!(c.injected_throttles.load(Ordering::SeqCst)));
+        let by_function: serde_json::Map<String, Value> = c
+            .per_function
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(function, ops)| {
+                let mut calls: serde_json::Map<String, Value> =
+                    ops.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+                calls.insert("total".into(), json!(ops.values().sum::<u64>()));
+                (function.clone(), Value::Object(calls))
+            })
+            .collect();
+        out.insert("by_function".into(), Value::Object(by_function));
         Value::Object(out)
     }
 
@@ -175,6 +193,7 @@ impl Shared {
         let c = &self.counters;
         let mut per_operation = c.per_operation.lock().unwrap();
         per_operation.clear();
+        c.per_function.lock().unwrap().clear();
         c.total.store(0, Ordering::SeqCst);
         c.injected_conflicts.store(0, Ordering::SeqCst);
         c.injected_throttles.store(0, Ordering::SeqCst);
@@ -225,6 +244,17 @@ fn operation(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| "Unknown".to_owned())
 }
 
+/// The calling function, from the SDK's user agent (`... app/PlaceOrderFunction`).
+fn caller(headers: &HeaderMap) -> String {
+    ["x-amz-user-agent", "user-agent"]
+        .iter()
+        .filter_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+        .flat_map(str::split_whitespace)
+        .find_map(|token| token.strip_prefix("app/"))
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
 /// Headers that describe one hop, not the message: never copied across the proxy.
 fn hop_by_hop(name: &header::HeaderName) -> bool {
     matches!(
@@ -249,6 +279,8 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     let op = operation(&parts.headers);
     let counters = &shared.counters;
     *counters.per_operation.lock().unwrap().entry(op.clone()).or_default() += 1;
+    *counters.per_function.lock().unwrap().entry(caller(&parts.headers)).or_default().entry(op.clone()).or_default() +=
+        1;
     counters.total.fetch_add(1, Ordering::SeqCst);
 
     let faults = *shared.faults.lock().unwrap();

@@ -262,6 +262,8 @@ fn lambda_environment(
         ("AWS_ACCESS_KEY_ID", "local".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
         ("AWS_LAMBDA_FUNCTION_NAME", f.logical_id.clone()),
+        // Names the caller in the SDK's user agent, for the DynamoDB proxy's per-function counts.
+        ("AWS_SDK_UA_APP_ID", f.logical_id.clone()),
         ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", f.memory_mb.to_string()),
         ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", f.logical_id)),
