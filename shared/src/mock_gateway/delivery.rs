@@ -36,13 +36,8 @@ pub struct Deliverer {
 struct Undelivered(String);
 
 impl Deliverer {
-    pub fn new(secrets: Vec<SecretString>) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .pool_idle_timeout(Duration::from_secs(20))
-            .build()
-            .expect("reqwest client without TLS options cannot fail to build");
-        Self { http, secrets }
+    pub fn new(secrets: Vec<SecretString>) -> Result<Self, reqwest::Error> {
+        Ok(Self { http: crate::payments::gateway::http_client()?, secrets })
     }
 
     /// Posts the webhook until a 2xx, at most [`QUICK_ATTEMPTS`] times. True when delivered.

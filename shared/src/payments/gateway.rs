@@ -102,16 +102,20 @@ fn backoff() -> ExponentialBuilder {
         .with_jitter()
 }
 
+/// The HTTP(S) client for calls between the shop and the payment gateway, built once at cold
+/// start. TLS is rustls with the OS trust store; building fails only if that store is unusable.
+pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        // Lambda freezes the process between invocations; an idle pooled connection may be
+        // dead when it thaws, so do not keep them around long.
+        .pool_idle_timeout(Duration::from_secs(20))
+        .build()
+}
+
 impl GatewayClient {
-    pub fn new(base_url: &str) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            // Lambda freezes the process between invocations; an idle pooled connection may be
-            // dead when it thaws, so do not keep them around long.
-            .pool_idle_timeout(Duration::from_secs(20))
-            .build()
-            .expect("reqwest client without TLS options cannot fail to build");
-        Self { http, base_url: base_url.trim_end_matches('/').to_owned() }
+    pub fn new(base_url: &str) -> Result<Self, reqwest::Error> {
+        Ok(Self { http: http_client()?, base_url: base_url.trim_end_matches('/').to_owned() })
     }
 
     /// Creates (or, for a key already used, returns) the charge.
@@ -156,4 +160,18 @@ async fn read(resp: Result<reqwest::Response, reqwest::Error>) -> Result<Charge,
         return Err(GatewayError::Refused { status: status.as_u16(), message });
     }
     resp.json::<Charge>().await.map_err(|e| GatewayError::Unavailable(format!("unreadable charge: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real provider is `https://`: the client must speak TLS, not refuse the scheme.
+    #[tokio::test]
+    async fn the_client_speaks_https() {
+        // Nothing listens on port 1: the request fails connecting, which proves it got that far.
+        let err = http_client().unwrap().get("https://127.0.0.1:1/").send().await.unwrap_err();
+        let chain = format!("{err:?}");
+        assert!(err.is_connect() && !chain.contains("scheme is not http"), "{chain}");
+    }
 }
