@@ -6,6 +6,7 @@
 //! would spend minutes in argon2 (deliberately slow) measuring nothing this report is about.
 //! Products and orders go through the API, like a user's; checks read the table directly.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -15,6 +16,8 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use shop::auth::jwt::Tokens;
 use shop::domain::user::Role;
+use shop::store::dynamo::keys;
+use uuid::Uuid;
 
 use crate::stack::Stack;
 
@@ -80,11 +83,21 @@ impl<'a> Fixtures<'a> {
 
     /// `POST /orders` of `quantity` × `product` with a fresh Idempotency-Key: status and body.
     pub async fn place_order(&self, token: &str, product: &str, quantity: u32) -> Result<(StatusCode, Value)> {
+        self.place_order_keyed(token, product, quantity, &Uuid::new_v4().to_string()).await
+    }
+
+    async fn place_order_keyed(
+        &self,
+        token: &str,
+        product: &str,
+        quantity: u32,
+        idempotency_key: &str,
+    ) -> Result<(StatusCode, Value)> {
         let r = self
             .http
             .post(format!("{}/orders", self.api))
             .bearer_auth(token)
-            .header("idempotency-key", uuid::Uuid::new_v4().to_string())
+            .header("idempotency-key", idempotency_key)
             .json(&json!({ "lines": [{ "product_id": product, "quantity": quantity }] }))
             .send()
             .await
@@ -93,37 +106,81 @@ impl<'a> Fixtures<'a> {
         Ok((status, r.json().await.unwrap_or_default()))
     }
 
-    /// Like [`Self::place_order`], for orders that must succeed: the order's JSON.
-    pub async fn placed_order(&self, token: &str, product: &str) -> Result<Value> {
-        match self.place_order(token, product, 1).await? {
-            (StatusCode::CREATED, order) => Ok(order),
+    /// One unit of `product`, an order that must succeed: its JSON and its Idempotency-Key.
+    pub async fn placed_order(&self, token: &str, product: &str) -> Result<Placed> {
+        let idempotency_key = Uuid::new_v4().to_string();
+        match self.place_order_keyed(token, product, 1, &idempotency_key).await? {
+            (StatusCode::CREATED, order) => Ok(Placed { order, idempotency_key }),
             (status, body) => bail!("POST /orders answered {status}: {body}"),
         }
     }
 
-    /// One item's attributes, read consistently.
-    pub async fn item(&self, pk: String, sk: &str) -> Result<std::collections::HashMap<String, AttributeValue>> {
+    /// One item's attributes, read consistently, by its key (`keys::order(id)`, ...).
+    pub async fn item<S: Into<String>>(&self, key: (String, S)) -> Result<Item> {
+        let key = keys::key(key);
+        let shown = |k: &str| key.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        let what = format!("{}/{}", shown(keys::PK), shown(keys::SK));
         self.db
             .get_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(pk.clone()))
-            .key("sk", AttributeValue::S(sk.into()))
+            .set_key(Some(key))
             .consistent_read(true)
             .send()
             .await
             .map_err(aws_sdk_dynamodb::Error::from)?
             .item
-            .with_context(|| format!("no item {pk}/{sk}"))
+            .with_context(|| format!("no item {what}"))
+    }
+
+    /// Zeroes the DynamoDB proxy's call counters (`POST /_local/dynamodb/stats/reset`).
+    pub async fn reset_dynamodb_calls(&self) -> Result<()> {
+        let url = format!("{}/_local/dynamodb/stats/reset", self.invoke_url()?);
+        self.http.post(url).send().await?.error_for_status().context("resetting the DynamoDB call counts")?;
+        Ok(())
+    }
+
+    /// `function`'s DynamoDB calls since the last reset, per operation and `total`, as the proxy
+    /// counted them (`by_function` of `GET /_local/dynamodb/stats`).
+    pub async fn dynamodb_calls(&self, function: &str) -> Result<BTreeMap<String, u64>> {
+        let url = format!("{}/_local/dynamodb/stats", self.invoke_url()?);
+        let stats: Value = self.http.get(url).send().await?.error_for_status()?.json().await?;
+        let calls = stats["by_function"][function].as_object().cloned().unwrap_or_default();
+        Ok(calls.into_iter().filter_map(|(op, n)| Some((op, n.as_u64()?))).collect())
+    }
+
+    fn invoke_url(&self) -> Result<&str> {
+        self.stack.invoke_url.as_deref().context("the stack serves no Invoke API")
     }
 
     /// A product's stock `(available, reserved, sellable)`, from the table.
     pub async fn stock(&self, product: &str) -> Result<(i64, i64, i64)> {
-        let item = self.item(format!("PRODUCT#{product}"), "PRODUCT").await?;
+        let item = self.item(keys::product(uuid(product)?)).await?;
         let n = |k: &str| -> Result<i64> {
             item.get(k).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).with_context(|| format!("no {k}"))
         };
         Ok((n("available_stock")?, n("reserved_stock")?, n("sellable_stock")?))
     }
+}
+
+/// A table item.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// An order placed by [`Fixtures::placed_order`].
+pub struct Placed {
+    /// The order's JSON, as `POST /orders` answered it.
+    pub order: Value,
+    pub idempotency_key: String,
+}
+
+impl Placed {
+    pub fn id(&self) -> Result<Uuid> {
+        uuid(self.order["id"].as_str().context("order without id")?)
+    }
+}
+
+/// An id as the API shows it.
+pub fn uuid(id: &str) -> Result<Uuid> {
+    Uuid::parse_str(id).with_context(|| format!("{id:?} is not a UUID"))
 }
 
 fn function_env<'s>(stack: &'s Stack, var: &str) -> Result<&'s str> {
@@ -136,7 +193,7 @@ fn function_env<'s>(stack: &'s Stack, var: &str) -> Result<&'s str> {
 }
 
 fn mint(tokens: &Tokens, role: Role, tag: &str) -> Result<String> {
-    let id = uuid::Uuid::new_v4();
+    let id = Uuid::new_v4();
     let email = format!("{tag}-{}@bench.shop.local", id.simple());
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     tokens.issue(id, role, &email, now).context("minting a token")

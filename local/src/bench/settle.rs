@@ -1,11 +1,13 @@
 //! Webhook settle: how long from the gateway posting a signed `charge.succeeded` to the order
 //! being `PAID`.
 //!
-//! Definition: the round trip of `POST /webhooks/payment`. The webhook settles synchronously (one
-//! conditional transaction: order → `PAID`, stock deducted, dedupe marker, outbox event) and only
-//! then answers `200 {"result": "paid"}`, so its answer is the moment the order is paid. That
-//! leaves out what is not ours to measure: the mock gateway's charge bookkeeping, and polling the
-//! order (whose interval would dominate). The webhook is built and signed as the gateway does it
+//! Definition: the round trip of `POST /webhooks/payment`. The webhook settles synchronously (it
+//! reads the order, then one conditional transaction: order → `PAID`, stock deducted, dedupe
+//! marker, outbox event), publishes the `order.paid` event to Kafka and marks its outbox item
+//! published (an `UpdateItem`), and only then answers `200 {"result": "paid"}`: the order is paid
+//! before the answer, and the figure includes the Kafka publish and the outbox mark. That leaves
+//! out what is not ours to measure: the mock gateway's charge bookkeeping, and polling the order
+//! (whose interval would dominate). The webhook is built and signed as the gateway does it
 //! (`shop::payments::signature::sign`, with the stack's `WEBHOOK_SECRETS`; the contract is in
 //! docs/payments.md).
 //!
@@ -17,6 +19,8 @@ use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use shop::store::dynamo::keys;
+use uuid::Uuid;
 
 use crate::bench::fixtures::Fixtures;
 use crate::bench::measure::measure;
@@ -35,16 +39,15 @@ pub async fn run(fx: &Fixtures<'_>, orders: usize, concurrency: usize) -> Result
     let (_, placed) = progress::run(
         step,
         measure(orders + warm_up, concurrency, |i| async move {
-            let order = fx.placed_order(&tokens[i % tokens.len()], product).await?;
-            let id = order["id"].as_str().context("order without id")?.to_owned();
-            Ok((id, order["total"]["amount"].as_i64().context("order without total")?))
+            let placed = fx.placed_order(&tokens[i % tokens.len()], product).await?;
+            Ok((placed.id()?, placed.order["total"]["amount"].as_i64().context("order without total")?))
         }),
     )
     .await?;
 
     let settle = |i: usize| {
-        let (order, amount): &(String, i64) = &placed[i];
-        let body = webhook_body(order, *amount);
+        let (order, amount): &(Uuid, i64) = &placed[i];
+        let body = webhook_body(*order, *amount);
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let signature = shop::payments::signature::sign(&secrets, now, body.as_bytes());
         let request = fx
@@ -72,7 +75,7 @@ pub async fn run(fx: &Fixtures<'_>, orders: usize, concurrency: usize) -> Result
 
     let paid = futures::stream::iter(&placed)
         .map(|(order, _)| async move {
-            let item = fx.item(format!("ORDER#{order}"), "ORDER").await?;
+            let item = fx.item(keys::order(*order)).await?;
             Ok::<_, anyhow::Error>(item.get("state").and_then(|s| s.as_s().ok()).is_some_and(|s| s == "PAID"))
         })
         .buffer_unordered(16)
@@ -96,11 +99,11 @@ pub async fn run(fx: &Fixtures<'_>, orders: usize, concurrency: usize) -> Result
 }
 
 /// A `charge.succeeded` event for `order`, shaped as docs/payments.md says a provider sends it.
-fn webhook_body(order: &str, amount: i64) -> String {
+fn webhook_body(order: Uuid, amount: i64) -> String {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let charge = format!("ch_bench_{}", uuid::Uuid::new_v4().simple());
+    let charge = format!("ch_bench_{}", Uuid::new_v4().simple());
     json!({
-        "id": format!("evt_bench_{}", uuid::Uuid::new_v4().simple()),
+        "id": format!("evt_bench_{}", Uuid::new_v4().simple()),
         "type": "charge.succeeded",
         "created": now,
         "data": { "charge": {

@@ -24,7 +24,7 @@ mod cart;
 mod charges;
 mod cursor;
 mod index;
-mod keys;
+pub mod keys;
 mod orders;
 mod outbox;
 mod products;
