@@ -47,6 +47,23 @@ pub struct Options {
     pub schedule: crate::schedule::Mode,
 }
 
+impl Options {
+    /// A stack for one command's run (the test suite, the benchmarks): API and Invoke API on
+    /// random ports, `pool_size` instances per function frozen between invocations, function
+    /// output to `function_logs/<Function>.log`, schedule off.
+    pub fn throwaway(pool_size: usize, function_logs: PathBuf) -> Self {
+        Self {
+            api_port: Some(0),
+            invoke_port: Some(0),
+            pool_size,
+            freeze: true,
+            function_logs: Some(function_logs),
+            only: None,
+            schedule: crate::schedule::Mode::Off,
+        }
+    }
+}
+
 pub struct Stack {
     pub api_url: Option<String>,
     pub invoke_url: Option<String>,

@@ -91,15 +91,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     ws.build(&binaries).await?;
     let started = Instant::now();
     let logs = ws.logs_dir();
-    let opts = Options {
-        api_port: Some(0),
-        invoke_port: Some(0),
-        pool_size: args.pool,
-        freeze: !args.no_freeze,
-        function_logs: Some(logs.clone()),
-        only: None,
-        schedule: crate::schedule::Mode::Off,
-    };
+    let opts = Options { freeze: !args.no_freeze, ..Options::throwaway(args.pool, logs.clone()) };
     let stack = Stack::start(&ws, &template, &tools.dynamodb_local_dir, opts).await?;
     eprintln!("✓ stack started in {:.1}s (function logs in {})", started.elapsed().as_secs_f64(), logs.display());
 

@@ -102,15 +102,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     }
     let tools = crate::install::ensure().await?;
     let mut report = Report::start();
-    let opts = Options {
-        api_port: Some(0),
-        invoke_port: Some(0),
-        pool_size: args.pool,
-        freeze: true,
-        function_logs: Some(ws.logs_dir()),
-        only: None,
-        schedule: crate::schedule::Mode::Off,
-    };
+    let opts = Options::throwaway(args.pool, ws.logs_dir());
     let stack = Stack::start(&ws, &template, &tools.dynamodb_local_dir, opts).await?;
     let result = bench(&template, &stack, &args, &mut report).await;
     // Read while the instances still live: their /proc entries go with them.
