@@ -14,11 +14,13 @@
 //! * errors: no route → 404 `{"message":"Not Found"}`; function error, crash or timeout → 500
 //!   `{"message":"Internal Server Error"}`; a malformed result → 502; a body over 10 MB → 413;
 //! * CORS from the API's `CorsConfiguration`: preflights are answered by the gateway itself and
-//!   CORS headers are added to responses, overriding the function's, as API Gateway does;
+//!   CORS headers are added to the responses of API routes, overriding the function's, as API
+//!   Gateway does (the 404 for no route and the local router below get none);
 //! * every response carries `apigw-requestid` and `x-request-id` (the event's `requestId`).
 //!
-//! Local only, never part of the deployed API: a request that matches no API route goes to the
-//! gateway's *local* router ([`Gateway::with_local`]) before it becomes a 404. The stack puts
+//! Local only, never part of the deployed API: a `GET` or `HEAD` that matches no API route goes to
+//! the gateway's *local* router ([`Gateway::with_local`]) before it becomes a 404 (other methods
+//! get the 404 straight away), and its responses carry no CORS headers. The stack puts
 //! `GET /_local/mail` there (the e-mails the stack sent, see [`crate::messaging`]) and, behind
 //! it, the storefront's static files (`/` → `storefront/index.html`, see [`crate::storefront`]),
 //! so the page and the API share one origin. API routes always win, because only what they
@@ -130,11 +132,13 @@ async fn handle(
 ) -> Response {
     let request_id = request_id();
     let origin = request.headers().get(header::ORIGIN).cloned();
-    let mut response = match &gw.cors {
-        Some(cors) if is_preflight(&request) => preflight(cors, origin.as_ref()),
+    let (mut response, api) = match &gw.cors {
+        Some(cors) if is_preflight(&request) => (preflight(cors, origin.as_ref()), true),
         _ => route(&gw, peer, request, &request_id).await,
     };
-    if let Some(cors) = &gw.cors {
+    // Only the API's own responses get CORS headers: the local router's (mailbox, storefront
+    // files) are same-origin only, so no other website open in the browser can read them.
+    if api && let Some(cors) = &gw.cors {
         add_cors(cors, origin.as_ref(), response.headers_mut());
     }
     let headers = response.headers_mut();
@@ -145,13 +149,30 @@ async fn handle(
     response
 }
 
-async fn route(gw: &Gateway, peer: SocketAddr, request: Request, request_id: &str) -> Response {
+/// The response to a request that is not a preflight, and whether an API route answered it
+/// (`false`: the gateway's 404 or the local router).
+async fn route(gw: &Gateway, peer: SocketAddr, request: Request, request_id: &str) -> (Response, bool) {
     let Some((route, pool, path_params)) = gw.find(request.method().as_str(), request.uri().path()) else {
-        return match &gw.local {
-            Some(local) => local.clone().oneshot(request).await.unwrap_or_else(|never| match never {}),
-            None => not_found(),
+        let readable = matches!(*request.method(), Method::GET | Method::HEAD);
+        let response = match &gw.local {
+            // The local extras are read-only: anything else is the gateway's 404, not a 405.
+            Some(local) if readable => local.clone().oneshot(request).await.unwrap_or_else(|never| match never {}),
+            _ => not_found(),
         };
+        return (response, false);
     };
+    (invoke(route, pool, path_params, peer, request, request_id).await, true)
+}
+
+/// Runs the route's function for the request and maps its result to HTTP.
+async fn invoke(
+    route: &Route,
+    pool: &Pool,
+    path_params: BTreeMap<String, String>,
+    peer: SocketAddr,
+    request: Request,
+    request_id: &str,
+) -> Response {
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
@@ -425,6 +446,41 @@ mod tests {
         assert_eq!(r.status(), StatusCode::OK);
         assert!(to_http(b"not json").is_err());
         assert!(to_http(br#"{"statusCode":"abc"}"#).is_err());
+    }
+
+    #[tokio::test]
+    async fn local_router_gets_reads_only_and_no_cors() {
+        let cors = Cors { allow_origins: vec!["*".into()], allow_methods: vec!["GET".into()], ..Cors::default() };
+        let local = Router::new().route("/_local/mail", axum::routing::get(|| async { "[]" }));
+        let app = Gateway::new(Vec::new(), Some(cors)).with_local(local).router();
+        let send = |method: &str, path: &str, preflight: bool| {
+            let mut request =
+                http::Request::builder().method(method).uri(path).header("Origin", "https://evil.example");
+            if preflight {
+                request = request.header("Access-Control-Request-Method", "GET");
+            }
+            let mut request = request.body(Body::empty()).unwrap();
+            request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9))));
+            app.clone().oneshot(request)
+        };
+
+        let r = send("GET", "/_local/mail", false).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.headers().get("access-control-allow-origin").is_none());
+        assert!(r.headers().contains_key("apigw-requestid"));
+
+        for (method, path) in [("POST", "/_local/mail"), ("DELETE", "/_local/mail"), ("POST", "/nope")] {
+            let r = send(method, path, false).await.unwrap();
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "{method} {path}");
+            assert!(r.headers().get("access-control-allow-origin").is_none(), "{method} {path}");
+            let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
+            assert_eq!(&body[..], br#"{"message":"Not Found"}"#, "{method} {path}");
+        }
+
+        // Preflights are still the gateway's (they let nothing be read by themselves).
+        let r = send("OPTIONS", "/products", true).await.unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        assert_eq!(r.headers()["access-control-allow-origin"], "*");
     }
 
     #[test]

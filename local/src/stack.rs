@@ -187,6 +187,8 @@ impl Stack {
                 .flat_map(|f| f.routes.iter().map(|r| (r.clone(), self.pools[&f.logical_id].clone())))
                 .collect();
             // Local extras behind the API routes: the mailbox JSON, then the storefront's files.
+            // The gateway hands them only GET and HEAD and adds no CORS headers to their answers:
+            // they are for the page on this origin, not for any website open in the browser.
             let mut local = crate::storefront::router(ws.root.join("storefront"));
             if let Some(messaging) = &self.messaging {
                 local = messaging.mail_router().merge(local);

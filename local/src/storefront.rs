@@ -10,11 +10,15 @@
 //!
 //! * only `GET` and `HEAD` (anything else is the gateway's usual 404);
 //! * `/` and any path ending in `/` serve that directory's `index.html`;
-//! * the path is percent-decoded, then every segment must be a plain name: `..`, `.`, empty
-//!   segments, backslashes and NUL are refused, and the resolved file must still be inside the
-//!   directory after symlinks are followed;
+//! * the path is percent-decoded, then every segment must be a plain name: empty segments,
+//!   dotfiles and dot-directories (any segment starting with `.`, so `.`, `..`, `.env`, `.git`),
+//!   backslashes and NUL are refused, and the resolved file must still be inside the directory
+//!   after symlinks are followed;
 //! * the content type comes from the extension (a short table; unknown ones are
-//!   `application/octet-stream`); `cache-control: no-cache` so an edited file shows on reload;
+//!   `application/octet-stream`), with `x-content-type-options: nosniff` so the browser never
+//!   guesses another; `cache-control: no-cache` so an edited file shows on reload;
+//! * no CORS headers: the gateway adds them to API routes only, so only the page on this origin
+//!   can read these files (see [`crate::api_gateway`]);
 //! * anything not found is the gateway's `404 {"message":"Not Found"}`, as for unknown routes.
 
 use std::path::{Path, PathBuf};
@@ -44,9 +48,12 @@ async fn serve(State(root): State<Arc<PathBuf>>, request: Request) -> Response {
     };
     let length = bytes.len();
     let body = if head { Body::empty() } else { Body::from(bytes) };
-    let mut response =
-        (StatusCode::OK, [(header::CONTENT_TYPE, content_type(&file)), (header::CACHE_CONTROL, "no-cache")], body)
-            .into_response();
+    let headers = [
+        (header::CONTENT_TYPE, content_type(&file)),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::CACHE_CONTROL, "no-cache"),
+    ];
+    let mut response = (StatusCode::OK, headers, body).into_response();
     response.headers_mut().insert(header::CONTENT_LENGTH, length.into());
     response
 }
@@ -57,7 +64,8 @@ fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
     let relative = decoded.strip_prefix('/')?;
     let segments: Vec<&str> = relative.split('/').collect();
     let (last, dirs) = segments.split_last()?;
-    let plain = |s: &&str| !(s.is_empty() || *s == "." || *s == ".." || s.contains(['\\', '\0']));
+    // Not empty, no dotfile or dot-directory (`.`, `..`, `.git`, ...), no backslash or NUL.
+    let plain = |s: &&str| !(s.is_empty() || s.starts_with('.') || s.contains(['\\', '\0']));
     if !dirs.iter().all(plain) {
         return None;
     }
@@ -97,16 +105,66 @@ mod tests {
         std::fs::create_dir_all(root.join("js")).unwrap();
         std::fs::write(root.join("index.html"), "<p>hi</p>").unwrap();
         std::fs::write(root.join("js/app.js"), "").unwrap();
+        std::fs::write(root.join(".env"), "SECRET=1").unwrap();
+        std::fs::create_dir_all(root.join(".git")).unwrap();
+        std::fs::write(root.join(".git/config"), "").unwrap();
+        std::fs::write(root.join("js/.app.js.swp"), "").unwrap();
         let real = root.canonicalize().unwrap();
 
         assert_eq!(resolve(&root, "/"), Some(real.join("index.html")));
         assert_eq!(resolve(&root, "/js/app.js"), Some(real.join("js/app.js")));
         assert_eq!(resolve(&root, "/js/%61pp.js"), Some(real.join("js/app.js")));
-        for bad in ["/../Cargo.toml", "/js/../index.html", "/%2e%2e/x", "/js//app.js", "/./index.html", "/js", "/nope"]
-        {
+        for bad in [
+            "/../Cargo.toml",
+            "/js/../index.html",
+            "/%2e%2e/x",
+            "/js//app.js",
+            "/./index.html",
+            "/js",
+            "/nope",
+            "/.env",
+            "/%2eenv",
+            "/.git/config",
+            "/.git/",
+            "/js/.app.js.swp",
+        ] {
             assert_eq!(resolve(&root, bad), None, "{bad}");
         }
         assert_eq!(content_type(Path::new("a.js")), "text/javascript; charset=utf-8");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[tokio::test]
+    async fn serves_files_with_nosniff_and_refuses_other_methods() {
+        use tower::ServiceExt;
+        let root = std::env::temp_dir().join(format!("storefront-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("index.html"), "<p>hi</p>").unwrap();
+        std::fs::write(root.join(".env"), "SECRET=1").unwrap();
+        let app = router(root.clone());
+        let send = |method: &str, path: &str| {
+            app.clone().oneshot(Request::builder().method(method).uri(path).body(Body::empty()).unwrap())
+        };
+
+        let r = send("GET", "/").await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(r.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(r.headers()[header::CACHE_CONTROL], "no-cache");
+        assert!(r.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+        assert_eq!(&axum::body::to_bytes(r.into_body(), 1024).await.unwrap()[..], b"<p>hi</p>");
+
+        let r = send("HEAD", "/index.html").await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[header::CONTENT_LENGTH], "9");
+        assert_eq!(r.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+
+        for (method, path) in [("GET", "/.env"), ("POST", "/"), ("PUT", "/index.html")] {
+            let r = send(method, path).await.unwrap();
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "{method} {path}");
+            let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
+            assert_eq!(&body[..], br#"{"message":"Not Found"}"#, "{method} {path}");
+        }
         std::fs::remove_dir_all(&root).unwrap();
     }
 }
