@@ -137,36 +137,52 @@ pub async fn ensure_browser_tools(cache: &Path) -> Result<BrowserTools> {
     Ok(BrowserTools { playwright_core, chromium })
 }
 
-/// Debian's `chromium` package, installed with apt-get when missing. A package index that has
-/// never been fetched (a fresh container) does not know the package: then `apt-get update` and
-/// try once more.
+/// Debian's `chromium` package, installed with apt-get when missing: as root, or through
+/// `sudo -n` if that works without a password (checked first with `sudo -n true`; otherwise the
+/// error says what to run by hand). apt-get waits up to 2 minutes for a dpkg lock another apt
+/// holds. A package index that has never been fetched (a fresh container) does not know the
+/// package: then `apt-get update` and try once more.
 async fn ensure_chromium(cache: &Path) -> Result<PathBuf> {
     let chromium = PathBuf::from(CHROMIUM);
     if chromium.is_file() {
         return Ok(chromium);
     }
-    let manual = "install it with `sudo apt-get install -y chromium` (or set SHOP_CHROMIUM to a Chromium or \
-                  Chrome binary), or skip the browser test with --skip-browser";
+    // Worded for both `cargo local test` and `cargo local browser-test` (only the former has
+    // --skip-browser).
+    let manual = "install it with `sudo apt-get install -y chromium`, or set SHOP_CHROMIUM=/path/to/chrome to                   use another Chromium or Chrome (e.g. where there is no `chromium` .deb: Ubuntu ships Chromium                   as a snap); `cargo local test --skip-browser` runs everything but the browser test";
     require_on_path("apt-get", &format!("{CHROMIUM} is missing and this is not a Debian/Ubuntu system: {manual}"))?;
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
-    if !root && find_on_path("sudo").is_none() {
-        bail!("{CHROMIUM} is missing and we are neither root nor have sudo: {manual}");
+    if !root {
+        if find_on_path("sudo").is_none() {
+            bail!("{CHROMIUM} is missing, and we are neither root nor have sudo to install it: {manual}");
+        }
+        // -n: fail at once instead of waiting for a password nobody will type.
+        let sudo_works = tokio::process::Command::new("sudo")
+            .args(["-n", "true"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await
+            .is_ok_and(|s| s.success());
+        if !sudo_works {
+            bail!("{CHROMIUM} is missing, and `sudo -n` cannot install it (sudo wants a password): {manual}");
+        }
     }
     let apt = |args: &[&str]| {
         let mut cmd = tokio::process::Command::new(if root { "env" } else { "sudo" });
         if !root {
-            // -n: fail at once instead of waiting for a password nobody will type.
             cmd.args(["-n", "env"]);
         }
-        cmd.arg("DEBIAN_FRONTEND=noninteractive").arg("apt-get").args(args);
+        cmd.arg("DEBIAN_FRONTEND=noninteractive").arg("apt-get").args(["-o", "DPkg::Lock::Timeout=120"]).args(args);
         cmd
     };
     let log = cache.join("install-chromium.log");
     let step = Step::start(format!("installing Chromium (apt-get install -y chromium; log in {})", log.display()));
     let mut result = run_logged(apt(&["install", "-y", "chromium"]), &log).await;
     if result.is_err() {
-        step.detail("updating the package index first (apt-get update)");
+        step.detail("apt-get install failed (a never-fetched package index?): apt-get update, then once more");
         result = match run_logged(apt(&["update"]), &log).await {
             Ok(()) => run_logged(apt(&["install", "-y", "chromium"]), &log).await,
             Err(e) => Err(e),
