@@ -90,7 +90,14 @@ function resolve(path) {
   const [route, query] = path.split("?");
   for (const [re, view, nav, needsUser] of ROUTES) {
     const match = re.exec(route);
-    if (match) return [view, nav, needsUser, [...match.slice(1).map(decodeURIComponent), new URLSearchParams(query)]];
+    if (!match) continue;
+    let groups;
+    try {
+      groups = match.slice(1).map(decodeURIComponent);
+    } catch {
+      break; // a malformed escape (#/orders/%E0) names nothing: the not-found view
+    }
+    return [view, nav, needsUser, [...groups, new URLSearchParams(query)]];
   }
   return [notFoundView, null, false, []];
 }
