@@ -98,13 +98,21 @@ impl DynamoStore {
         Ok(Page { items, next_cursor })
     }
 
-    /// Up to `limit` items of a queue whose sort key is below `below`, oldest first.
-    pub(super) async fn due(&self, queue: &Partition, below: String, limit: u32) -> Result<Vec<Item>, StoreError> {
+    /// Up to `limit` items of a queue whose sort key is below `below`, oldest first; only the
+    /// attributes in `projection` when given (the relay needs an outbox item's payload alone).
+    pub(super) async fn due(
+        &self,
+        queue: &Partition,
+        below: String,
+        limit: u32,
+        projection: Option<&str>,
+    ) -> Result<Vec<Item>, StoreError> {
         let out = queue
             .query(self, limit)
             .key_condition_expression("#pk = :pk AND #sk < :below")
             .expression_attribute_names("#sk", queue.sk)
             .expression_attribute_values(":below", AttributeValue::S(below))
+            .set_projection_expression(projection.map(str::to_owned))
             .send()
             .await
             .map_err(store_error)?;

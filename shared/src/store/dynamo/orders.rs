@@ -225,7 +225,7 @@ impl DynamoStore {
         now: time::OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<Order>, StoreError> {
-        let due = self.due(&Partition::gsi2(keys::PENDING), keys::instant(now), limit).await?;
+        let due = self.due(&Partition::gsi2(keys::PENDING), keys::instant(now), limit, None).await?;
         due.into_iter().map(decode_order).collect()
     }
 }

@@ -83,7 +83,7 @@ impl crate::store::OutboxStore for DynamoStore {
     }
 
     async fn pending_events(&self, before: time::OffsetDateTime, limit: u32) -> Result<Vec<Event>, StoreError> {
-        let due = self.due(&Partition::gsi1(keys::OUTBOX), v7_floor(before), limit).await?;
+        let due = self.due(&Partition::gsi1(keys::OUTBOX), v7_floor(before), limit, Some("payload")).await?;
         due.into_iter()
             .map(|item| match item.get("payload") {
                 Some(AttributeValue::S(json)) => serde_json::from_str(json)
