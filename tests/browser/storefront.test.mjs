@@ -70,8 +70,11 @@ test("a customer signs up, buys, pays, is declined, cancels, and reads the e-mai
     chromiumSandbox: false, // --no-sandbox: containers and CI run as root
     args: CHROMIUM_ARGS,
   });
-  const admin = await (await browser.newContext()).newPage();
-  const customer = await (await browser.newContext()).newPage();
+  // The page formats money and dates with the browser's locale (Intl.NumberFormat(undefined)):
+  // pin it, so "37.50" is expected whatever the machine's language and time zone.
+  const context = () => browser.newContext({ locale: "en-US", timezoneId: "UTC" });
+  const admin = await (await context()).newPage();
+  const customer = await (await context()).newPage();
   const pageErrors = [];
   for (const page of [admin, customer]) page.on("pageerror", (e) => pageErrors.push(e.message));
   let step = "start";
@@ -139,7 +142,9 @@ test("a customer signs up, buys, pays, is declined, cancels, and reads the e-mai
     });
 
     const addToCart = async (quantity) => {
-      await customer.goto(productUrl);
+      // A fresh product page: goto to the URL the page is already at (a hash route) does nothing.
+      if (customer.url() === productUrl) await customer.reload();
+      else await customer.goto(productUrl);
       await byId(customer, "quantity").fill(String(quantity));
       await byId(customer, "add-to-cart").click();
       await expectText(byId(customer, "notice"), `Added ${quantity} × ${PRODUCT}`);
@@ -217,6 +222,11 @@ test("a customer signs up, buys, pays, is declined, cancels, and reads the e-mai
       const states = await eventually("order states", () => byId(customer, "order-row").locator(".state").allInnerTexts(),
         (s) => s.length === 3);
       assert.deepEqual(states, ["Cancelled", "Payment failed", "Paid"], "newest first");
+    });
+
+    await run("a malformed link shows the not-found page", async () => {
+      await customer.goto(`${API}/#/orders/%E0`); // decodeURIComponent throws on it
+      await expectText(customer.getByRole("heading", { level: 1 }), "Page not found");
     });
 
     await run("the local mailbox shows the customer's e-mails", async () => {
