@@ -13,7 +13,7 @@
 use super::index::Partition;
 use super::transact::TransactError;
 use super::transition::put_new;
-use super::{DynamoStore, decode_error, keys, store_error};
+use super::{DynamoStore, applied, decode_error, keys, store_error};
 use crate::domain::money::Currency;
 use crate::domain::payment::ChargeStatus;
 use crate::payments::gateway::Charge;
@@ -206,10 +206,6 @@ impl DynamoStore {
             .expression_attribute_values(":sk", AttributeValue::S(due_key(due_at, id)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(store_error(e)),
-        }
+        applied(result).map(drop)
     }
 }

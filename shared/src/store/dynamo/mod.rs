@@ -87,6 +87,25 @@ where
     }
 }
 
+/// The outcome of a conditional write: `true` when it applied, `false` when DynamoDB refused it
+/// because its condition did not hold (what that means is the caller's to say); other failures
+/// as [`store_error`].
+pub(crate) fn applied<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error().and_then(ProvideErrorMetadata::code) == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(store_error(e)),
+    }
+}
+
 pub(crate) fn decode_error(e: serde_dynamo::Error) -> StoreError {
     StoreError::Other(format!("malformed item: {e}"))
 }

@@ -6,7 +6,7 @@
 //! what still has to go out.
 
 use super::index::Partition;
-use super::{DynamoStore, keys, store_error};
+use super::{DynamoStore, applied, keys};
 use crate::events::event::Event;
 use crate::store::StoreError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
@@ -73,12 +73,10 @@ impl crate::store::OutboxStore for DynamoStore {
             .expression_attribute_values(":t", AttributeValue::S(published_at))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                Err(StoreError::Other(format!("outbox event {event_id} does not exist")))
-            }
-            Err(e) => Err(store_error(e)),
+        if applied(result)? {
+            Ok(())
+        } else {
+            Err(StoreError::Other(format!("outbox event {event_id} does not exist")))
         }
     }
 

@@ -10,7 +10,7 @@
 
 use super::index::{Listing, Partition};
 use super::stock::{SELLABLE, stock_write};
-use super::{DynamoStore, decode_error, keys, store_error};
+use super::{DynamoStore, applied, decode_error, keys, store_error};
 use crate::domain::money::{Currency, Money};
 use crate::domain::product::{Product, ProductUpdate};
 use crate::domain::stock::{Stock, Transition};
@@ -210,10 +210,6 @@ impl ProductStore for DynamoStore {
             .expression_attribute_values(":now", AttributeValue::S(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(s)) if s.err().is_conditional_check_failed_exception() => Ok(false),
-            Err(e) => Err(store_error(e)),
-        }
+        applied(result)
     }
 }

@@ -12,7 +12,7 @@
 //! between 2 and 3: after the lease the e-mail is sent again. That duplicate is chosen over the
 //! alternative (mark first, lose the e-mail if the send then dies) — see `docs/events.md`.
 
-use super::{DynamoStore, keys, store_error};
+use super::{DynamoStore, applied, keys, store_error};
 use crate::store::{EmailClaim, SentEmails, StoreError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;
@@ -42,27 +42,20 @@ impl SentEmails for DynamoStore {
             .expression_attribute_values(":now", AttributeValue::N(now.unix_timestamp().to_string()))
             .send()
             .await;
-        match put {
-            Ok(_) => Ok(EmailClaim::Claimed),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                let existing = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .set_key(Some(keys::key(keys::email_sent(event_id))))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(store_error)?;
-                let status = existing.item.as_ref().and_then(|i| i.get("status")).and_then(|s| s.as_s().ok());
-                Ok(if status.map(String::as_str) == Some(SENT) {
-                    EmailClaim::AlreadySent
-                } else {
-                    EmailClaim::InFlight
-                })
-            }
-            Err(e) => Err(store_error(e)),
+        if applied(put)? {
+            return Ok(EmailClaim::Claimed);
         }
+        let existing = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(keys::email_sent(event_id))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        let status = existing.item.as_ref().and_then(|i| i.get("status")).and_then(|s| s.as_s().ok());
+        Ok(if status.map(String::as_str) == Some(SENT) { EmailClaim::AlreadySent } else { EmailClaim::InFlight })
     }
 
     async fn mark_sent(&self, event_id: Uuid, message_id: &str, now: time::OffsetDateTime) -> Result<(), StoreError> {
@@ -92,11 +85,7 @@ impl SentEmails for DynamoStore {
             .expression_attribute_values(":sending", AttributeValue::S(SENDING.into()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Not a claim any more (sent by another delivery after our lease ran out): keep it.
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(store_error(e)),
-        }
+        // Refused: not a claim any more (sent by another delivery after our lease ran out): keep it.
+        applied(result).map(drop)
     }
 }
