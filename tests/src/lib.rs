@@ -15,6 +15,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 /// The running stack, from the environment `cargo local test` provides.
 pub struct Stack {
@@ -73,15 +74,19 @@ impl Reply {
     }
 }
 
-pub fn client() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(60))
+/// The HTTP client, one per thread. Pooled connections belong to the tokio runtime that opened
+/// them, and each `#[tokio::test]` has a runtime of its own: under nextest (a process per test)
+/// that is one client per test anyway, and under plain `cargo test` (a thread per test) a
+/// process-wide client would hand a test the connections of a test whose runtime is gone.
+pub fn client() -> reqwest::Client {
+    thread_local! {
+        static CLIENT: reqwest::Client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
             .build()
-            .expect("http client")
-    })
+            .expect("http client");
+    }
+    CLIENT.with(reqwest::Client::clone)
 }
 
 /// Sends a request to the API. `body` is sent as JSON when `Some`.
@@ -360,28 +365,67 @@ impl Drop for FaultsOff {
     }
 }
 
-/// `attempts` one-unit orders from `buyers` customers, all at once, for a new product with
-/// `units` in stock. Every refusal must be `out_of_stock` naming the product. Returns the
-/// product id and the count of answers per HTTP status.
-pub async fn race_for_units(tag: &str, units: i64, buyers: usize, attempts: usize) -> (String, HashMap<u16, usize>) {
-    let admin = admin_token().await;
-    let id = new_product(&admin, &format!("{tag} limited edition"), 4900, units).await["id"]
-        .as_str()
-        .expect("product id")
-        .to_owned();
-    let tokens: Vec<String> =
-        futures::future::join_all((0..buyers).map(|_| new_customer(tag))).await.into_iter().map(|(_, t)| t).collect();
-    let orders = (0..attempts).map(|i| {
-        let (token, id) = (tokens[i % tokens.len()].clone(), id.clone());
-        async move { place_order(&token, &uuid::Uuid::new_v4().to_string(), Some(&[(&id, 1)])).await }
-    });
-    let mut by_status: HashMap<u16, usize> = HashMap::new();
-    for r in futures::future::join_all(orders).await {
-        *by_status.entry(r.status.as_u16()).or_default() += 1;
-        if r.status == StatusCode::CONFLICT {
-            assert_eq!(r.error_code(), "out_of_stock");
-            assert_eq!(r.body["error"]["details"]["products"][0], id.as_str());
+/// Places an order as a well-behaved client does: a 503 (`unavailable`, "retry shortly") is
+/// retried after a pause with the *same* Idempotency-Key, so an order that was in fact created
+/// comes back as its replay (200) and is never placed twice. Any other answer is final.
+pub async fn place_order_retrying(token: &str, key: &str, lines: Option<&[(&str, u32)]>) -> Reply {
+    let mut pause = Duration::from_millis(100);
+    for _ in 0..5 {
+        let r = place_order(token, key, lines).await;
+        if r.status != StatusCode::SERVICE_UNAVAILABLE {
+            return r;
         }
+        assert_eq!(r.error_code(), "unavailable", "a 503 that is not the API's own");
+        eprintln!("place order: 503 unavailable, retrying with the same Idempotency-Key");
+        tokio::time::sleep(pause).await;
+        pause *= 2;
     }
-    (id, by_status)
+    place_order(token, key, lines).await
+}
+
+/// A race's set-up: a new product with `units` in stock and `buyers` signed-up customers.
+pub struct Race {
+    pub product: String,
+    buyers: Vec<String>,
+}
+
+impl Race {
+    pub async fn set_up(tag: &str, units: i64, buyers: usize) -> Self {
+        let admin = admin_token().await;
+        let product = new_product(&admin, &format!("{tag} limited edition"), 4900, units).await["id"]
+            .as_str()
+            .expect("product id")
+            .to_owned();
+        let buyers = futures::future::join_all((0..buyers).map(|_| new_customer(tag))).await;
+        Self { product, buyers: buyers.into_iter().map(|(_, token)| token).collect() }
+    }
+
+    /// `attempts` one-unit orders from the buyers, all at once; each buyer retries a 503 like a
+    /// real client ([`place_order_retrying`]). Every refusal must be `out_of_stock` naming the
+    /// product. Returns the count of final answers per HTTP status, a replayed order (200)
+    /// counted as created (201).
+    pub async fn run(&self, attempts: usize) -> HashMap<u16, usize> {
+        let id = self.product.as_str();
+        let orders = (0..attempts).map(|i| {
+            let token = &self.buyers[i % self.buyers.len()];
+            async move { place_order_retrying(token, &uuid::Uuid::new_v4().to_string(), Some(&[(id, 1)])).await }
+        });
+        let mut by_status: HashMap<u16, usize> = HashMap::new();
+        for r in futures::future::join_all(orders).await {
+            let status = if r.status == StatusCode::OK { StatusCode::CREATED } else { r.status };
+            *by_status.entry(status.as_u16()).or_default() += 1;
+            if r.status == StatusCode::CONFLICT {
+                assert_eq!(r.error_code(), "out_of_stock");
+                assert_eq!(r.body["error"]["details"]["products"][0], id);
+            }
+        }
+        by_status
+    }
+}
+
+/// [`Race::set_up`] then [`Race::run`]: returns the product id and the answers per status.
+pub async fn race_for_units(tag: &str, units: i64, buyers: usize, attempts: usize) -> (String, HashMap<u16, usize>) {
+    let race = Race::set_up(tag, units, buyers).await;
+    let by_status = race.run(attempts).await;
+    (race.product, by_status)
 }
