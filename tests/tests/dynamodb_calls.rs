@@ -37,8 +37,7 @@ async fn an_order_with_lines_is_one_batch_read_and_one_transaction() {
 
     assert_eq!(count(&stats, "BatchGetItem"), 1, "{stats}");
     assert_eq!(count(&stats, "TransactWriteItems"), 1, "{stats}");
-    assert_eq!(count(&stats, "UpdateItem"), 1, "the outbox event marked published: {stats}");
-    assert_eq!(count(&stats, "total"), 3, "{stats}");
+    assert_published_mark_only(&stats);
 }
 
 #[tokio::test]
@@ -57,6 +56,14 @@ async fn an_order_from_the_cart_is_one_query_and_one_transaction() {
 
     assert_eq!(count(&stats, "Query"), 1, "{stats}");
     assert_eq!(count(&stats, "TransactWriteItems"), 1, "{stats}");
-    assert_eq!(count(&stats, "UpdateItem"), 1, "the outbox event marked published: {stats}");
-    assert_eq!(count(&stats, "total"), 3, "{stats}");
+    assert_published_mark_only(&stats);
+}
+
+/// Besides the read and the transaction, the only call is marking the `order.placed` event
+/// published, and only when Kafka acknowledged it within the publish timeout (otherwise the
+/// sweeper's relay publishes it later), which an instance thawed on a busy machine can miss.
+fn assert_published_mark_only(stats: &Value) {
+    let marked = count(stats, "UpdateItem");
+    assert!(marked <= 1, "at most the outbox event marked published: {stats}");
+    assert_eq!(count(stats, "total"), 2 + marked, "{stats}");
 }
