@@ -32,7 +32,7 @@ use tokio::process::Command;
 
 use crate::stack::{Options, Stack};
 use crate::template::Template;
-use crate::workspace::{Workspace, cargo};
+use crate::workspace::{Workspace, cargo_command};
 use crate::{browser_test, install, progress, seed};
 
 /// The template's `Schedule` events are not fired: tests run the sweeper on demand through the
@@ -67,11 +67,11 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         if args.skip_browser { None } else { Some(install::ensure_browser_tools(&install::cache_dir()?).await?) };
 
     if !args.skip_lint {
-        gate(&ws, "cargo fmt --all --check", Command::new(cargo()).args(["fmt", "--all", "--check"])).await?;
+        gate(&ws, "cargo fmt --all --check", cargo_command().args(["fmt", "--all", "--check"])).await?;
         gate(
             &ws,
             "cargo clippy --workspace --all-targets -- -D warnings",
-            Command::new(cargo()).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+            cargo_command().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
         )
         .await?;
         gate(&ws, "cfn-lint template.yaml", Command::new(tools.venv_bin.join("cfn-lint")).arg("template.yaml")).await?;
@@ -153,14 +153,14 @@ async fn gate(ws: &Workspace, name: &str, cmd: &mut Command) -> Result<()> {
 }
 
 async fn run_tests(ws: &Workspace, stack: &Stack, extra: &[String]) -> Result<ExitStatus> {
-    let nextest = Command::new(cargo())
+    let nextest = cargo_command()
         .args(["nextest", "--version"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .await
         .is_ok_and(|s| s.success());
-    let mut cmd = Command::new(cargo());
+    let mut cmd = cargo_command();
     if nextest {
         cmd.args(["nextest", "run", "--release", "--workspace", "--no-fail-fast"]);
     } else {

@@ -21,16 +21,28 @@ pub struct Workspace {
     bin_packages: BTreeMap<String, String>,
 }
 
-/// The `cargo` that runs us (cargo sets `$CARGO` for `cargo run`), else the one on PATH.
-pub fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+/// A command for the `cargo` that runs us (cargo sets `$CARGO` for `cargo run`), else the one
+/// on PATH, without the package variables `cargo run` gave us (`CARGO_MANIFEST_DIR`,
+/// `CARGO_PKG_*`, …). They describe this crate, not the build we ask for, and a build script
+/// that watches one of them (ring's watches `CARGO_MANIFEST_DIR`) would see it change between
+/// a build from the shell and one from here, and have cargo rebuild ring and the whole AWS SDK
+/// above it each time: minutes on two cores, twice per `cargo local test`.
+pub fn cargo_command() -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_") || name == "CARGO_MANIFEST_DIR" || name == "CARGO_MANIFEST_PATH" {
+            cmd.env_remove(&*name);
+        }
+    }
+    cmd
 }
 
 impl Workspace {
     pub async fn locate() -> Result<Self> {
         // Run from the workspace this crate belongs to, whatever the caller's directory.
         let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let output = tokio::process::Command::new(cargo())
+        let output = cargo_command()
             .args(["metadata", "--no-deps", "--format-version", "1"])
             .current_dir(&manifest_dir)
             .stderr(Stdio::inherit())
@@ -77,7 +89,7 @@ impl Workspace {
                 .get(*bin)
                 .with_context(|| format!("no package in the workspace has a binary target named `{bin}`"))?;
         }
-        let mut cmd = tokio::process::Command::new(cargo());
+        let mut cmd = cargo_command();
         cmd.args(["build", "--release", "--workspace", "--all-targets"]).current_dir(&self.root);
         let step =
             Step::start(format!("building {} (cargo build --release --workspace --all-targets)", binaries.join(", ")));
