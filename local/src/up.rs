@@ -8,7 +8,7 @@
 //! run by hand against a running stack:
 //!
 //! ```sh
-//! set -a; . target/local-stack.env; set +a; cargo nextest run -p tests
+//! set -a; . target/local-stack.env; set +a; cargo nextest run --release -p shop-tests
 //! ```
 
 use std::process::ExitCode;
