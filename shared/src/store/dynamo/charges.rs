@@ -124,22 +124,6 @@ impl DynamoStore {
         }
     }
 
-    async fn get<T: serde::de::DeserializeOwned, S: Into<String>>(
-        &self,
-        key: (String, S),
-    ) -> Result<Option<T>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::key(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        out.item.map(|i| serde_dynamo::from_item(i).map_err(decode_error)).transpose()
-    }
-
     pub(super) async fn get_charge_impl(&self, id: &str) -> Result<Option<StoredCharge>, StoreError> {
         let item: Option<ChargeItem> = self.get(keys::charge(id)).await?;
         Ok(item.map(|c| StoredCharge {

@@ -40,6 +40,11 @@ mod users;
 use super::StoreError;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+
+/// A raw DynamoDB item.
+type Item = HashMap<String, AttributeValue>;
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -50,6 +55,29 @@ pub struct DynamoStore {
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
+    }
+
+    /// One item by key, read strongly consistent: every caller decides on what it reads (a
+    /// claim, a marker, an order's state), so it must see the latest committed write.
+    async fn get_item(&self, key: (String, impl Into<String>)) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(out.item)
+    }
+
+    /// [`Self::get_item`], decoded.
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        key: (String, impl Into<String>),
+    ) -> Result<Option<T>, StoreError> {
+        self.get_item(key).await?.map(|i| serde_dynamo::from_item(i).map_err(decode_error)).transpose()
     }
 
     /// Loads AWS config from the environment (region, credentials, endpoint variables).

@@ -177,31 +177,12 @@ impl DynamoStore {
         user_id: Uuid,
         key: &str,
     ) -> Result<Option<PriorPlacement>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::key(keys::idempotency(user_id, key))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        let Some(item) = out.item else { return Ok(None) };
-        let m: MarkerItem = serde_dynamo::from_item(item).map_err(decode_error)?;
-        Ok(Some(PriorPlacement { order_id: m.order_id, request_hash: m.request_hash }))
+        let marker: Option<MarkerItem> = self.get(keys::idempotency(user_id, key)).await?;
+        Ok(marker.map(|m| PriorPlacement { order_id: m.order_id, request_hash: m.request_hash }))
     }
 
     pub(super) async fn get_order_impl(&self, id: Uuid) -> Result<Option<Order>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::key(keys::order(id))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        out.item.map(decode_order).transpose()
+        self.get_item(keys::order(id)).await?.map(decode_order).transpose()
     }
 
     pub(super) async fn list_orders_impl(

@@ -45,16 +45,8 @@ impl SentEmails for DynamoStore {
         if applied(put)? {
             return Ok(EmailClaim::Claimed);
         }
-        let existing = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::key(keys::email_sent(event_id))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        let status = existing.item.as_ref().and_then(|i| i.get("status")).and_then(|s| s.as_s().ok());
+        let existing = self.get_item(keys::email_sent(event_id)).await?;
+        let status = existing.as_ref().and_then(|i| i.get("status")).and_then(|s| s.as_s().ok());
         Ok(if status.map(String::as_str) == Some(SENT) { EmailClaim::AlreadySent } else { EmailClaim::InFlight })
     }
 

@@ -6,7 +6,7 @@
 //! the password hash and role, so login is a single `GetItem`.
 
 use super::transact::TransactError;
-use super::{DynamoStore, decode_error, keys, outbox, store_error};
+use super::{DynamoStore, decode_error, keys, outbox};
 use crate::domain::user::{Role, User};
 use crate::events::event::Event;
 use crate::store::{CreateUserError, Credentials, StoreError, UserStore};
@@ -68,17 +68,12 @@ impl UserStore for DynamoStore {
     }
 
     async fn credentials(&self, email_normalized: &str) -> Result<Option<Credentials>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::key(keys::email(email_normalized))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        let Some(item) = out.item else { return Ok(None) };
-        let c: CredentialsItem = serde_dynamo::from_item(item).map_err(decode_error)?;
-        Ok(Some(Credentials { user_id: c.user_id, email: c.email, role: c.role, password_hash: c.password_hash }))
+        let item: Option<CredentialsItem> = self.get(keys::email(email_normalized)).await?;
+        Ok(item.map(|c| Credentials {
+            user_id: c.user_id,
+            email: c.email,
+            role: c.role,
+            password_hash: c.password_hash,
+        }))
     }
 }
