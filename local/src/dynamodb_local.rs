@@ -5,7 +5,8 @@
 //! its data by access key and region, and a test with other credentials would see no tables).
 //!
 //! Tables are created from the template's `AWS::DynamoDB::Table` resources: key schema,
-//! attribute definitions, GSIs/LSIs and TTL come from `template.yaml`, never from code here.
+//! attribute definitions, GSIs/LSIs, the stream and TTL come from `template.yaml`, never from code
+//! here. (DynamoDB Local accepts the TTL setting but never deletes an expired item.)
 
 use std::path::Path;
 use std::process::Stdio;
@@ -16,7 +17,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, LocalSecondaryIndex, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use serde_json::Value;
 use tokio::process::Child;
@@ -120,6 +121,14 @@ pub async fn create_table(client: &Client, table: &Table) -> Result<()> {
                 .index_name(str_field(lsi, "IndexName")?)
                 .set_key_schema(Some(key_schema(lsi.get("KeySchema"))?))
                 .projection(projection(lsi.get("Projection")))
+                .build()?,
+        );
+    }
+    if let Some(stream) = p.get("StreamSpecification") {
+        req = req.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(str_field(stream, "StreamViewType")?))
                 .build()?,
         );
     }

@@ -9,6 +9,8 @@
 //!   `X-Amz-Invocation-Type: Event` queues it and answers 202 at once;
 //! * `GET /_local/functions`: per function, instances, init times (`init_ms`), each live
 //!   instance's peak RSS (`peak_rss_kib`) and invocation counts;
+//! * `POST /_local/functions/{LogicalId}/crash` `{"after_ms": n}`: the function's next invocation
+//!   crashes (see [`crate::runtime_api::Pool::arm_crash`]);
 //! * `/_local/dynamodb/stats` and `/_local/dynamodb/faults`: the functions' DynamoDB calls per
 //!   operation, and fault injection (see [`crate::dynamodb_proxy`]; merged in by `stack`).
 
@@ -32,7 +34,24 @@ pub fn router(pools: BTreeMap<String, Arc<Pool>>) -> Router {
     Router::new()
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
         .route("/_local/functions", get(functions))
+        .route("/_local/functions/{name}/crash", post(crash))
         .with_state(Arc::new(pools))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Crash {
+    after_ms: u64,
+}
+
+async fn crash(State(pools): State<Pools>, Path(name): Path<String>, axum::Json(c): axum::Json<Crash>) -> Response {
+    match pools.get(&name) {
+        Some(pool) => {
+            pool.arm_crash(std::time::Duration::from_millis(c.after_ms));
+            axum::Json(json!({ "function": name, "crash_after_ms": c.after_ms })).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, format!("no function {name}")).into_response(),
+    }
 }
 
 async fn functions(State(pools): State<Pools>) -> Response {

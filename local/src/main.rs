@@ -22,8 +22,9 @@
 //! * [`process`] spawns children that cannot outlive us;
 //! * [`dynamodb_local`], [`dynamodb_proxy`] (counts DynamoDB calls, injects faults), [`runtime_api`] (Lambda Runtime API + instance pool),
 //!   [`api_gateway`] (HTTP API v2) and [`invoke`] (Lambda Invoke API) are the emulators,
-//!   with [`messaging`] for events and e-mail: [`kafka`] (tansu), [`ses`] (moto), [`msk`] (the
-//!   MSK trigger), over [`emulator`] (their processes) and [`outage`] (their off switches),
+//!   with [`messaging`] for events and e-mail: [`kafka`] (tansu), [`ses`] and [`sqs`] (moto),
+//!   [`streams`] (the table's stream trigger) and [`msk`] (the MSK trigger), over [`emulator`]
+//!   (their processes) and [`outage`] (their off switches),
 //!   and [`stack`] starts them in order; the API port also serves the [`storefront`] page;
 //! * [`schedule`] fires the template's `Schedule` events (on in `up`, off in `test`);
 //! * [`seed`] creates demo data through the API; [`up`], [`test_command`], [`bench`] and
@@ -48,8 +49,10 @@ mod runtime_api;
 mod schedule;
 mod seed;
 mod ses;
+mod sqs;
 mod stack;
 mod storefront;
+mod streams;
 mod template;
 mod test_command;
 mod up;

@@ -1,12 +1,15 @@
-//! Events and e-mail in the local stack: the Kafka broker ([`crate::kafka`]), the SES emulator
-//! ([`crate::ses`]) and the MSK trigger ([`crate::msk`]), started together and wired into the
-//! functions, the Invoke API and the test contract.
+//! Events and e-mail in the local stack: the Kafka broker ([`crate::kafka`]), the SES and SQS
+//! emulator (moto: [`crate::ses`], [`crate::sqs`]), the table's stream trigger
+//! ([`crate::streams`], which feeds the outbox relay) and the MSK trigger ([`crate::msk`], which
+//! feeds the notifier), started together and wired into the functions, the Invoke API and the
+//! test contract.
 //!
 //! - functions get `KAFKA_BOOTSTRAP_SERVERS` (if they declare it) and `KAFKA_AUTH=plaintext`,
 //!   and every function `AWS_ENDPOINT_URL_SESV2`, like Lambda would get real endpoints;
 //! - the Invoke API gains `POST /_local/kafka/stop|start` and `POST /_local/ses/stop|start`
-//!   (outages, see [`crate::outage`]) and `GET /_local/mail` (the mail sent so far), which the
-//!   API port serves too, for the storefront (local only, not part of the deployed API);
+//!   (outages, see [`crate::outage`]), `GET /_local/mail` (the mail sent so far; the API port
+//!   serves it too, for the storefront; local only, not part of the deployed API) and
+//!   `GET /_local/sqs/<queue>` (a queue's messages, e.g. what a trigger gave up on);
 //! - tests get `SHOP_KAFKA_BOOTSTRAP` and `SHOP_SES_ENDPOINT` (moto itself, to read mail back).
 
 use std::collections::BTreeMap;
@@ -26,12 +29,16 @@ use crate::msk::MskTrigger;
 use crate::outage::Outage;
 use crate::runtime_api::Pool;
 use crate::ses::{self, Ses};
+use crate::sqs::Sqs;
+use crate::streams::StreamTrigger;
 use crate::template::Template;
 
 pub struct Messaging {
     pub kafka: Kafka,
     pub ses: Ses,
+    pub sqs: Sqs,
     triggers: Vec<MskTrigger>,
+    streams: Vec<StreamTrigger>,
 }
 
 impl Messaging {
@@ -40,6 +47,7 @@ impl Messaging {
     pub async fn start(template: &Template, logs: &Path) -> Result<Self> {
         let venv_bin = crate::install::ensure_venv(&crate::install::cache_dir()?).await?;
         let triggers = MskTrigger::all(template);
+        let streams = StreamTrigger::all(template)?;
         let mut topics: Vec<String> = triggers.iter().flat_map(|t| t.topics.clone()).collect();
         topics.sort();
         topics.dedup();
@@ -50,7 +58,13 @@ impl Messaging {
             Ses::start(&venv_bin, &ses_log, sender.as_deref()),
         );
         match (kafka, ses) {
-            (Ok(kafka), Ok(ses)) => Ok(Self { kafka, ses, triggers }),
+            (Ok(kafka), Ok(ses)) => match Sqs::start(&ses.endpoint, &template.queues).await {
+                Ok(sqs) => Ok(Self { kafka, ses, sqs, triggers, streams }),
+                Err(e) => {
+                    tokio::join!(kafka.stop(), ses.stop());
+                    Err(e)
+                }
+            },
             (Ok(k), Err(e)) => {
                 k.stop().await;
                 Err(e)
@@ -73,12 +87,16 @@ impl Messaging {
         env
     }
 
-    /// Starts polling for every MSK trigger whose function runs.
-    pub fn start_triggers(&self, pools: &BTreeMap<String, Arc<Pool>>) -> Result<Vec<JoinHandle<()>>> {
-        self.triggers
+    /// Starts polling for every MSK and stream trigger whose function runs; streams are read
+    /// from DynamoDB Local itself (`dynamodb`), as Lambda's poller reads them from the service.
+    pub fn start_triggers(&self, pools: &BTreeMap<String, Arc<Pool>>, dynamodb: &str) -> Result<Vec<JoinHandle<()>>> {
+        let mut handles: Vec<JoinHandle<()>> = self
+            .triggers
             .iter()
             .filter_map(|t| pools.get(&t.function).map(|pool| t.clone().start(&self.kafka.bootstrap, pool.clone())))
-            .collect()
+            .collect::<Result<_>>()?;
+        handles.extend(crate::streams::start(&self.streams, dynamodb, pools, Some(&self.sqs)));
+        Ok(handles)
     }
 
     pub fn contract_env(&self) -> Vec<(String, String)> {
@@ -91,7 +109,11 @@ impl Messaging {
     /// `/_local/{kafka,ses}/{stop,start}` and `/_local/mail`, for the Invoke API.
     pub fn control_router(&self) -> Router {
         let switches = Arc::new(Switches { kafka: self.kafka.relay.clone(), ses: self.ses.relay.clone() });
-        Router::new().route("/_local/{service}/{action}", post(switch)).with_state(switches).merge(self.mail_router())
+        Router::new()
+            .route("/_local/{service}/{action}", post(switch))
+            .with_state(switches)
+            .route("/_local/sqs/{queue}", get(queue).with_state(self.sqs.clone()))
+            .merge(self.mail_router())
     }
 
     /// `GET /_local/mail` alone: the API port serves it too (for the storefront's mailbox,
@@ -123,6 +145,13 @@ async fn switch(State(s): State<Arc<Switches>>, UrlPath((service, action)): UrlP
     }
     tracing::info!("{service} is now {}", if relay.is_up() { "reachable" } else { "unreachable" });
     axum::Json(serde_json::json!({ "service": service, "up": relay.is_up() })).into_response()
+}
+
+async fn queue(State(sqs): State<Sqs>, UrlPath(name): UrlPath<String>) -> Response {
+    match sqs.peek(&name).await {
+        Ok(messages) => axum::Json(messages).into_response(),
+        Err(e) => (StatusCode::BAD_GATEWAY, format!("{e:#}")).into_response(),
+    }
 }
 
 async fn mail(State(moto): State<Arc<String>>) -> Response {

@@ -24,7 +24,11 @@
 //!   continued (SIGCONT) just before it gets an event, so background threads do not run between
 //!   invocations, exactly the condition that breaks stale connection pools on Lambda;
 //! * **timeouts**: an invocation running past the function's `Timeout` kills its instance and
-//!   fails; a crash mid-invocation fails that invocation; replacements start on demand.
+//!   fails; a crash mid-invocation fails that invocation; replacements start on demand;
+//! * **crashes on purpose** ([`Pool::arm_crash`], `POST /_local/functions/<LogicalId>/crash`
+//!   `{"after_ms": n}` on the Invoke API): the next invocation's process is killed `n` ms after it
+//!   took the event, or when it reports its result if that comes first (then the result is lost
+//!   with it): what a Lambda instance dying mid-invocation looks like to its caller.
 //!
 //! [`Pool::stats`] reports, besides counts, each instance's init time (spawn → first `next`, what
 //! Lambda calls the init phase) and the peak resident memory of each live instance (`VmHWM` of
@@ -112,6 +116,8 @@ struct Instance {
     current: Mutex<Option<Current>>,
     init_error: Mutex<Option<String>>,
     initialised: AtomicBool,
+    /// The request this instance is to die in (see [`Pool::arm_crash`]).
+    doomed: Mutex<Option<String>>,
 }
 
 /// One function's instances and invocation queue.
@@ -126,8 +132,12 @@ pub struct Pool {
     scaling: Mutex<()>,
     started: AtomicUsize,
     invocations: AtomicU64,
+    /// Instances that exited in the middle of an invocation (crash, timeout, on purpose).
+    crashes: AtomicU64,
     init_ms: Mutex<Vec<u64>>,
     shutting_down: AtomicBool,
+    /// A crash armed for the next invocation: how long after it starts.
+    crash: Mutex<Option<Duration>>,
     this: Weak<Pool>,
 }
 
@@ -145,8 +155,10 @@ impl Pool {
             scaling: Mutex::default(),
             started: AtomicUsize::new(0),
             invocations: AtomicU64::new(0),
+            crashes: AtomicU64::new(0),
             init_ms: Mutex::default(),
             shutting_down: AtomicBool::new(false),
+            crash: Mutex::default(),
             this: this.clone(),
         });
         if let Some(dir) = &pool.spec.log_dir {
@@ -235,6 +247,7 @@ impl Pool {
             current: Mutex::default(),
             init_error: Mutex::default(),
             initialised: AtomicBool::new(false),
+            doomed: Mutex::default(),
         });
         self.instances.lock().unwrap().push(instance.clone());
 
@@ -267,6 +280,7 @@ impl Pool {
         let init_error = instance.init_error.lock().unwrap().take();
         let detail = init_error.map(|e| format!(": {e}")).unwrap_or_default();
         if let Some(current) = instance.current.lock().unwrap().take() {
+            self.crashes.fetch_add(1, Ordering::SeqCst);
             tracing::warn!("{} exited ({status}) during invocation {}{detail}", instance.name, current.request_id);
             let _ = current.reply.send(Outcome::Failed {
                 error_type: "Runtime.ExitError",
@@ -297,6 +311,12 @@ impl Pool {
             }
             notified.await;
         }
+    }
+
+    /// Kills the process of the next invocation `after` it took the event, or as it reports its
+    /// result if that is sooner; the invocation fails as a crash (`Runtime.ExitError`).
+    pub fn arm_crash(&self, after: Duration) {
+        *self.crash.lock().unwrap() = Some(after);
     }
 
     /// Stops every instance; queued and running invocations fail.
@@ -332,6 +352,7 @@ impl Pool {
             "init_ms": *self.init_ms.lock().unwrap(),
             "peak_rss_kib": instances.iter().filter_map(|i| peak_rss_kib(i.pid)).collect::<Vec<_>>(),
             "invocations": self.invocations.load(Ordering::SeqCst),
+            "crashes": self.crashes.load(Ordering::SeqCst),
             "queued": self.queue.lock().unwrap().len(),
         })
     }
@@ -393,6 +414,15 @@ async fn next(State((pool, instance)): RuntimeState) -> Response {
         }
     });
 
+    if let Some(after) = pool.crash.lock().unwrap().take() {
+        *instance.doomed.lock().unwrap() = Some(request_id.clone());
+        let (doomed, id) = (instance.clone(), request_id.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            kill_if_doomed(&doomed, &id);
+        });
+    }
+
     let arn = format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{}", pool.spec.logical_id);
     let mut headers = HeaderMap::new();
     let mut put = |k: &'static str, v: String| {
@@ -408,8 +438,25 @@ async fn next(State((pool, instance)): RuntimeState) -> Response {
     (StatusCode::OK, headers, pending.payload).into_response()
 }
 
+/// Kills the instance if it is to die in request `id` and has not yet: true if it was killed.
+fn kill_if_doomed(instance: &Instance, id: &str) -> bool {
+    let mut doomed = instance.doomed.lock().unwrap();
+    if doomed.as_deref() != Some(id) {
+        return false;
+    }
+    doomed.take();
+    tracing::warn!("{}: crashing on purpose during {id}", instance.name);
+    process::signal(instance.pid, process::SIGCONT);
+    process::signal(instance.pid, process::SIGKILL);
+    true
+}
+
 /// Hands the result to the waiting caller, if the invocation is still this instance's.
 fn complete(instance: &Instance, id: &str, outcome: Outcome) -> Response {
+    if kill_if_doomed(instance, id) {
+        // The process dies before its result gets out: the exit monitor fails the invocation.
+        return (StatusCode::ACCEPTED, axum::Json(json!({ "status": "OK" }))).into_response();
+    }
     let mut current = instance.current.lock().unwrap();
     if current.as_ref().is_some_and(|c| c.request_id == id) {
         let c = current.take().expect("checked");

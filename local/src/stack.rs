@@ -173,7 +173,7 @@ impl Stack {
         .await;
         progress::run(step, async { result }).await?;
         if let Some(messaging) = &self.messaging {
-            self.servers.extend(messaging.start_triggers(&self.pools)?);
+            self.servers.extend(messaging.start_triggers(&self.pools, &self.dynamodb_endpoint)?);
         }
 
         let schedules = crate::schedule::from_template(&ws.root.join("template.yaml"))?;

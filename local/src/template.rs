@@ -8,7 +8,11 @@
 //! walk the tree once and *resolve* what can be known locally:
 //!
 //! * `!Ref Param` becomes the parameter's `Default` (a `CommaDelimitedList` becomes a list),
-//! * `!Ref ShopTable` (any `AWS::DynamoDB::Table`) becomes the local table name, its logical id,
+//! * `!Ref ShopTable` (any `AWS::DynamoDB::Table`) becomes the local table name, its logical id;
+//!   `!GetAtt T.Arn` / `T.StreamArn` its ARN and its stream's (`…/stream/local`: the local
+//!   stream emulation finds the table by name);
+//! * `!GetAtt Q.Arn` / `Q.QueueName` of an `AWS::SQS::Queue` is the local queue's ARN and name (its
+//!   logical id; the stack creates it in moto, see `crate::sqs`),
 //! * `!Sub "...${X}..."` substitutes parameters, tables, `${T.Arn}` and the pseudo parameters
 //!   `AWS::Region` (`us-east-1`) and `AWS::StackName` (`shop-local`),
 //! * anything else (a `!GetAtt` of a role, `{{resolve:...}}` dynamic references, ...) is left as
@@ -34,6 +38,8 @@ pub const ACCOUNT_ID: &str = "123456789012";
 #[derive(Debug, Clone)]
 pub struct Template {
     pub tables: Vec<Table>,
+    /// `AWS::SQS::Queue` logical ids (locally, the queue names).
+    pub queues: Vec<String>,
     pub functions: Vec<Function>,
     /// `CorsConfiguration` of the HTTP API, if any.
     pub cors: Option<Cors>,
@@ -94,6 +100,7 @@ impl Template {
         let globals = resolver.resolve(doc.get("Globals").and_then(|g| g.get("Function")).unwrap_or(&Yaml::Null));
 
         let mut tables = Vec::new();
+        let mut queues = Vec::new();
         let mut functions = Vec::new();
         let mut cors = None;
         for (id, resource) in resources {
@@ -101,6 +108,7 @@ impl Template {
             let properties = resolver.resolve(resource.get("Properties").unwrap_or(&Yaml::Null));
             match resource.get("Type").and_then(Yaml::as_str) {
                 Some("AWS::DynamoDB::Table") => tables.push(Table { name: id.to_owned(), properties }),
+                Some("AWS::SQS::Queue") => queues.push(id.to_owned()),
                 Some("AWS::Serverless::HttpApi") => {
                     if let Some(c) = properties.get("CorsConfiguration") {
                         cors = Some(Cors::from_json(c));
@@ -116,7 +124,7 @@ impl Template {
         if functions.is_empty() {
             bail!("no AWS::Serverless::Function in the template");
         }
-        Ok(Self { tables, functions, cors })
+        Ok(Self { tables, queues, functions, cors })
     }
 
     pub fn function(&self, logical_id: &str) -> Option<&Function> {
@@ -212,6 +220,7 @@ struct Resolver {
     /// Parameter defaults; `CommaDelimitedList` ones are lists.
     parameters: BTreeMap<String, Json>,
     tables: Vec<String>,
+    queues: Vec<String>,
 }
 
 impl Resolver {
@@ -229,15 +238,16 @@ impl Resolver {
                 parameters.insert(name.to_owned(), value);
             }
         }
-        let tables = doc
-            .get("Resources")
-            .and_then(Yaml::as_mapping)
-            .into_iter()
-            .flatten()
-            .filter(|(_, r)| r.get("Type").and_then(Yaml::as_str) == Some("AWS::DynamoDB::Table"))
-            .filter_map(|(id, _)| id.as_str().map(str::to_owned))
-            .collect();
-        Self { parameters, tables }
+        let of_type = |kind: &str| -> Vec<String> {
+            doc.get("Resources")
+                .and_then(Yaml::as_mapping)
+                .into_iter()
+                .flatten()
+                .filter(|(_, r)| r.get("Type").and_then(Yaml::as_str) == Some(kind))
+                .filter_map(|(id, _)| id.as_str().map(str::to_owned))
+                .collect()
+        };
+        Self { parameters, tables: of_type("AWS::DynamoDB::Table"), queues: of_type("AWS::SQS::Queue") }
     }
 
     fn resolve(&self, v: &Yaml) -> Json {
@@ -315,8 +325,22 @@ impl Resolver {
 
     fn attribute(&self, target: &str) -> Option<String> {
         let (resource, attr) = target.split_once('.')?;
-        (self.tables.iter().any(|t| t == resource) && attr == "Arn")
-            .then(|| format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{resource}"))
+        let name = resource.to_owned();
+        if self.tables.contains(&name) {
+            return match attr {
+                "Arn" => Some(format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{resource}")),
+                "StreamArn" => Some(format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{resource}/stream/local")),
+                _ => None,
+            };
+        }
+        if self.queues.contains(&name) {
+            return match attr {
+                "Arn" => Some(format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{resource}")),
+                "QueueName" => Some(name),
+                _ => None,
+            };
+        }
+        None
     }
 
     /// `${Name}` substitution; `${!Literal}` is the escape for a literal `${Literal}`.

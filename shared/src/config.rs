@@ -134,6 +134,32 @@ pub fn seconds_from_env(name: &'static str, default: i64) -> Result<i64, ConfigE
     }
 }
 
+/// A whole number from `name` within `range`, `default` when unset or blank.
+pub fn bounded_from_env<T>(name: &'static str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    parse_bounded(name, env::var(name).ok().as_deref(), default, range)
+}
+
+fn parse_bounded<T>(
+    name: &'static str,
+    raw: Option<&str>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(default),
+        Some(s) => s.parse::<T>().ok().filter(|n| range.contains(n)).ok_or_else(|| ConfigError::Invalid {
+            name,
+            why: format!("must be a whole number from {} to {}", range.start(), range.end()),
+        }),
+    }
+}
+
 /// The mock gateway's waits: `MOCK_DELAY_SECONDS` (`tok_delay`, default 30) and
 /// `MOCK_LATE_SECONDS` (`tok_late`, default 20 minutes: past the default 15-minute reservation).
 pub fn mock_delays_from_env() -> Result<crate::mock_gateway::scenario::Delays, ConfigError> {
@@ -159,6 +185,16 @@ mod tests {
         assert_eq!(parse_minutes(Some("30")).unwrap(), time::Duration::minutes(30));
         for bad in ["0", "-1", "abc", "100000"] {
             assert!(parse_minutes(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bounded_numbers_default_when_unset_and_refuse_what_is_out_of_range() {
+        assert_eq!(parse_bounded("N", None, 8usize, 1..=64).unwrap(), 8);
+        assert_eq!(parse_bounded("N", Some(" 64 "), 8usize, 1..=64).unwrap(), 64);
+        for bad in ["0", "65", "-1", "x", "18446744073709551616"] {
+            let e = parse_bounded("N", Some(bad), 8usize, 1..=64).unwrap_err().to_string();
+            assert!(e.contains("from 1 to 64"), "{bad}: {e}");
         }
     }
 

@@ -70,6 +70,41 @@ pub async fn set_service(service: &str, up: bool) {
     assert!(r.status().is_success(), "{service} {action}: {}", r.status());
 }
 
+/// What the outbox relay's stream trigger gave up on so far (Lambda's on-failure records in the
+/// `OutboxRelayDeadLetters` queue, read through the local stack without consuming them).
+pub async fn dead_letters() -> Vec<Value> {
+    let url = format!("{}/_local/sqs/OutboxRelayDeadLetters", stack().invoke);
+    let r = client().get(url).send().await.expect("dead letters");
+    assert!(r.status().is_success(), "dead letters: {}", r.status());
+    r.json().await.expect("dead letters JSON")
+}
+
+/// Waits (up to `secs`) until the dead-letter queue holds more than `before` records.
+pub async fn wait_for_dead_letters(before: usize, secs: u64) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let now = dead_letters().await;
+        if now.len() > before || tokio::time::Instant::now() > deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The local stack's figures of one function (`GET /_local/functions`).
+pub async fn function_stats(function: &str) -> Value {
+    let url = format!("{}/_local/functions", stack().invoke);
+    let all: Value = client().get(url).send().await.expect("stats").json().await.expect("stats JSON");
+    all[function].clone()
+}
+
+/// Makes the function's next invocation crash `after_ms` into it (or as it answers, if sooner).
+pub async fn crash_next_invocation(function: &str, after_ms: u64) {
+    let url = format!("{}/_local/functions/{function}/crash", stack().invoke);
+    let r = client().post(url).json(&json!({ "after_ms": after_ms })).send().await.expect("crash");
+    assert!(r.status().is_success(), "arming a crash of {function}: {}", r.status());
+}
+
 /// Brings a service back up when dropped, so a failed assertion cannot leave it down for later tests.
 pub struct Restore(pub &'static str);
 
@@ -109,8 +144,27 @@ pub fn msk_event(values: &[Vec<u8>]) -> Value {
     event
 }
 
-/// A domain event's JSON, as the functions publish it.
+/// An event envelope around any `type` and `data`, typed or not (for records the notifier must skip).
 pub fn event_json(event_type: &str, data: Value) -> Vec<u8> {
-    let event = shop::events::event::Event::new(event_type, "agg", time::OffsetDateTime::now_utc(), data);
+    let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap();
+    let event = json!({ "id": uuid::Uuid::now_v7(), "type": event_type, "occurred_at": now, "aggregate_id": "agg",
+                        "data": data });
     serde_json::to_vec(&event).expect("event JSON")
+}
+
+/// A `user.signed_up` event's JSON, as the relay produces it.
+pub fn signed_up_json(email: &str, name: &str) -> Vec<u8> {
+    use shop::events::event::{Event, Payload, UserSignedUp};
+    let payload =
+        Payload::UserSignedUp(UserSignedUp { user_id: uuid::Uuid::now_v7(), email: email.into(), name: name.into() });
+    serde_json::to_vec(&Event::new(time::OffsetDateTime::now_utc(), payload)).expect("event JSON")
+}
+
+/// An `order.cancelled` event's JSON for an order of one line, as the relay produces it.
+pub fn cancelled_json(email: &str) -> Vec<u8> {
+    let order = json!({ "order_id": uuid::Uuid::now_v7(), "user_id": uuid::Uuid::now_v7(), "email": email,
+                        "total": {"amount": 100, "currency": "EUR"},
+                        "lines": [{"product_id": uuid::Uuid::now_v7(), "name": "Cup", "quantity": 1,
+                                   "unit_price": {"amount": 100, "currency": "EUR"}}] });
+    event_json("order.cancelled", order)
 }

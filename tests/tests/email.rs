@@ -1,10 +1,11 @@
-//! Events to e-mail, end to end: the real functions publish to the real broker (tansu), the MSK
+//! Events to e-mail, end to end: the real functions write their events to the outbox, the table's
+//! stream trigger invokes the real outbox relay, which produces to the real broker (tansu), the MSK
 //! trigger invokes the real notifier, which sends through the SES emulator (moto); every
 //! assertion reads the mail moto accepted. "Exactly once" means: the expected number arrives, and
 //! a few seconds later there is still no other.
 //!
-//! Exclusive (see `.config/nextest.toml`): these tests take Kafka and SES down for everyone, and
-//! the sweeper they run expires every overdue order and republishes every pending event.
+//! Exclusive (see `.config/nextest.toml`): these tests take Kafka and SES down for everyone, crash
+//! the relay, and the sweeper they run expires every overdue order and redrives every pending event.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -57,8 +58,8 @@ async fn placed_cancelled_and_expired_orders_each_send_their_email_once() {
     assert!(placed.is_some_and(|m| m.body.contains("UTC")), "order placed mail shows amount and deadline");
 }
 
-/// The payment outcomes are published by `payments` and `payment-webhook` themselves, right after
-/// the settle transaction: no sweeper runs after the payments here, so nothing could relay them.
+/// The payment outcomes reach the notifier through the stream and the relay, like every event: no
+/// sweeper runs after the payments here, so no redrive could have carried them.
 #[tokio::test]
 async fn paid_failed_and_refund_required_orders_each_send_their_email_once() {
     let later = |minutes| time::OffsetDateTime::now_utc() + time::Duration::minutes(minutes);
@@ -93,11 +94,15 @@ async fn paid_failed_and_refund_required_orders_each_send_their_email_once() {
     }
 }
 
+/// A broker outage longer than the stream trigger's retries: the relay fails its batches, the
+/// trigger gives up on them (on-failure records in the dead-letter queue), the events stay pending
+/// in the outbox, and after recovery the sweeper's redrive sends them down the stream again.
 #[tokio::test]
 async fn a_kafka_outage_delays_email_but_loses_and_duplicates_nothing() {
     let admin = admin_token().await;
     let product = new_product(&admin, "Kettle", 4500, 10).await;
     let id = product["id"].as_str().unwrap();
+    let given_up_before = dead_letters().await.len();
 
     set_service("kafka", false).await;
     let restore = Restore("kafka");
@@ -106,24 +111,27 @@ async fn a_kafka_outage_delays_email_but_loses_and_duplicates_nothing() {
     let r = pay(&token, json!({"order_id": order["id"], "token": "tok_success"})).await;
     assert_eq!(r.body["state"], "PAID", "the payment succeeds without Kafka: {:?}", r.body);
     let (second, _) = new_customer("outage").await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The relay cannot deliver; after its retries the trigger gives up on a batch.
+    let given_up = wait_for_dead_letters(given_up_before, 90).await;
+    assert!(given_up.len() > given_up_before, "the stream trigger gave up on something during the outage");
+    let info = &given_up.last().unwrap()["DDBStreamBatchInfo"];
+    assert!(info["batchSize"].as_u64().unwrap() >= 1 && info["startSequenceNumber"].is_string(), "{info}");
     assert!(mail_to(&first).await.is_empty() && mail_to(&second).await.is_empty(), "nothing can be sent yet");
 
     set_service("kafka", true).await;
     drop(restore);
-    // The relay republishes what is pending (the schedule's "now" is past the republish threshold).
-    // The sweeper's producer reconnects after the outage, and an event it could not publish in
-    // time stays pending for the next run, as the schedule would do: sweep until none is left.
-    let mut republished = 0;
-    for _ in 0..5 {
-        let report = sweep_at(time::OffsetDateTime::now_utc() + time::Duration::minutes(2)).await;
-        republished += report["outbox"]["republished"].as_u64().unwrap();
-        if report["outbox"]["still_pending"] == 0 && republished > 0 {
+    // What the stream gave up on is still pending: the schedule's sweeps redrive it (their "now" is
+    // past the redrive threshold) until the relay has marked everything published.
+    let mut redriven = 0;
+    for _ in 0..30 {
+        let report = sweep_at(time::OffsetDateTime::now_utc() + time::Duration::minutes(10)).await;
+        redriven += report["outbox"]["redriven"].as_u64().unwrap();
+        if redriven > 0 && report["outbox"]["redriven"] == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    assert!(republished >= 4, "signed up twice, placed and paid: {republished} republished");
+    assert!(redriven >= 1, "something given up on was redriven: {redriven}");
 
     let mail = expect_mail(&first, 3).await;
     let order_id = order["id"].as_str().unwrap();
@@ -131,6 +139,58 @@ async fn a_kafka_outage_delays_email_but_loses_and_duplicates_nothing() {
         assert!(mail.iter().any(|m| m.subject == subject && m.body.contains(order_id)), "{subject}: {mail:?}");
     }
     expect_mail(&second, 1).await;
+}
+
+/// The relay dies in the middle of a batch (after producing some events, before reporting): the
+/// trigger retries the batch, Kafka gets some events twice, and every e-mail still goes out once.
+#[tokio::test]
+async fn a_relay_crash_mid_batch_loses_nothing_and_sends_nothing_twice() {
+    let crashes = function_stats("OutboxRelayFunction").await["crashes"].as_u64().unwrap();
+    crash_next_invocation("OutboxRelayFunction", 3).await;
+    let customers = futures::future::join_all((0..12).map(|_| new_customer("relay-crash"))).await;
+    let mail = futures::future::join_all(customers.iter().map(|(email, _)| expect_mail(email, 1))).await;
+    assert!(mail.iter().all(|m| m[0].subject == "Welcome to the shop"), "{mail:?}");
+    let after = function_stats("OutboxRelayFunction").await["crashes"].as_u64().unwrap();
+    assert!(after > crashes, "the relay crashed during an invocation");
+}
+
+/// An outbox item the relay can never produce (no payload): its batch goes to the dead-letter
+/// queue after the retries, and the events around it are delivered meanwhile.
+#[tokio::test]
+async fn a_poison_outbox_record_goes_to_the_dead_letter_queue_without_blocking_its_shard() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let before = dead_letters().await.len();
+    let id = uuid::Uuid::now_v7().to_string();
+    let db = dynamodb().await;
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    db.put_item()
+        .table_name(&stack().table)
+        .item("pk", s(&format!("EVENT#{id}")))
+        .item("sk", s("EVENT"))
+        .item("gsi1pk", s("OUTBOX"))
+        .item("gsi1sk", s(&id))
+        .item("id", s(&id))
+        .send()
+        .await
+        .expect("poison outbox item");
+    let (email, _) = new_customer("after-poison").await;
+    expect_mail(&email, 1).await;
+    let given_up = wait_for_dead_letters(before, 60).await;
+    // It is still pending: out of the index before the next test's sweeps would redrive it.
+    db.delete_item()
+        .table_name(&stack().table)
+        .key("pk", s(&format!("EVENT#{id}")))
+        .key("sk", s("EVENT"))
+        .send()
+        .await
+        .expect("removing the poison");
+    assert!(given_up.len() > before, "the poison's batch reached the dead-letter queue");
+    let last = given_up.last().unwrap();
+    assert_eq!(last["requestContext"]["condition"], "RetryAttemptsExhausted", "{last}");
+    assert_eq!(
+        last["DDBStreamBatchInfo"]["streamArn"].as_str().map(|a| a.contains("table/ShopTable/stream")),
+        Some(true)
+    );
 }
 
 #[tokio::test]
@@ -149,13 +209,7 @@ async fn an_ses_outage_is_retried_until_the_email_goes_out_once() {
 #[tokio::test]
 async fn a_batch_delivered_twice_sends_nothing_twice() {
     let email = unique_email("redelivery");
-    let batch = msk_event(&[
-        event_json("user.signed_up", json!({ "email": email, "name": "Twice" })),
-        event_json(
-            "order.cancelled",
-            json!({ "email": email, "order_id": "o-1", "total": {"amount": 100, "currency": "EUR"} }),
-        ),
-    ]);
+    let batch = msk_event(&[signed_up_json(&email, "Twice"), cancelled_json(&email)]);
     let first = invoke("NotifierFunction", &batch).await;
     assert_eq!(first["sent"], 2, "{first}");
     let second = invoke("NotifierFunction", &batch).await;
@@ -166,7 +220,7 @@ async fn a_batch_delivered_twice_sends_nothing_twice() {
 #[tokio::test]
 async fn a_failed_send_fails_the_batch_and_the_retry_sends_once() {
     let email = unique_email("retry");
-    let batch = msk_event(&[event_json("user.signed_up", json!({ "email": email }))]);
+    let batch = msk_event(&[signed_up_json(&email, "")]);
     set_service("ses", false).await;
     let restore = Restore("ses");
     let (result, failed) = invoke_outcome("NotifierFunction", &batch).await;
@@ -185,10 +239,11 @@ async fn poison_records_are_skipped_and_later_records_still_processed() {
         b"not json at all".to_vec(),
         br#"{"some": "json", "but": "no event"}"#.to_vec(),
         event_json("order.teleported", json!({ "email": email })),
-        event_json("user.signed_up", json!({ "email": email })),
+        event_json("user.signed_up", json!({ "mail": email })),
+        signed_up_json(&email, ""),
     ]);
     let report = invoke("NotifierFunction", &batch).await;
-    assert_eq!((report["skipped"].as_u64(), report["sent"].as_u64()), (Some(3), Some(1)), "{report}");
+    assert_eq!((report["skipped"].as_u64(), report["sent"].as_u64()), (Some(4), Some(1)), "{report}");
     expect_mail(&email, 1).await;
 }
 
@@ -199,4 +254,23 @@ async fn the_sample_msk_event_is_handled() {
     assert_eq!(done, 2, "{report}");
     let mail = expect_mail("msk-sample@example.com", 2).await;
     assert!(mail.iter().any(|m| m.subject == "We received your order" && m.body.contains("25.98 EUR")));
+}
+
+/// `events/dynamodb-stream.json` (a stream record of an outbox insert, as `sam local invoke` would
+/// send it), with a fresh event id and address: the relay produces it and the welcome e-mail goes out.
+#[tokio::test]
+async fn the_sample_stream_event_is_relayed() {
+    let mut sample = event("dynamodb-stream.json");
+    let image = &mut sample["Records"][0]["dynamodb"]["NewImage"];
+    let id = uuid::Uuid::now_v7().to_string();
+    let email = unique_email("stream-sample");
+    let mut payload: Value = serde_json::from_str(image["payload"]["S"].as_str().unwrap()).unwrap();
+    payload["id"] = json!(id);
+    payload["data"]["email"] = json!(email);
+    image["payload"]["S"] = json!(payload.to_string());
+    image["id"]["S"] = json!(id);
+    let result = invoke("OutboxRelayFunction", &sample).await;
+    assert_eq!(result["batchItemFailures"], json!([]), "{result}");
+    let mail = expect_mail(&email, 1).await;
+    assert_eq!(mail[0].subject, "Welcome to the shop");
 }

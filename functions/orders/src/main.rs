@@ -6,5 +6,5 @@ use shop::cold_start::ColdStart;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let cold = ColdStart::init().await?;
-    shop::http::serve(Orders { tokens: cold.tokens()?, events: cold.publisher()?, store: cold.store }).await
+    shop::http::serve(Orders { tokens: cold.tokens()?, store: cold.store }).await
 }

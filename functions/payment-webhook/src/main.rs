@@ -6,10 +6,5 @@ use shop::cold_start::ColdStart;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let cold = ColdStart::init().await?;
-    shop::http::serve(PaymentWebhook {
-        secrets: shop::config::webhook_secrets_from_env()?,
-        events: cold.publisher()?,
-        store: cold.store,
-    })
-    .await
+    shop::http::serve(PaymentWebhook { secrets: shop::config::webhook_secrets_from_env()?, store: cold.store }).await
 }

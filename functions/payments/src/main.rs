@@ -8,5 +8,5 @@ use shop::payments::gateway::GatewayClient;
 async fn main() -> Result<(), lambda_http::Error> {
     let cold = ColdStart::init().await?;
     let gateway = GatewayClient::new(&shop::config::url_from_env("GATEWAY_URL")?)?;
-    shop::http::serve(Payments { tokens: cold.tokens()?, events: cold.publisher()?, store: cold.store, gateway }).await
+    shop::http::serve(Payments { tokens: cold.tokens()?, store: cold.store, gateway }).await
 }

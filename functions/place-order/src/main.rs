@@ -8,11 +8,5 @@ use shop::config::reservation_window_from_env;
 async fn main() -> Result<(), lambda_http::Error> {
     let cold = ColdStart::init().await?;
     let reservation_window = reservation_window_from_env()?;
-    shop::http::serve(PlaceOrder {
-        tokens: cold.tokens()?,
-        events: cold.publisher()?,
-        store: cold.store,
-        reservation_window,
-    })
-    .await
+    shop::http::serve(PlaceOrder { tokens: cold.tokens()?, store: cold.store, reservation_window }).await
 }

@@ -15,8 +15,8 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
-use serde_json::{Value, json};
-use shop::events::event::Event;
+use serde_json::Value;
+use shop::events::event::{Event, Payload, UserSignedUp};
 
 use crate::bench::fixtures::Fixtures;
 use crate::bench::measure::measure;
@@ -96,6 +96,8 @@ pub async fn run(fx: &Fixtures<'_>, template: &Template, emails: usize) -> Resul
 
 /// A `user.signed_up` event for `email`, as the functions publish it (the Kafka record value).
 fn signed_up(email: &str) -> Result<Vec<u8>> {
-    let event = Event::new("user.signed_up", email, time::OffsetDateTime::now_utc(), json!({ "email": email }));
+    let payload =
+        Payload::UserSignedUp(UserSignedUp { user_id: uuid::Uuid::now_v7(), email: email.into(), name: String::new() });
+    let event = Event::new(time::OffsetDateTime::now_utc(), payload);
     Ok(serde_json::to_vec(&event)?)
 }

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
-use shop::events::event::ORDER_PLACED;
+use shop::events::event::EventType;
 use shop::store::dynamo::keys;
 use uuid::Uuid;
 
@@ -185,7 +185,7 @@ async fn placed_event(fx: &Fixtures<'_>, order: Uuid) -> Result<Item> {
         .filter_expression("aggregate_id = :order AND #type = :type")
         .expression_attribute_names("#type", "type")
         .expression_attribute_values(":order", AttributeValue::S(order.to_string()))
-        .expression_attribute_values(":type", AttributeValue::S(ORDER_PLACED.into()))
+        .expression_attribute_values(":type", AttributeValue::S(EventType::OrderPlaced.as_str().into()))
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
@@ -193,5 +193,5 @@ async fn placed_event(fx: &Fixtures<'_>, order: Uuid) -> Result<Item> {
             return Ok(item.clone());
         }
     }
-    bail!("no {ORDER_PLACED} event of order {order} in the table")
+    bail!("no {} event of order {order} in the table", EventType::OrderPlaced)
 }

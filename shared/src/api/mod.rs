@@ -7,6 +7,7 @@ pub mod mock_gateway;
 pub mod mock_gateway_deliveries;
 pub mod notifier;
 pub mod orders;
+pub mod outbox_relay;
 pub mod payment_webhook;
 pub mod payments;
 pub mod place_order;

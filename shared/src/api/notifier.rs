@@ -6,8 +6,8 @@
 //! network-bound, and the bound keeps a big batch within SES's send rate.
 //!
 //! Per record:
-//! - not base64 / not an event / an event type without an e-mail / no recipient: **logged and
-//!   skipped** (a poison record must never block its partition);
+//! - not base64 / not an event / a type this notifier does not know or that has no e-mail / no
+//!   recipient: **logged and skipped** (a poison record must never block its partition);
 //! - otherwise claim the event's marker, send with SESv2, confirm the marker
 //!   (see `store::dynamo::sent_emails`): an event already sent is not sent again, so a
 //!   redelivered batch, or an event published twice by the relay, sends nothing twice.
@@ -18,7 +18,7 @@
 use crate::email::Email;
 use crate::email::sender::MailSender;
 use crate::email::templates::{RenderError, Templates};
-use crate::events::event::Event;
+use crate::events::event::{Event, EventType};
 use crate::store::{EmailClaim, SentEmails};
 use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
 use base64::Engine;
@@ -136,8 +136,8 @@ impl<M: SentEmails, S: MailSender> Notifier<M, S> {
         };
         match self.templates.render(&event) {
             Ok(email) => self.deliver(&event, &email).await,
-            Err(RenderError::UnknownType(t)) => {
-                tracing::info!(event_id = %event.id, event_type = t, "no e-mail for this event type");
+            Err(RenderError::NoEmail(t)) => {
+                tracing::info!(event_id = %event.id, event_type = %t, "no e-mail for this event type");
                 Outcome::Skipped
             }
             Err(e) => {
@@ -168,7 +168,7 @@ impl<M: SentEmails, S: MailSender> Notifier<M, S> {
                     // The claim stays: a redelivery within the lease sees InFlight, after it resends.
                     tracing::error!(event_id = %id, error = %e, "e-mail sent but not recorded");
                 }
-                tracing::info!(event_id = %id, event_type = %event.event_type, message_id, "e-mail sent");
+                tracing::info!(event_id = %id, event_type = %event.event_type(), message_id, "e-mail sent");
                 Outcome::Sent
             }
             Err(e) => {
@@ -182,12 +182,21 @@ impl<M: SentEmails, S: MailSender> Notifier<M, S> {
     }
 }
 
-/// base64 value → event JSON.
+/// base64 value → typed event. A `type` this build does not know (a newer producer's) is said
+/// so, apart from a known type whose data is malformed.
 fn decode(record: &KafkaRecord) -> Result<Event, String> {
     let value = record.value.as_deref().ok_or("no value")?;
     let bytes =
         base64::engine::general_purpose::STANDARD.decode(value).map_err(|e| format!("value not base64: {e}"))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("value not an event: {e}"))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        let t = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["type"].as_str().map(str::to_owned));
+        match t {
+            Some(t) if EventType::parse(&t).is_none() => format!("event type {t:?} unknown here"),
+            _ => format!("value not an event: {e}"),
+        }
+    })
 }
 
 /// Runs the Lambda loop for MSK batches.

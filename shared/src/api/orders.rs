@@ -3,16 +3,15 @@
 //!
 //! Someone else's order is a 404, exactly like a missing one. Cancelling is only possible while
 //! the order is `PENDING_PAYMENT`; it releases the reservation in the same transaction as the
-//! state change (see `store::dynamo::release`), then publishes `order.cancelled` (see
-//! `events::publisher`). Cancelling a cancelled order is a no-op 200.
+//! state change, with its `order.cancelled` event (see `store::dynamo::release`). Cancelling a
+//! cancelled order is a no-op 200.
 
 use crate::auth::jwt::{Principal, Tokens};
 use crate::domain::order::{Order, OrderState, Release};
 use crate::error::ApiError;
-use crate::events::event::Event;
-use crate::events::publisher::Publisher;
+use crate::events::event::{Event, OrderCancelled, Payload};
 use crate::http::{authenticate, json, path_param, query_param, route_key};
-use crate::store::{OrderStore, OutboxStore};
+use crate::store::OrderStore;
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
@@ -21,24 +20,12 @@ use uuid::Uuid;
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
 pub const MAX_PAGE_SIZE: u32 = 100;
 
-/// The event that tells the customer an order left `PENDING_PAYMENT` without payment.
-pub fn release_event(order: &Order, release: Release, now: time::OffsetDateTime) -> Event {
-    Event::new(
-        release.event_type(),
-        order.id.to_string(),
-        now,
-        json!({ "order_id": order.id, "user_id": order.user_id, "email": order.email, "total": order.total,
-                "lines": order.lines, "state": release.target() }),
-    )
-}
-
 pub struct Orders<S> {
     pub store: S,
     pub tokens: Tokens,
-    pub events: Publisher,
 }
 
-impl<S: OrderStore + OutboxStore + 'static> crate::http::HttpHandler for Orders<S> {
+impl<S: OrderStore + 'static> crate::http::HttpHandler for Orders<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let me = authenticate(&req, &self.tokens)?;
         match route_key(&req).as_str() {
@@ -50,7 +37,7 @@ impl<S: OrderStore + OutboxStore + 'static> crate::http::HttpHandler for Orders<
     }
 }
 
-impl<S: OrderStore + OutboxStore> Orders<S> {
+impl<S: OrderStore> Orders<S> {
     async fn list(&self, req: &Request, me: &Principal) -> Result<Response<Body>, ApiError> {
         let limit = match query_param(req, "limit") {
             None => DEFAULT_PAGE_SIZE,
@@ -76,10 +63,9 @@ impl<S: OrderStore + OutboxStore> Orders<S> {
         let order = self.own_order(req, me).await?;
         if order.state == OrderState::PendingPayment {
             let now = time::OffsetDateTime::now_utc();
-            let event = release_event(&order, Release::Cancelled, now);
+            let event = Event::new(now, Payload::OrderCancelled(OrderCancelled { order: (&order).into() }));
             if self.store.release_order(&order, Release::Cancelled, &event, now).await? {
                 tracing::info!(order_id = %order.id, "order cancelled");
-                self.events.publish_pending(&self.store, std::slice::from_ref(&event)).await;
             }
         }
         // Whoever moved it (this request, a concurrent cancel, the sweeper), answer with what it is now.

@@ -14,12 +14,11 @@
 use crate::domain::money::Money;
 use crate::domain::payment::{ChargeStatus, Payment};
 use crate::error::ApiError;
-use crate::events::publisher::Publisher;
 use crate::http::{json, json_from_bytes, raw_body};
 use crate::payments::gateway::{CHARGE_FAILED, CHARGE_SUCCEEDED, WebhookEvent};
 use crate::payments::settle::{SettleError, settle};
 use crate::payments::signature::{self, SignatureError};
-use crate::store::{OutboxStore, PaymentStore, StoreError};
+use crate::store::{PaymentStore, StoreError};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use secrecy::SecretString;
@@ -50,14 +49,13 @@ pub struct PaymentWebhook<S> {
     pub store: S,
     /// Every secret currently accepted (rotation).
     pub secrets: Vec<SecretString>,
-    pub events: Publisher,
 }
 
 fn received(result: &str) -> Response<Body> {
     json(StatusCode::OK, &json!({ "received": true, "result": result }))
 }
 
-impl<S: PaymentStore + OutboxStore + 'static> crate::http::HttpHandler for PaymentWebhook<S> {
+impl<S: PaymentStore + 'static> crate::http::HttpHandler for PaymentWebhook<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let body = raw_body(&req)?;
         let header = req.headers().get(signature::HEADER).and_then(|v| v.to_str().ok());
@@ -80,10 +78,7 @@ impl<S: PaymentStore + OutboxStore + 'static> crate::http::HttpHandler for Payme
         };
         let payment = Payment { status, amount: Money { amount: charge.amount, currency: charge.currency } };
         match settle(&self.store, order_id, &charge.id, payment, &event.id).await {
-            Ok(outcome) => {
-                self.events.publish_pending(&self.store, outcome.event.as_slice()).await;
-                Ok(received(outcome.settled.as_str()))
-            }
+            Ok(outcome) => Ok(received(outcome.settled.as_str())),
             Err(SettleError::OrderNotFound) => {
                 tracing::warn!(event_id = %event.id, %order_id, "webhook for an unknown order, ignored");
                 Ok(received("ignored"))

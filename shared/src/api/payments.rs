@@ -16,11 +16,10 @@ use crate::auth::jwt::Tokens;
 use crate::domain::order::{Order, OrderState};
 use crate::domain::payment::{ChargeStatus, Settlement};
 use crate::error::ApiError;
-use crate::events::publisher::Publisher;
 use crate::http::{authenticate, json, json_body};
 use crate::payments::gateway::{Charge, ChargeRequest, GatewayClient, GatewayError};
 use crate::payments::settle::{SettleError, Settled, settle};
-use crate::store::{OutboxStore, PaymentStore, StoreError};
+use crate::store::{PaymentStore, StoreError};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -98,10 +97,9 @@ pub struct Payments<S> {
     pub store: S,
     pub tokens: Tokens,
     pub gateway: GatewayClient,
-    pub events: Publisher,
 }
 
-impl<S: PaymentStore + OutboxStore + 'static> crate::http::HttpHandler for Payments<S> {
+impl<S: PaymentStore + 'static> crate::http::HttpHandler for Payments<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let me = authenticate(&req, &self.tokens)?;
         let body: PayRequest = json_body(&req)?;
@@ -118,7 +116,6 @@ impl<S: PaymentStore + OutboxStore + 'static> crate::http::HttpHandler for Payme
         let outcome = settle(&self.store, order.id, &charge.id, charge.payment(), &dedupe_key)
             .await
             .map_err(PaymentsError::from)?;
-        self.events.publish_pending(&self.store, outcome.event.as_slice()).await;
         let (settled, state) = (outcome.settled, outcome.state);
         if settled == Settled::Unchanged(Settlement::AmountMismatch) {
             return Err(PaymentsError::ChargeMismatch.into());

@@ -4,16 +4,15 @@
 //! Requires an `Idempotency-Key` header. The same key again returns the first order (200), even if
 //! the first response was lost on the way; the same key with a different body is a 422. Prices are
 //! the server's. On the happy path this is two DynamoDB round trips: one read (the products, or the
-//! cart) and one transaction (see `store::dynamo::reserve`); then the `order.placed` event is
-//! published to Kafka (see `events::publisher`).
+//! cart) and one transaction (see `store::dynamo::reserve`), which also writes the `order.placed`
+//! event to the outbox; the table's stream carries it on, so the buyer never waits for Kafka.
 
 use crate::auth::jwt::{Principal, Tokens};
 use crate::domain::order::{self, LinesError, Order, OrderState, PriceQuote, PricingError, RequestedLine};
 use crate::error::ApiError;
-use crate::events::event::{Event, ORDER_PLACED};
-use crate::events::publisher::Publisher;
+use crate::events::event::{Event, OrderPlaced, Payload};
 use crate::http::{authenticate, json, json_body};
-use crate::store::{CartLine, CartStore, OrderStore, OutboxStore, PlaceError, Placement, StoreError};
+use crate::store::{CartLine, CartStore, OrderStore, PlaceError, Placement, StoreError};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -119,10 +118,9 @@ pub struct PlaceOrder<S> {
     pub store: S,
     pub tokens: Tokens,
     pub reservation_window: time::Duration,
-    pub events: Publisher,
 }
 
-impl<S: OrderStore + CartStore + OutboxStore + 'static> crate::http::HttpHandler for PlaceOrder<S> {
+impl<S: OrderStore + CartStore + 'static> crate::http::HttpHandler for PlaceOrder<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let me = authenticate(&req, &self.tokens)?;
         let key = idempotency_key(&req)?;
@@ -137,7 +135,7 @@ impl<S: OrderStore + CartStore + OutboxStore + 'static> crate::http::HttpHandler
     }
 }
 
-impl<S: OrderStore + CartStore + OutboxStore> PlaceOrder<S> {
+impl<S: OrderStore + CartStore> PlaceOrder<S> {
     async fn place(
         &self,
         me: &Principal,
@@ -189,12 +187,11 @@ impl<S: OrderStore + CartStore + OutboxStore> PlaceOrder<S> {
             reservation_deadline: now + self.reservation_window,
         };
         let event = Event::new(
-            ORDER_PLACED,
-            order.id.to_string(),
             now,
-            json!({ "order_id": order.id, "user_id": order.user_id, "email": order.email, "total": order.total,
-                    "lines": order.lines, "reservation_deadline": order.reservation_deadline
-                        .format(&time::format_description::well_known::Rfc3339).unwrap_or_default() }),
+            Payload::OrderPlaced(OrderPlaced {
+                order: (&order).into(),
+                reservation_deadline: order.reservation_deadline,
+            }),
         );
         let placement = Placement {
             order,
@@ -206,7 +203,6 @@ impl<S: OrderStore + CartStore + OutboxStore> PlaceOrder<S> {
         match self.store.place_order(&placement).await {
             Ok(()) => {
                 tracing::info!(order_id = %placement.order.id, lines = placement.order.lines.len(), "order placed");
-                self.events.publish_pending(&self.store, std::slice::from_ref(&placement.event)).await;
                 Ok((StatusCode::CREATED, placement.order))
             }
             Err(PlaceError::KeyUsed) => self.replay(me, &key, &request_hash).await?.ok_or(PlaceOrderError::KeyReused),

@@ -2,21 +2,18 @@
 //!
 //! Body `{"email", "password", "name"?}` → `201 {"id", "email", "name", "role", "created_at"}`.
 //! The password is hashed with argon2id before anything is stored; the profile, the e-mail claim
-//! and the `user.signed_up` event (which becomes the welcome e-mail) are written in one transaction,
-//! and the event is published to Kafka after the commit (see `events::publisher`).
+//! and the `user.signed_up` event (which becomes the welcome e-mail) are written in one transaction.
 
 use crate::auth::password::{self, PasswordError};
 use crate::domain::user::{Email, Role, User, check_password_policy, parse_display_name};
 use crate::error::ApiError;
-use crate::events::event::{Event, USER_SIGNED_UP};
-use crate::events::publisher::Publisher;
+use crate::events::event::{Event, Payload, UserSignedUp};
 use crate::http::json_body;
-use crate::store::{CreateUserError, OutboxStore, StoreError, UserStore};
+use crate::store::{CreateUserError, StoreError, UserStore};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use secrecy::SecretString;
 use serde::Deserialize;
-use serde_json::json;
 use uuid::Uuid;
 
 #[derive(Deserialize)]
@@ -54,10 +51,9 @@ impl From<SignupError> for ApiError {
 pub struct Signup<S> {
     pub store: S,
     pub admin_emails: Vec<String>,
-    pub events: Publisher,
 }
 
-impl<S: UserStore + OutboxStore + 'static> crate::http::HttpHandler for Signup<S> {
+impl<S: UserStore + 'static> crate::http::HttpHandler for Signup<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let body: SignupRequest = json_body(&req)?;
         let user = self.signup(body).await?;
@@ -65,7 +61,7 @@ impl<S: UserStore + OutboxStore + 'static> crate::http::HttpHandler for Signup<S
     }
 }
 
-impl<S: UserStore + OutboxStore> Signup<S> {
+impl<S: UserStore> Signup<S> {
     async fn signup(&self, body: SignupRequest) -> Result<User, SignupError> {
         use secrecy::ExposeSecret;
         let mut invalid = Vec::new();
@@ -82,16 +78,10 @@ impl<S: UserStore + OutboxStore> Signup<S> {
         let now = time::OffsetDateTime::now_utc();
         let role = Role::for_signup(&email, &self.admin_emails);
         let user = User { id: Uuid::now_v7(), email, name, role, created_at: now };
-        let event = Event::new(
-            USER_SIGNED_UP,
-            user.id.to_string(),
-            now,
-            json!({ "user_id": user.id, "email": user.email, "name": user.name }),
-        );
+        let event = Event::new(now, Payload::UserSignedUp(UserSignedUp::from(&user)));
         match self.store.create_user(&user, &hash, &event).await {
             Ok(()) => {
                 tracing::info!(user_id = %user.id, ?role, "user signed up");
-                self.events.publish_pending(&self.store, std::slice::from_ref(&event)).await;
                 Ok(user)
             }
             Err(CreateUserError::EmailTaken) => Err(SignupError::EmailTaken),

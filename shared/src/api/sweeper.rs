@@ -1,19 +1,22 @@
 //! The scheduled sweeper (EventBridge, every minute): expires unpaid orders past their
-//! reservation deadline and releases their units.
+//! reservation deadline and releases their units, then redrives outbox events the stream path
+//! gave up on.
 //!
 //! Overdue orders come from the sparse `PENDING` index, never a scan. Each is expired by the same
-//! conditional release transaction as a cancel, so two sweepers at once, or a sweeper racing a
-//! cancel, release each order once. "Now" is the schedule event's `time`: a delayed or replayed
-//! event expires only what was due at its time.
+//! conditional release transaction as a cancel (which writes its `order.expired` event to the
+//! outbox, like every state change), so two sweepers at once, or a sweeper racing a cancel,
+//! release each order once. "Now" is the schedule event's `time`: a delayed or replayed event
+//! expires only what was due at its time.
 //!
-//! Then it publishes the expiry events, and runs the outbox relay (`events::relay`): events other
-//! functions committed but could not publish (Kafka was down) go out now.
+//! One order that cannot be expired (the store refuses it, its item does not decode) is counted
+//! and logged, and the sweep carries on with the others: a single bad order must never switch off
+//! expiry for everyone, nor the redrive after it, which runs whatever the expiry found
+//! (`events::redrive`). The run fails (and shows in the function's error metrics) only if a step
+//! could not run at all.
 
-use super::orders::release_event;
 use crate::domain::order::Release;
-use crate::events::event::Event;
-use crate::events::publisher::Publisher;
-use crate::events::relay::{self, RelayReport};
+use crate::events::event::{Event, OrderExpired, Payload};
+use crate::events::redrive::{self, RedriveReport};
 use crate::store::{OrderStore, OutboxStore, StoreError};
 use futures::StreamExt;
 use serde::Serialize;
@@ -30,15 +33,22 @@ pub struct SweepReport {
     pub expired: usize,
     /// Already left PENDING_PAYMENT (cancelled, paid or expired by a concurrent run).
     pub skipped: usize,
-    /// The outbox relay's run.
-    pub outbox: RelayReport,
+    /// Could not be expired this run (logged one by one); the next run tries again.
+    pub failed: usize,
+    /// The outbox redrive.
+    pub outbox: RedriveReport,
 }
 
 pub struct Sweeper<S> {
     pub store: S,
-    pub events: Publisher,
-    /// Pending events younger than this are left to the function that wrote them.
-    pub republish_after: time::Duration,
+    /// Pending events younger than this are left to the stream path.
+    pub redrive_after: time::Duration,
+}
+
+enum Expiry {
+    Expired,
+    Skipped,
+    Failed,
 }
 
 impl<S: OrderStore + OutboxStore + 'static> crate::schedule::Scheduled for Sweeper<S> {
@@ -47,38 +57,69 @@ impl<S: OrderStore + OutboxStore + 'static> crate::schedule::Scheduled for Sweep
     /// `now` is the EventBridge scheduled event's `time`.
     async fn run(&self, now: time::OffsetDateTime) -> Result<SweepReport, StoreError> {
         let mut report = SweepReport::default();
+        // Boxed: the nested futures of a page of transactions are too deep a type otherwise.
+        let expiry = Box::pin(self.expire_overdue(now, &mut report)).await;
+        // Whatever happened above, the backstop of the event path runs.
+        let redrive = redrive::redrive_pending(&self.store, now, self.redrive_after).await;
+        tracing::info!(
+            expired = report.expired,
+            skipped = report.skipped,
+            failed = report.failed,
+            metric = "sweeper.expiry_failed",
+            "sweep done"
+        );
+        report.outbox = redrive?;
+        expiry?;
+        Ok(report)
+    }
+}
+
+impl<S: OrderStore + OutboxStore> Sweeper<S> {
+    async fn expire_overdue(&self, now: time::OffsetDateTime, report: &mut SweepReport) -> Result<(), StoreError> {
         for _ in 0..MAX_PAGES {
             let overdue = self.store.overdue_orders(now, PAGE).await?;
             let read = overdue.len();
             // Owned items: the future must be `Send` for every borrow, which a `&Order` closure is not.
-            let results: Vec<Result<Option<Event>, StoreError>> = futures::stream::iter(overdue)
+            let results: Vec<Expiry> = futures::stream::iter(overdue)
                 .map(|order| async move {
+                    let order = match order {
+                        Ok(order) => order,
+                        Err(e) => {
+                            tracing::error!(error = %e, "an overdue order cannot be read");
+                            return Expiry::Failed;
+                        }
+                    };
                     let now = time::OffsetDateTime::now_utc();
-                    let event = release_event(&order, Release::Expired, now);
-                    let released = self.store.release_order(&order, Release::Expired, &event, now).await?;
-                    Ok(released.then_some(event))
+                    let event = Event::new(now, Payload::OrderExpired(OrderExpired { order: (&order).into() }));
+                    match self.store.release_order(&order, Release::Expired, &event, now).await {
+                        Ok(true) => Expiry::Expired,
+                        Ok(false) => Expiry::Skipped,
+                        Err(e) => {
+                            tracing::error!(order_id = %order.id, error = %e, "could not expire an overdue order");
+                            Expiry::Failed
+                        }
+                    }
                 })
                 .buffer_unordered(CONCURRENCY)
                 .collect()
                 .await;
-            let mut expired = Vec::new();
+            let mut progressed = false;
             for r in results {
-                match r? {
-                    Some(event) => expired.push(event),
-                    None => report.skipped += 1,
+                match r {
+                    Expiry::Expired => {
+                        report.expired += 1;
+                        progressed = true;
+                    }
+                    Expiry::Skipped => report.skipped += 1,
+                    Expiry::Failed => report.failed += 1,
                 }
             }
-            let progressed = !expired.is_empty();
-            report.expired += expired.len();
-            self.events.publish_pending(&self.store, &expired).await;
-            // A short page is the last; a page of only skips means the index lags behind
-            // our own writes, and reading it again would loop.
+            // A short page is the last; a page without one expiry means the index lags behind
+            // our own writes (or holds only orders that fail), and reading it again would loop.
             if read < PAGE as usize || !progressed {
                 break;
             }
         }
-        report.outbox = relay::republish_pending(&self.store, &self.events, now, self.republish_after).await?;
-        tracing::info!(expired = report.expired, skipped = report.skipped, "sweep done");
-        Ok(report)
+        Ok(())
     }
 }

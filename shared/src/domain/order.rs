@@ -74,14 +74,6 @@ impl Release {
             Self::PaymentFailed => OrderState::PaymentFailed,
         }
     }
-
-    pub fn event_type(self) -> &'static str {
-        match self {
-            Self::Cancelled => "order.cancelled",
-            Self::Expired => "order.expired",
-            Self::PaymentFailed => "order.payment_failed",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -87,15 +87,6 @@ impl Settlement {
         }
     }
 
-    pub fn event_type(self) -> Option<&'static str> {
-        match self {
-            Self::Pay | Self::Retake => Some("order.paid"),
-            Self::Fail => Some(Release::PaymentFailed.event_type()),
-            Self::RefundRequired => Some("order.refund_required"),
-            Self::Nothing | Self::AmountMismatch => None,
-        }
-    }
-
     /// What to do instead when a line's stock condition failed: only a retake can run short
     /// (someone bought the units the order gave back), and then the money must go back.
     pub fn when_short(self) -> Option<Self> {
@@ -215,14 +206,5 @@ mod tests {
                 assert_eq!(o.state, state);
             }
         }
-    }
-
-    #[test]
-    fn settlements_name_their_events() {
-        assert_eq!(Settlement::Pay.event_type(), Some("order.paid"));
-        assert_eq!(Settlement::Retake.event_type(), Some("order.paid"));
-        assert_eq!(Settlement::Fail.event_type(), Some("order.payment_failed"));
-        assert_eq!(Settlement::RefundRequired.event_type(), Some("order.refund_required"));
-        assert_eq!(Settlement::Nothing.event_type(), None);
     }
 }

@@ -2,24 +2,28 @@
 //!
 //! Every e-mail has a plain-text and an HTML body, rendered with minijinja from
 //! `templates/<name>.txt` and `templates/<name>.html` (HTML auto-escaped; `layout.html` is the
-//! shared frame, `lines.*` the order lines). The template sees the event as `event` and its data as
-//! `data`, plus two filters: `money` (`{"amount": 1299, "currency": "EUR"}` → `12.99 EUR`) and
-//! `when` (RFC 3339 → `2026-01-02 03:04 UTC`). An event type not listed in [`KINDS`] has no e-mail.
+//! shared frame, `lines.*` the order lines). The template sees the event as `event` and its typed
+//! payload (`events::event::Payload`, serialised) as `data`, plus two filters: `money`
+//! (`{"amount": 1299, "currency": "EUR"}` → `12.99 EUR`) and `when` (RFC 3339 →
+//! `2026-01-02 03:04 UTC`). Which template and subject each event type gets is [`kind`], an
+//! exhaustive match: a new event type does not compile until it says whether it has an e-mail.
 
 use super::Email;
-use crate::events::event::{self, Event};
+use crate::events::event::{Event, EventType};
 use minijinja::{Environment, Value, context};
 
-/// Event type → (template name, subject).
-pub const KINDS: &[(&str, &str, &str)] = &[
-    (event::USER_SIGNED_UP, "welcome", "Welcome to the shop"),
-    (event::ORDER_PLACED, "order_placed", "We received your order"),
-    (event::ORDER_PAID, "order_paid", "Payment received: your receipt"),
-    (event::ORDER_PAYMENT_FAILED, "order_payment_failed", "Your payment did not go through"),
-    (event::ORDER_CANCELLED, "order_cancelled", "Your order was cancelled"),
-    (event::ORDER_EXPIRED, "order_expired", "Your order expired"),
-    (event::ORDER_REFUND_REQUIRED, "order_refund_required", "A refund is on its way"),
-];
+/// The template name and subject of an event type's e-mail, `None` for types without one.
+pub fn kind(t: EventType) -> Option<(&'static str, &'static str)> {
+    Some(match t {
+        EventType::UserSignedUp => ("welcome", "Welcome to the shop"),
+        EventType::OrderPlaced => ("order_placed", "We received your order"),
+        EventType::OrderPaid => ("order_paid", "Payment received: your receipt"),
+        EventType::OrderPaymentFailed => ("order_payment_failed", "Your payment did not go through"),
+        EventType::OrderCancelled => ("order_cancelled", "Your order was cancelled"),
+        EventType::OrderExpired => ("order_expired", "Your order expired"),
+        EventType::OrderRefundRequired => ("order_refund_required", "A refund is on its way"),
+    })
+}
 
 macro_rules! embed {
     ($($name:literal),* $(,)?) => { &[$(($name, include_str!(concat!("templates/", $name)))),*] };
@@ -48,9 +52,9 @@ const FILES: &[(&str, &str)] = embed![
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     /// Not an event that e-mails anyone: skip it.
-    #[error("no e-mail for event type {0:?}")]
-    UnknownType(String),
-    /// The event lacks what the e-mail needs (no recipient, malformed data): skip it, loudly.
+    #[error("no e-mail for event type {0}")]
+    NoEmail(EventType),
+    /// The event lacks what the e-mail needs (no recipient, a template failed): skip it, loudly.
     #[error("event cannot be rendered: {0}")]
     Malformed(String),
 }
@@ -76,19 +80,14 @@ impl Templates {
         Self { env }
     }
 
-    /// The e-mail for `event`, addressed to `data.email`.
+    /// The e-mail for `event`, addressed to its payload's recipient.
     pub fn render(&self, event: &Event) -> Result<Email, RenderError> {
-        let (_, name, subject) = KINDS
-            .iter()
-            .find(|(t, _, _)| *t == event.event_type)
-            .ok_or_else(|| RenderError::UnknownType(event.event_type.clone()))?;
-        let to = event
-            .data
-            .get("email")
-            .and_then(|e| e.as_str())
+        let (name, subject) = kind(event.event_type()).ok_or(RenderError::NoEmail(event.event_type()))?;
+        let to = Some(event.payload.recipient())
             .filter(|e| e.contains('@'))
-            .ok_or_else(|| RenderError::Malformed("data.email is missing".into()))?;
-        let ctx = context! { event => Value::from_serialize(event), data => Value::from_serialize(&event.data) };
+            .ok_or_else(|| RenderError::Malformed("the event names no recipient".into()))?;
+        let json = serde_json::to_value(event).map_err(|e| RenderError::Malformed(e.to_string()))?;
+        let ctx = context! { event => Value::from_serialize(&json), data => Value::from_serialize(&json["data"]) };
         let render = |ext: &str| {
             self.env
                 .get_template(&format!("{name}.{ext}"))
@@ -129,52 +128,55 @@ fn when(value: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn order_data() -> serde_json::Value {
-        json!({ "order_id": "0190-x", "email": "ada@example.com", "total": {"amount": 2598, "currency": "EUR"},
-                "lines": [{"product_id": "p", "name": "Mug <b>", "quantity": 2, "unit_price": {"amount": 1299, "currency": "EUR"}}],
-                "reservation_deadline": "2026-01-02T03:04:05Z" })
-    }
+    use crate::domain::order::OrderState;
+    use crate::events::event::tests::{one_of_each, summary};
+    use crate::events::event::{OrderPaid, OrderPlaced, Payload};
 
     #[test]
-    fn every_kind_renders_text_and_html() {
+    fn every_type_with_an_email_renders_text_and_html() {
         let templates = Templates::new();
-        for (kind, _, subject) in KINDS {
-            let mut data = order_data();
-            data["name"] = json!("Ada");
-            let email = templates.render(&Event::new(kind, "agg", time::OffsetDateTime::now_utc(), data)).unwrap();
+        for payload in one_of_each() {
+            let event = Event::new(time::OffsetDateTime::now_utc(), payload);
+            let Some((_, subject)) = kind(event.event_type()) else { continue };
+            let email = templates.render(&event).unwrap();
             assert_eq!(email.to, "ada@example.com");
-            assert_eq!(&email.subject, subject);
-            assert!(!email.text.contains("<p>") && !email.text.contains("<html"), "{kind}: text body has markup");
-            assert!(email.html.contains("<html"), "{kind}");
+            assert_eq!(email.subject, subject);
+            let t = event.event_type();
+            assert!(!email.text.contains("<p>") && !email.text.contains("<html"), "{t}: text body has markup");
+            assert!(email.html.contains("<html"), "{t}");
         }
     }
 
     #[test]
     fn order_placed_shows_amount_deadline_and_escapes_html() {
-        let event = Event::new(event::ORDER_PLACED, "o", time::OffsetDateTime::now_utc(), order_data());
+        let event = Event::new(
+            time::OffsetDateTime::now_utc(),
+            Payload::OrderPlaced(OrderPlaced {
+                order: summary(),
+                reservation_deadline: time::macros::datetime!(2026-01-02 03:04:05 UTC),
+            }),
+        );
         let email = Templates::new().render(&event).unwrap();
         assert!(email.text.contains("25.98 EUR") && email.text.contains("2026-01-02 03:04 UTC"), "{}", email.text);
         assert!(email.html.contains("Mug &lt;b&gt;"), "{}", email.html);
     }
 
     #[test]
-    fn unknown_types_and_missing_recipients_are_refused() {
-        let now = time::OffsetDateTime::now_utc();
+    fn an_event_without_a_recipient_is_refused() {
+        let mut order = summary();
+        order.email = String::new();
+        let paid =
+            Payload::OrderPaid(OrderPaid { order, charge_id: "ch".into(), previous_state: OrderState::PendingPayment });
         assert!(matches!(
-            Templates::new().render(&Event::new("order.teleported", "o", now, order_data())),
-            Err(RenderError::UnknownType(_))
-        ));
-        assert!(matches!(
-            Templates::new().render(&Event::new(event::ORDER_PAID, "o", now, json!({}))),
+            Templates::new().render(&Event::new(time::OffsetDateTime::now_utc(), paid)),
             Err(RenderError::Malformed(_))
         ));
     }
 
     #[test]
     fn money_handles_minor_units() {
-        let m = |a: i64, c: &str| money(Value::from_serialize(json!({"amount": a, "currency": c}))).unwrap();
+        let m =
+            |a: i64, c: &str| money(Value::from_serialize(serde_json::json!({"amount": a, "currency": c}))).unwrap();
         assert_eq!(m(1299, "EUR"), "12.99 EUR");
         assert_eq!(m(5, "USD"), "0.05 USD");
         assert_eq!(m(500, "JPY"), "500 JPY");

@@ -1,51 +1,345 @@
-//! Domain events, as published to Kafka: `{id, type, occurred_at, data}`.
+//! Domain events: what happened, typed, as written to the outbox and carried on Kafka.
 //!
-//! On the wire (Kafka message value, outbox `payload`) an event is this struct as JSON:
-//! `{"id", "type", "occurred_at", "aggregate_id", "data"}`; the message key is `aggregate_id`.
+//! On the wire (the outbox item's `payload`, the Kafka message value) an event is this JSON:
+//!
+//! ```json
+//! {"id": "<uuid v7>", "occurred_at": "<rfc 3339>", "aggregate_id": "<order or user id>",
+//!  "type": "order.placed", "data": {"order_id": "…", "email": "…", "total": {…}, "lines": […], …}}
+//! ```
+//!
+//! `type` and `data` are one [`Payload`] variant: one struct per event type, so a producer cannot
+//! write an event that lacks what its e-mail needs, and the notifier reads fields the compiler
+//! checks. [`EventType`] names the types; `docs/events.md` documents exactly these (a unit test
+//! keeps the two in step). Consumers must ignore a `type` they do not know: the notifier does.
 //!
 //! An event is written to the outbox in the same DynamoDB transaction as the change it describes,
-//! so "the change happened" and "someone will be told" can never disagree. Publishing it to Kafka
-//! happens after the commit (and again by the sweeper if that fails).
+//! so "the change happened" and "someone will be told" can never disagree; the table's stream
+//! then carries it to the relay (`api::outbox_relay`), which produces it to Kafka.
 
+use crate::domain::money::Money;
+use crate::domain::order::{Order, OrderLine, OrderState};
+use crate::domain::user::User;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub id: Uuid,
-    #[serde(rename = "type")]
-    pub event_type: String,
     #[serde(with = "time::serde::rfc3339")]
     pub occurred_at: time::OffsetDateTime,
     /// The entity the event is about (user id, order id); the Kafka message key, so one entity's
     /// events stay in order on one partition.
     pub aggregate_id: String,
-    pub data: Value,
+    /// `type` and `data`.
+    #[serde(flatten)]
+    pub payload: Payload,
 }
 
-// Every event type, with the `data` each carries, is documented in `docs/events.md`.
-pub const USER_SIGNED_UP: &str = "user.signed_up";
-pub const ORDER_PLACED: &str = "order.placed";
-pub const ORDER_PAID: &str = "order.paid";
-pub const ORDER_PAYMENT_FAILED: &str = "order.payment_failed";
-pub const ORDER_CANCELLED: &str = "order.cancelled";
-pub const ORDER_EXPIRED: &str = "order.expired";
-pub const ORDER_REFUND_REQUIRED: &str = "order.refund_required";
-
 impl Event {
-    pub fn new(
-        event_type: &str,
-        aggregate_id: impl Into<String>,
-        occurred_at: time::OffsetDateTime,
-        data: Value,
-    ) -> Self {
-        Self {
-            id: Uuid::now_v7(),
-            event_type: event_type.to_owned(),
-            occurred_at,
-            aggregate_id: aggregate_id.into(),
-            data,
+    /// A new event (a fresh UUIDv7 id) about the payload's aggregate.
+    pub fn new(occurred_at: time::OffsetDateTime, payload: Payload) -> Self {
+        Self { id: Uuid::now_v7(), occurred_at, aggregate_id: payload.aggregate_id().to_string(), payload }
+    }
+
+    pub fn event_type(&self) -> EventType {
+        self.payload.event_type()
+    }
+}
+
+/// Every event type there is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    UserSignedUp,
+    OrderPlaced,
+    OrderPaid,
+    OrderPaymentFailed,
+    OrderCancelled,
+    OrderExpired,
+    OrderRefundRequired,
+}
+
+impl EventType {
+    pub const ALL: [Self; 7] = [
+        Self::UserSignedUp,
+        Self::OrderPlaced,
+        Self::OrderPaid,
+        Self::OrderPaymentFailed,
+        Self::OrderCancelled,
+        Self::OrderExpired,
+        Self::OrderRefundRequired,
+    ];
+
+    /// The `type` on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UserSignedUp => "user.signed_up",
+            Self::OrderPlaced => "order.placed",
+            Self::OrderPaid => "order.paid",
+            Self::OrderPaymentFailed => "order.payment_failed",
+            Self::OrderCancelled => "order.cancelled",
+            Self::OrderExpired => "order.expired",
+            Self::OrderRefundRequired => "order.refund_required",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happened, by type. The serde names are [`EventType::as_str`] (a unit test checks).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum Payload {
+    #[serde(rename = "user.signed_up")]
+    UserSignedUp(UserSignedUp),
+    #[serde(rename = "order.placed")]
+    OrderPlaced(OrderPlaced),
+    #[serde(rename = "order.paid")]
+    OrderPaid(OrderPaid),
+    #[serde(rename = "order.payment_failed")]
+    OrderPaymentFailed(OrderPaymentFailed),
+    #[serde(rename = "order.cancelled")]
+    OrderCancelled(OrderCancelled),
+    #[serde(rename = "order.expired")]
+    OrderExpired(OrderExpired),
+    #[serde(rename = "order.refund_required")]
+    OrderRefundRequired(OrderRefundRequired),
+}
+
+impl Payload {
+    pub fn event_type(&self) -> EventType {
+        match self {
+            Self::UserSignedUp(_) => EventType::UserSignedUp,
+            Self::OrderPlaced(_) => EventType::OrderPlaced,
+            Self::OrderPaid(_) => EventType::OrderPaid,
+            Self::OrderPaymentFailed(_) => EventType::OrderPaymentFailed,
+            Self::OrderCancelled(_) => EventType::OrderCancelled,
+            Self::OrderExpired(_) => EventType::OrderExpired,
+            Self::OrderRefundRequired(_) => EventType::OrderRefundRequired,
+        }
+    }
+
+    /// The user (`user.*`) or order (`order.*`) the event is about.
+    pub fn aggregate_id(&self) -> Uuid {
+        match self {
+            Self::UserSignedUp(e) => e.user_id,
+            Self::OrderPlaced(OrderPlaced { order, .. })
+            | Self::OrderPaid(OrderPaid { order, .. })
+            | Self::OrderPaymentFailed(OrderPaymentFailed { order, .. })
+            | Self::OrderCancelled(OrderCancelled { order })
+            | Self::OrderExpired(OrderExpired { order })
+            | Self::OrderRefundRequired(OrderRefundRequired { order, .. }) => order.order_id,
+        }
+    }
+
+    /// Who the event's e-mail goes to.
+    pub fn recipient(&self) -> &str {
+        match self {
+            Self::UserSignedUp(e) => &e.email,
+            Self::OrderPlaced(OrderPlaced { order, .. })
+            | Self::OrderPaid(OrderPaid { order, .. })
+            | Self::OrderPaymentFailed(OrderPaymentFailed { order, .. })
+            | Self::OrderCancelled(OrderCancelled { order })
+            | Self::OrderExpired(OrderExpired { order })
+            | Self::OrderRefundRequired(OrderRefundRequired { order, .. }) => &order.email,
+        }
+    }
+}
+
+/// `user.signed_up`: a new account (the welcome e-mail).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserSignedUp {
+    pub user_id: Uuid,
+    pub email: String,
+    /// As given at sign-up; may be empty.
+    pub name: String,
+}
+
+impl From<&User> for UserSignedUp {
+    fn from(u: &User) -> Self {
+        Self { user_id: u.id, email: u.email.as_str().to_owned(), name: u.name.clone() }
+    }
+}
+
+/// What every order event carries: whose order, to which address, what and how much.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderSummary {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    /// The address the order was placed with.
+    pub email: String,
+    pub total: Money,
+    pub lines: Vec<OrderLine>,
+}
+
+impl From<&Order> for OrderSummary {
+    fn from(o: &Order) -> Self {
+        Self { order_id: o.id, user_id: o.user_id, email: o.email.clone(), total: o.total, lines: o.lines.clone() }
+    }
+}
+
+/// `order.placed`: units reserved until `reservation_deadline`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderPlaced {
+    #[serde(flatten)]
+    pub order: OrderSummary,
+    #[serde(with = "time::serde::rfc3339")]
+    pub reservation_deadline: time::OffsetDateTime,
+}
+
+/// `order.paid`: the charge settled the order (from `PENDING_PAYMENT`, or late from a state that
+/// had given its units back, when they could be taken again).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderPaid {
+    #[serde(flatten)]
+    pub order: OrderSummary,
+    pub charge_id: String,
+    pub previous_state: OrderState,
+}
+
+/// `order.payment_failed`: the charge failed; the units went back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderPaymentFailed {
+    #[serde(flatten)]
+    pub order: OrderSummary,
+    pub charge_id: String,
+}
+
+/// `order.cancelled`: the customer cancelled before paying; the units went back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderCancelled {
+    #[serde(flatten)]
+    pub order: OrderSummary,
+}
+
+/// `order.expired`: not paid by the deadline; the units went back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderExpired {
+    #[serde(flatten)]
+    pub order: OrderSummary,
+}
+
+/// `order.refund_required`: money was taken for an order that cannot be fulfilled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRefundRequired {
+    #[serde(flatten)]
+    pub order: OrderSummary,
+    pub charge_id: String,
+    pub previous_state: OrderState,
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::domain::money::Currency;
+
+    pub(crate) fn summary() -> OrderSummary {
+        let eur = Currency::parse("EUR").unwrap();
+        OrderSummary {
+            order_id: Uuid::now_v7(),
+            user_id: Uuid::now_v7(),
+            email: "ada@example.com".into(),
+            total: Money { amount: 2598, currency: eur },
+            lines: vec![OrderLine {
+                product_id: Uuid::now_v7(),
+                name: "Mug <b>".into(),
+                quantity: 2,
+                unit_price: Money { amount: 1299, currency: eur },
+            }],
+        }
+    }
+
+    /// One payload of every type.
+    pub(crate) fn one_of_each() -> Vec<Payload> {
+        let order = summary();
+        let deadline = time::macros::datetime!(2026-01-02 03:04:05 UTC);
+        let all = vec![
+            Payload::UserSignedUp(UserSignedUp {
+                user_id: Uuid::now_v7(),
+                email: "ada@example.com".into(),
+                name: "Ada".into(),
+            }),
+            Payload::OrderPlaced(OrderPlaced { order: order.clone(), reservation_deadline: deadline }),
+            Payload::OrderPaid(OrderPaid {
+                order: order.clone(),
+                charge_id: "ch_1".into(),
+                previous_state: OrderState::PendingPayment,
+            }),
+            Payload::OrderPaymentFailed(OrderPaymentFailed { order: order.clone(), charge_id: "ch_1".into() }),
+            Payload::OrderCancelled(OrderCancelled { order: order.clone() }),
+            Payload::OrderExpired(OrderExpired { order: order.clone() }),
+            Payload::OrderRefundRequired(OrderRefundRequired {
+                order,
+                charge_id: "ch_1".into(),
+                previous_state: OrderState::Expired,
+            }),
+        ];
+        // Exhaustive on purpose: a new type fails here until it has a sample.
+        for p in &all {
+            match p {
+                Payload::UserSignedUp(_)
+                | Payload::OrderPlaced(_)
+                | Payload::OrderPaid(_)
+                | Payload::OrderPaymentFailed(_)
+                | Payload::OrderCancelled(_)
+                | Payload::OrderExpired(_)
+                | Payload::OrderRefundRequired(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn the_wire_type_is_the_event_types_name_and_the_json_round_trips() {
+        let samples = one_of_each();
+        assert_eq!(samples.len(), EventType::ALL.len(), "one sample per type");
+        for payload in samples {
+            let event = Event::new(time::OffsetDateTime::now_utc(), payload);
+            let json = serde_json::to_value(&event).unwrap();
+            assert_eq!(json["type"], event.event_type().as_str());
+            assert_eq!(json["aggregate_id"], event.payload.aggregate_id().to_string());
+            assert!(json["data"].is_object(), "{json}");
+            let back: Event = serde_json::from_value(json).unwrap();
+            assert_eq!(back, event);
+            assert_eq!(EventType::parse(event.event_type().as_str()), Some(event.event_type()));
+        }
+    }
+
+    #[test]
+    fn order_events_carry_the_order_fields_flat_in_data() {
+        let event = Event::new(
+            time::OffsetDateTime::now_utc(),
+            Payload::OrderPlaced(OrderPlaced {
+                order: summary(),
+                reservation_deadline: time::macros::datetime!(2026-01-02 03:04:05 UTC),
+            }),
+        );
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["data"]["email"], "ada@example.com");
+        assert_eq!(json["data"]["total"]["amount"], 2598);
+        assert_eq!(json["data"]["reservation_deadline"], "2026-01-02T03:04:05Z");
+        assert_eq!(json["data"]["lines"][0]["quantity"], 2);
+    }
+
+    /// `docs/events.md` documents exactly the types there are: each as a `### \`type\`` heading.
+    #[test]
+    fn docs_list_exactly_these_types() {
+        let docs = include_str!("../../../docs/events.md");
+        let documented: Vec<&str> =
+            docs.lines().filter_map(|l| l.strip_prefix("### `")).filter_map(|l| l.split('`').next()).collect();
+        let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+        for t in &known {
+            assert!(documented.contains(t), "docs/events.md does not document {t}");
+        }
+        for d in &documented {
+            assert!(known.contains(d), "docs/events.md documents {d}, which is not an event type");
         }
     }
 }

@@ -1,11 +1,15 @@
-//! Domain events: the transactional outbox, and getting its events to Kafka.
+//! Domain events: the transactional outbox, and how its events reach Kafka.
 //!
-//! - [`event`]: the event type and its JSON, written to the outbox in the same transaction as the change;
-//! - [`publisher`]: after the commit, the function sends its events to Kafka and marks them published;
-//! - [`relay`]: the sweeper's second chance for events a function could not publish (Kafka down);
-//! - [`msk_iam`]: Amazon MSK's IAM authentication (SASL/OAUTHBEARER tokens) for the producer.
+//! - [`event`]: the typed events and their JSON, written to the outbox in the same transaction as
+//!   the change they describe;
+//! - [`sink`]: the port the outbox relay produces to (Kafka, in the `shop-kafka` crate);
+//! - [`redrive`]: the sweeper's backstop for events the stream path gave up on.
+//!
+//! The path of an event: the API function's transaction writes it as an outbox item; the table's
+//! DynamoDB stream carries the insert to the one relay function (`api::outbox_relay`), which
+//! produces it to Kafka and marks it published. API functions never talk to Kafka. See
+//! `docs/events.md`.
 
 pub mod event;
-pub mod msk_iam;
-pub mod publisher;
-pub mod relay;
+pub mod redrive;
+pub mod sink;

@@ -11,10 +11,9 @@
 
 use crate::domain::order::{Order, OrderState};
 use crate::domain::payment::{Payment, Settlement, decide};
-use crate::events::event::Event;
+use crate::events::event::{Event, OrderPaid, OrderPaymentFailed, OrderRefundRequired, OrderSummary, Payload};
 use crate::store::{PaymentStore, SettleWrite, SettleWriteResult, StoreError};
 use serde::Serialize;
-use serde_json::json;
 use uuid::Uuid;
 
 /// A decision is retried on a fresh read at most this often (each retry means another writer
@@ -46,7 +45,7 @@ impl Settled {
 }
 
 /// What [`settle`] did, the order's state afterwards, and the outbox event it wrote (only when
-/// this call applied the change): the caller publishes it right away, as every state change does.
+/// this call applied the change; the table's stream carries it on).
 #[derive(Debug)]
 pub struct SettleOutcome {
     pub settled: Settled,
@@ -68,17 +67,20 @@ pub enum SettleError {
     Store(#[from] StoreError),
 }
 
-/// The event a settlement records in the outbox.
+/// The event a settlement records in the outbox; `None` for the settlements that write nothing.
 fn settle_event(order: &Order, settlement: Settlement, charge_id: &str, now: time::OffsetDateTime) -> Option<Event> {
-    let event_type = settlement.event_type()?;
-    Some(Event::new(
-        event_type,
-        order.id.to_string(),
-        now,
-        json!({ "order_id": order.id, "user_id": order.user_id, "email": order.email, "total": order.total,
-                "lines": order.lines, "charge_id": charge_id, "state": settlement.target(),
-                "previous_state": order.state }),
-    ))
+    let (summary, charge_id, previous_state) = (OrderSummary::from(order), charge_id.to_owned(), order.state);
+    let payload = match settlement {
+        Settlement::Pay | Settlement::Retake => {
+            Payload::OrderPaid(OrderPaid { order: summary, charge_id, previous_state })
+        }
+        Settlement::Fail => Payload::OrderPaymentFailed(OrderPaymentFailed { order: summary, charge_id }),
+        Settlement::RefundRequired => {
+            Payload::OrderRefundRequired(OrderRefundRequired { order: summary, charge_id, previous_state })
+        }
+        Settlement::Nothing | Settlement::AmountMismatch => return None,
+    };
+    Some(Event::new(now, payload))
 }
 
 /// Applies `payment` of charge `charge_id` to the order, once per `dedupe_key`.

@@ -194,12 +194,13 @@ pub trait OrderStore: Send + Sync {
         event: &Event,
         now: time::OffsetDateTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// Up to `limit` orders still `PENDING_PAYMENT` whose deadline is before `now`, via the sparse index.
+    /// Up to `limit` orders still `PENDING_PAYMENT` whose deadline is before `now`, via the sparse
+    /// index; each read on its own, so one item that does not decode never hides the others.
     fn overdue_orders(
         &self,
         now: time::OffsetDateTime,
         limit: u32,
-    ) -> impl Future<Output = Result<Vec<Order>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Result<Order, StoreError>>, StoreError>> + Send;
 }
 
 /// One settlement, as `payments::settle` decided it on the order it read.
@@ -290,20 +291,31 @@ pub trait GatewayStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// The transactional outbox after the commit: publishing marks events done, the relay finds the rest.
+/// The transactional outbox after the commit: the relay marks what reached Kafka, the sweeper
+/// redrives what the stream path gave up on (see `events::redrive`).
 pub trait OutboxStore: Send + Sync {
-    /// Takes the event out of the pending index and records when it was published.
+    /// Takes the event out of the pending index, records when it was published and lets the
+    /// table's TTL delete it later.
     fn mark_published(
         &self,
         event_id: Uuid,
         now: time::OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Up to `limit` unpublished events that occurred before `before`, oldest first (sparse index, no scan).
+    /// Up to `limit` ids of unpublished events that occurred before `before`, oldest first,
+    /// after the id `after` (sparse index, no scan).
     fn pending_events(
         &self,
         before: time::OffsetDateTime,
+        after: Option<Uuid>,
         limit: u32,
-    ) -> impl Future<Output = Result<Vec<Event>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Uuid>, StoreError>> + Send;
+    /// Touches a still pending event so the table's stream delivers it again; `Ok(false)` when it
+    /// was published meanwhile.
+    fn redrive(
+        &self,
+        event_id: Uuid,
+        now: time::OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// What a claim on sending an event's e-mail found.

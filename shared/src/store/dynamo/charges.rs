@@ -146,7 +146,7 @@ impl DynamoStore {
         now: time::OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let due = self.due(&Partition::gsi1(keys::DELIVERIES), keys::instant(now), limit, None).await?;
+        let due = self.due(&Partition::gsi1(keys::DELIVERIES), keys::instant(now), None, limit, None).await?;
         due.into_iter()
             .map(|i| {
                 let d: DeliveryItem = serde_dynamo::from_item(i).map_err(decode_error)?;

@@ -4,7 +4,7 @@
 //! |---|---|---|---|
 //! | `CATALOG` | gsi1 | product id | [`DynamoStore::page`] (the product list) |
 //! | `ORDERS#<user>` | gsi1 | order id (v7: time-ordered) | [`DynamoStore::page`], newest first |
-//! | `OUTBOX` | gsi1 | event id (v7) | [`DynamoStore::due`] (the relay) |
+//! | `OUTBOX` | gsi1 | event id (v7) | [`DynamoStore::due`] (the sweeper's redrive) |
 //! | `DELIVERIES` | gsi1 | due time | [`DynamoStore::due`] (the mock gateway) |
 //! | `PENDING` | gsi2 | reservation deadline | [`DynamoStore::due`] (the sweeper) |
 //!
@@ -98,20 +98,29 @@ impl DynamoStore {
         Ok(Page { items, next_cursor })
     }
 
-    /// Up to `limit` items of a queue whose sort key is below `below`, oldest first; only the
-    /// attributes in `projection` when given (the relay needs an outbox item's payload alone).
+    /// Up to `limit` items of a queue whose sort key is below `below`, oldest first, resumed
+    /// after the item whose table key is `after` (for queues whose items stay in the partition
+    /// while they are worked on); only the attributes in `projection` when given.
     pub(super) async fn due(
         &self,
         queue: &Partition,
         below: String,
+        after: Option<((String, &'static str), String)>,
         limit: u32,
         projection: Option<&str>,
     ) -> Result<Vec<Item>, StoreError> {
+        let start = after.map(|(table_key, sort)| {
+            let mut key = keys::key(table_key);
+            key.insert(queue.pk.into(), AttributeValue::S(queue.value.clone()));
+            key.insert(queue.sk.into(), AttributeValue::S(sort));
+            key
+        });
         let out = queue
             .query(self, limit)
             .key_condition_expression("#pk = :pk AND #sk < :below")
             .expression_attribute_names("#sk", queue.sk)
             .expression_attribute_values(":below", AttributeValue::S(below))
+            .set_exclusive_start_key(start)
             .set_projection_expression(projection.map(str::to_owned))
             .send()
             .await

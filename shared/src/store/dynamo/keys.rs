@@ -89,6 +89,16 @@ pub fn rfc3339(t: time::OffsetDateTime) -> Result<String, crate::store::StoreErr
     t.format(&time::format_description::well_known::Rfc3339).map_err(|e| crate::store::StoreError::Other(e.to_string()))
 }
 
+/// The table's TTL attribute (`TimeToLiveSpecification` in template.yaml): DynamoDB deletes an
+/// item within a few days after this moment. Only items that are done carry it (published outbox
+/// events, spent markers, sent e-mail records); retention per item in `docs/data-model.md`.
+pub const TTL: &str = "expires_at";
+
+/// A TTL value: DynamoDB reads only a Number of epoch seconds.
+pub fn expires_at(t: time::OffsetDateTime) -> AttributeValue {
+    AttributeValue::N(t.unix_timestamp().to_string())
+}
+
 /// The primary key as the SDK wants it.
 pub fn key<S: Into<String>>((pk, sk): (String, S)) -> HashMap<String, AttributeValue> {
     HashMap::from([(PK.to_owned(), AttributeValue::S(pk)), (SK.to_owned(), AttributeValue::S(sk.into()))])

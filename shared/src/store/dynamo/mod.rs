@@ -185,7 +185,7 @@ impl crate::store::OrderStore for DynamoStore {
         &self,
         now: time::OffsetDateTime,
         limit: u32,
-    ) -> Result<Vec<crate::domain::order::Order>, StoreError> {
+    ) -> Result<Vec<Result<crate::domain::order::Order, StoreError>>, StoreError> {
         self.overdue_orders_impl(now, limit).await
     }
 }

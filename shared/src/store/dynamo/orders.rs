@@ -205,8 +205,14 @@ impl DynamoStore {
         &self,
         now: time::OffsetDateTime,
         limit: u32,
-    ) -> Result<Vec<Order>, StoreError> {
-        let due = self.due(&Partition::gsi2(keys::PENDING), keys::instant(now), limit, None).await?;
-        due.into_iter().map(decode_order).collect()
+    ) -> Result<Vec<Result<Order, StoreError>>, StoreError> {
+        let due = self.due(&Partition::gsi2(keys::PENDING), keys::instant(now), None, limit, None).await?;
+        Ok(due
+            .into_iter()
+            .map(|item| {
+                let key = item.get(keys::PK).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                decode_order(item).map_err(|e| StoreError::Other(format!("{key}: {e}")))
+            })
+            .collect())
     }
 }

@@ -1,9 +1,13 @@
-//! Outbox items: an event waiting to be published, written in the transaction that caused it.
+//! Outbox items: an event on its way to Kafka, written in the transaction that caused it.
 //!
-//! While unpublished the item carries `gsi1pk = OUTBOX` and `gsi1sk = <event id>` (a UUIDv7, so time-ordered):
-//! the sweeper finds pending events, oldest first, with a query on the sparse index (no scan).
-//! Publishing removes both attributes (and sets `published_at`), so the index only ever holds
-//! what still has to go out.
+//! While unpublished the item carries `gsi1pk = OUTBOX` and `gsi1sk = <event id>` (a UUIDv7, so
+//! time-ordered). Its insert is a record in the table's stream, which the relay function receives
+//! (the event source's filter lets through only images with `sk = EVENT` and `gsi1pk = OUTBOX`);
+//! once Kafka has it, the relay marks it published: both index attributes are removed (a stream
+//! record the filter drops) and `expires_at` set, so DynamoDB's TTL deletes it after
+//! [`PUBLISHED_RETENTION`]. What the stream path gave up on is still in the index, where the
+//! sweeper finds it and touches it (`redrives`), which sends it down the stream again (see
+//! `events::redrive`).
 
 use super::index::Partition;
 use super::{DynamoStore, applied, keys};
@@ -13,6 +17,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use serde::Serialize;
 use uuid::Uuid;
 
+/// How long a published event stays readable in the table (for support and audits).
+pub const PUBLISHED_RETENTION: time::Duration = time::Duration::days(7);
+
 #[derive(Serialize)]
 struct OutboxItem<'a> {
     pk: String,
@@ -21,7 +28,7 @@ struct OutboxItem<'a> {
     gsi1sk: String,
     id: String,
     #[serde(rename = "type")]
-    event_type: &'a str,
+    event_type: &'static str,
     occurred_at: String,
     aggregate_id: &'a str,
     /// The event's JSON exactly as it will be published.
@@ -39,7 +46,7 @@ pub fn put_event(table: &str, event: &Event) -> Result<TransactWriteItem, StoreE
         gsi1pk: keys::OUTBOX,
         gsi1sk: event.id.to_string(),
         id: event.id.to_string(),
-        event_type: &event.event_type,
+        event_type: event.event_type().as_str(),
         occurred_at,
         aggregate_id: &event.aggregate_id,
         payload,
@@ -68,9 +75,11 @@ impl crate::store::OutboxStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(keys::key(keys::event(event_id))))
-            .update_expression("REMOVE gsi1pk, gsi1sk SET published_at = :t")
+            .update_expression("REMOVE gsi1pk, gsi1sk SET published_at = :t, #ttl = :ttl")
             .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#ttl", keys::TTL)
             .expression_attribute_values(":t", AttributeValue::S(published_at))
+            .expression_attribute_values(":ttl", keys::expires_at(now + PUBLISHED_RETENTION))
             .send()
             .await;
         if applied(result)? {
@@ -80,15 +89,39 @@ impl crate::store::OutboxStore for DynamoStore {
         }
     }
 
-    async fn pending_events(&self, before: time::OffsetDateTime, limit: u32) -> Result<Vec<Event>, StoreError> {
-        let due = self.due(&Partition::gsi1(keys::OUTBOX), v7_floor(before), limit, Some("payload")).await?;
+    async fn pending_events(
+        &self,
+        before: time::OffsetDateTime,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let after = after.map(|id| (keys::event(id), id.to_string()));
+        let due = self.due(&Partition::gsi1(keys::OUTBOX), v7_floor(before), after, limit, Some("id")).await?;
         due.into_iter()
-            .map(|item| match item.get("payload") {
-                Some(AttributeValue::S(json)) => serde_json::from_str(json)
-                    .map_err(|e| StoreError::Other(format!("outbox payload is not an event: {e}"))),
-                _ => Err(StoreError::Other("outbox item without payload".into())),
+            .map(|item| match item.get("id") {
+                Some(AttributeValue::S(id)) => {
+                    Uuid::parse_str(id).map_err(|e| StoreError::Other(format!("outbox item with a bad id: {e}")))
+                }
+                _ => Err(StoreError::Other("outbox item without id".into())),
             })
             .collect()
+    }
+
+    async fn redrive(&self, event_id: Uuid, now: time::OffsetDateTime) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(keys::event(event_id))))
+            .update_expression("SET redrives = if_not_exists(redrives, :zero) + :one, redriven_at = :t")
+            .condition_expression("gsi1pk = :outbox")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":t", AttributeValue::S(keys::rfc3339(now)?))
+            .expression_attribute_values(":outbox", AttributeValue::S(keys::OUTBOX.into()))
+            .send()
+            .await;
+        applied(result)
     }
 }
 

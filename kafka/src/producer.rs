@@ -1,46 +1,42 @@
-//! Publishing outbox events to Kafka, right after the transaction that wrote them commits.
+//! The outbox relay's Kafka producer: the [`EventSink`] the relay sends every outbox event to.
 //!
-//! A function that changed state calls [`Publisher::publish_pending`] with the event(s) its
-//! transaction wrote. Each is sent to `KAFKA_TOPIC` with the event's aggregate id as the key (one
-//! order's events stay in order on one partition) and the event JSON as the value, and then
-//! *marked published* in the outbox (it leaves the pending index). Any failure is logged and
-//! swallowed: the user's change is already committed, the event stays pending, and the sweeper's
-//! [`relay`](super::relay) publishes it later. Kafka being down therefore delays e-mail, costs a
-//! request at most [`KafkaConfig::publish_timeout`] extra, and loses nothing.
-//!
-//! **Lambda freezes the process between invocations**, librdkafka's threads included, so nothing
-//! may be left to background flushing: every publish awaits its delivery report before the
-//! handler returns. Producer settings follow from that:
+//! Each event goes to `KAFKA_TOPIC` with the event's aggregate id as the key (one order's events
+//! stay in order on one partition) and the event JSON as the value. The relay starts a whole
+//! stream batch at once and then **awaits every delivery report before it returns**: Lambda
+//! freezes the process, librdkafka's threads included, between invocations, so nothing may be
+//! left to background flushing. Producer settings follow from that:
 //!
 //! - `enable.idempotence=true`, `acks=all`: a retried produce never duplicates or reorders within a
 //!   partition, and "delivered" means on every in-sync replica;
-//! - `linger.ms=0`: nothing to batch in a request/response function, and the default 5 ms would be
-//!   added to every awaited send (measured: 8.7 ms vs 2.9 ms per send against tansu);
-//! - `message.timeout.ms` (= `KAFKA_PUBLISH_TIMEOUT_MS`, default 1500): the bound on how long a
-//!   down broker can hold a request; a `tokio` timeout a little above it is the belt to those braces.
+//! - `linger.ms=5`: a batch of stream records is sent together, so a few milliseconds of batching
+//!   turn a hundred sends into a few requests without delaying a lone event noticeably;
+//! - `message.timeout.ms` (= `KAFKA_PUBLISH_TIMEOUT_MS`, default 5000): how long one event may try
+//!   before it is reported failed (the stream then retries it); a `tokio` timeout a little above it
+//!   is the belt to those braces.
 //!
-//! The producer is created once per instance at cold start ([`Publisher::from_env`]) and reused.
-//! If librdkafka reports a *fatal* error (the idempotent producer's state is lost: after a message
+//! The producer is created once per instance at cold start ([`Producer::from_env`]) and reused: one
+//! small pool of broker connections for the whole shop, where every API function producing itself
+//! would open its own per instance (MSK limits new connections per broker per second). If
+//! librdkafka reports a *fatal* error (the idempotent producer's state is lost: after a message
 //! timed out in flight the broker may fence it, `ProducerFenced`) the producer is replaced and the
 //! send tried once more with the new one.
 //!
-//! Configuration: `KAFKA_BOOTSTRAP_SERVERS` (unset = publishing off, events stay pending),
-//! `KAFKA_TOPIC` (default `shop-events`), `KAFKA_AUTH` = `plaintext` (default) | `msk-iam`
-//! (SASL_SSL + OAUTHBEARER with IAM tokens, see [`super::msk_iam`]), `KAFKA_PUBLISH_TIMEOUT_MS`.
+//! Configuration: `KAFKA_BOOTSTRAP_SERVERS` (required), `KAFKA_TOPIC` (default `shop-events`),
+//! `KAFKA_AUTH` = `plaintext` (default) | `msk-iam` (SASL_SSL + OAUTHBEARER with IAM tokens, see
+//! [`crate::msk_iam`]), `KAFKA_PUBLISH_TIMEOUT_MS`.
 
-use super::event::Event;
-use super::msk_iam::MskIamContext;
-use crate::config::ConfigError;
-use crate::store::OutboxStore;
+use crate::msk_iam::MskIamContext;
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::util::Timeout;
+use shop::config::ConfigError;
+use shop::events::sink::{EventSink, Outgoing, SinkError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub const DEFAULT_TOPIC: &str = "shop-events";
-const DEFAULT_PUBLISH_TIMEOUT_MS: u64 = 1500;
+const DEFAULT_PUBLISH_TIMEOUT_MS: u64 = 5000;
 
 /// How the producer authenticates to the brokers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,9 +61,9 @@ fn var(name: &str) -> Option<String> {
 }
 
 impl KafkaConfig {
-    /// `Ok(None)` when `KAFKA_BOOTSTRAP_SERVERS` is not set: the function runs without publishing.
-    pub fn from_env() -> Result<Option<Self>, ConfigError> {
-        let Some(bootstrap_servers) = var("KAFKA_BOOTSTRAP_SERVERS") else { return Ok(None) };
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let bootstrap_servers =
+            var("KAFKA_BOOTSTRAP_SERVERS").ok_or(ConfigError::Missing("KAFKA_BOOTSTRAP_SERVERS"))?;
         let auth = match var("KAFKA_AUTH").as_deref() {
             None | Some("plaintext") => KafkaAuth::Plaintext,
             Some("msk-iam") => {
@@ -80,20 +76,14 @@ impl KafkaConfig {
                 });
             }
         };
-        let timeout_ms = match var("KAFKA_PUBLISH_TIMEOUT_MS") {
-            None => DEFAULT_PUBLISH_TIMEOUT_MS,
-            Some(raw) => raw
-                .parse::<u64>()
-                .ok()
-                .filter(|ms| (100..=30_000).contains(ms))
-                .ok_or(ConfigError::Invalid { name: "KAFKA_PUBLISH_TIMEOUT_MS", why: "must be 100 to 30000".into() })?,
-        };
-        Ok(Some(Self {
+        let timeout_ms =
+            shop::config::bounded_from_env("KAFKA_PUBLISH_TIMEOUT_MS", DEFAULT_PUBLISH_TIMEOUT_MS, 100..=30_000)?;
+        Ok(Self {
             bootstrap_servers,
             topic: var("KAFKA_TOPIC").unwrap_or_else(|| DEFAULT_TOPIC.to_owned()),
             auth,
             publish_timeout: Duration::from_millis(timeout_ms),
-        }))
+        })
     }
 
     /// The librdkafka settings of the producer.
@@ -102,7 +92,7 @@ impl KafkaConfig {
         c.set("bootstrap.servers", &self.bootstrap_servers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("linger.ms", "0")
+            .set("linger.ms", "5")
             .set("message.timeout.ms", self.publish_timeout.as_millis().to_string())
             // A request that hangs (frozen or partitioned broker) must not outlive the message.
             .set("request.timeout.ms", self.publish_timeout.as_millis().to_string())
@@ -117,22 +107,18 @@ impl KafkaConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    #[error("publishing is not configured (KAFKA_BOOTSTRAP_SERVERS unset)")]
-    Disabled,
     #[error("not delivered within {0:?}")]
     Timeout(Duration),
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
-    #[error("event not serialisable: {0}")]
-    Encode(#[from] serde_json::Error),
 }
 
 type Kafka = FutureProducer<MskIamContext>;
 
-/// The instance's Kafka producer, or none when publishing is off. Cheap to clone.
+/// The instance's Kafka producer. Cheap to clone.
 #[derive(Clone)]
-pub struct Publisher {
-    inner: Option<Arc<Inner>>,
+pub struct Producer {
+    inner: Arc<Inner>,
 }
 
 struct Inner {
@@ -140,70 +126,34 @@ struct Inner {
     producer: Mutex<Arc<Kafka>>,
 }
 
-impl Publisher {
+impl Producer {
     /// From `KAFKA_*` (see the module docs); at cold start. Creating the producer does not
     /// connect yet, so a down broker never fails an init.
     pub fn from_env() -> Result<Self, ConfigError> {
-        match KafkaConfig::from_env()? {
-            None => {
-                tracing::warn!("KAFKA_BOOTSTRAP_SERVERS is not set: events stay in the outbox unpublished");
-                Ok(Self::disabled())
-            }
-            Some(config) => Self::new(config),
-        }
+        Self::new(KafkaConfig::from_env()?)
     }
 
     pub fn new(config: KafkaConfig) -> Result<Self, ConfigError> {
         let producer = Arc::new(create(&config)?);
-        Ok(Self { inner: Some(Arc::new(Inner { config, producer: Mutex::new(producer) })) })
+        Ok(Self { inner: Arc::new(Inner { config, producer: Mutex::new(producer) }) })
     }
 
-    pub fn disabled() -> Self {
-        Self { inner: None }
-    }
-
-    pub fn is_enabled(&self) -> bool {
-        self.inner.is_some()
-    }
-
-    /// Sends one event and waits for the broker's acknowledgement (or the bounded timeout).
-    pub async fn send(&self, event: &Event) -> Result<(), PublishError> {
-        let inner = self.inner.as_ref().ok_or(PublishError::Disabled)?;
-        let payload = serde_json::to_vec(event)?;
+    /// Sends one record and waits for the broker's acknowledgement (or the bounded timeout).
+    pub async fn send_record(&self, key: &str, payload: &[u8]) -> Result<(), PublishError> {
+        let inner = &self.inner;
         let producer = inner.current();
-        match inner.send_with(&producer, event, &payload).await {
+        match inner.send_with(&producer, key, payload).await {
             // A fatal error (e.g. ProducerFenced after an outage) poisons this producer for good:
-            // replace it and try once more, so the request that found out does not pay for it.
-            Err(e) if inner.replace_if_broken(&producer, &e) => {
-                inner.send_with(&inner.current(), event, &payload).await
-            }
+            // replace it and try once more, so the batch that found out does not pay for it.
+            Err(e) if inner.replace_if_broken(&producer, &e) => inner.send_with(&inner.current(), key, payload).await,
             result => result,
         }
     }
+}
 
-    /// Publishes events that were just committed to the outbox and marks each delivered one
-    /// published. Never fails: what could not be published stays pending for the sweeper.
-    /// Returns how many were published. This is the one call a function makes after its commit.
-    pub async fn publish_pending<O: OutboxStore>(&self, outbox: &O, events: &[Event]) -> usize {
-        if !self.is_enabled() || events.is_empty() {
-            return 0;
-        }
-        let sends = events.iter().map(|event| async move {
-            if let Err(e) = self.send(event).await {
-                tracing::warn!(event_id = %event.id, event_type = %event.event_type, error = %e,
-                    "event not published; it stays pending and the sweeper will retry");
-                return false;
-            }
-            match outbox.mark_published(event.id, time::OffsetDateTime::now_utc()).await {
-                Ok(()) => true,
-                Err(e) => {
-                    // Published but still pending: the sweeper publishes it again, the notifier dedupes.
-                    tracing::warn!(event_id = %event.id, error = %e, "event published but not marked");
-                    true
-                }
-            }
-        });
-        futures::future::join_all(sends).await.into_iter().filter(|ok| *ok).count()
+impl EventSink for Producer {
+    async fn send(&self, event: Outgoing<'_>) -> Result<(), SinkError> {
+        self.send_record(event.key, event.payload).await.map_err(|e| SinkError(e.to_string()))
     }
 }
 
@@ -212,8 +162,8 @@ impl Inner {
         self.producer.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    async fn send_with(&self, producer: &Kafka, event: &Event, payload: &[u8]) -> Result<(), PublishError> {
-        let record = FutureRecord::to(&self.config.topic).key(&event.aggregate_id).payload(payload);
+    async fn send_with(&self, producer: &Kafka, key: &str, payload: &[u8]) -> Result<(), PublishError> {
+        let record = FutureRecord::to(&self.config.topic).key(key).payload(payload);
         let timeout = self.config.publish_timeout;
         // librdkafka enforces message.timeout.ms itself; this outer bound only guards against a
         // delivery report that never comes.
@@ -279,13 +229,13 @@ mod tests {
             bootstrap_servers: "127.0.0.1:9092".into(),
             topic: DEFAULT_TOPIC.into(),
             auth: KafkaAuth::Plaintext,
-            publish_timeout: Duration::from_millis(1500),
+            publish_timeout: Duration::from_millis(5000),
         };
         let c = config.client_config();
         assert_eq!(c.get("enable.idempotence"), Some("true"));
         assert_eq!(c.get("acks"), Some("all"));
-        assert_eq!(c.get("linger.ms"), Some("0"));
-        assert_eq!(c.get("message.timeout.ms"), Some("1500"));
+        assert_eq!(c.get("linger.ms"), Some("5"));
+        assert_eq!(c.get("message.timeout.ms"), Some("5000"));
         assert_eq!(c.get("security.protocol"), None);
         let msk = KafkaConfig { auth: KafkaAuth::MskIam { region: "eu-west-1".into() }, ..config };
         assert_eq!(msk.client_config().get("sasl.mechanism"), Some("OAUTHBEARER"));
