@@ -8,7 +8,7 @@
 //! failure. Switched up again, clients reconnect and find the broker's topics, offsets and the
 //! sent mail exactly as they were — a restart of the in-memory emulators would have wiped them.
 //!
-//! Served on the Invoke API by [`crate::events_stack`]: `POST /_local/kafka/stop|start`,
+//! Served on the Invoke API by [`crate::messaging`]: `POST /_local/kafka/stop|start`,
 //! `POST /_local/ses/stop|start`.
 
 use std::net::SocketAddr;

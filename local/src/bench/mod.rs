@@ -5,13 +5,14 @@
 //! | benchmark (`--only`) | file | what it measures |
 //! |---|---|---|
 //! | `notifier` | [`notifier`] | e-mails/s of the notifier at its default concurrency bound, SES = moto |
-//! | `place-order` | [`place_order`] | `POST /orders` p50/p95/p99 through the API, against the bare `TransactWriteItems` |
-//! | `race` | [`race`] | orders/s while 500 buyers race for 50 units; exactly 50 must win |
+//! | `events` | [`events`] | commit → Kafka and order placed → e-mail in the mailbox, p50/p99 |
+//! | `place-order` | [`place_order`] | `POST /orders` p50/p95/p99 through the API, against its floor: the same read + `TransactWriteItems` with the SDK |
+//! | `race` | [`race`] | orders/s while 500 buyers race for 50 units (exactly 50 must win), against the same race with the SDK |
 //! | `settle` | [`settle`] | signed `charge.succeeded` webhook → order `PAID`, p50/p95/p99 |
 //! | (always) | [`functions`] | per function: stripped binary size, init time, peak RSS |
 //!
-//! The notifier runs first, on a quiet stack: the other benchmarks place orders, whose e-mails the
-//! MSK trigger sends in the background. The per-function figures are read last, so peak RSS is
+//! The notifier runs first, on a quiet stack, then the event latency: the other benchmarks place
+//! orders, whose events the relay and the notifier handle in the background. The per-function figures are read last, so peak RSS is
 //! the high-water mark after all the load. [`report`] prints figure, target (where issue 7 gives
 //! one) and ✓/✗ per row, with the machine and its load average, because the figures mean little
 //! without them.
@@ -20,6 +21,7 @@
 //! fails only when a benchmark cannot run, or a correctness check inside one breaks (the race
 //! must sell exactly its units, every webhook must pay its order, every e-mail must arrive).
 
+mod events;
 mod fixtures;
 mod functions;
 mod measure;
@@ -31,7 +33,7 @@ mod settle;
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::stack::{Options, Stack};
 use crate::template::Template;
@@ -64,6 +66,9 @@ pub struct Args {
     /// Notifier: e-mails to send, in batches of the MSK trigger's `BatchSize`.
     #[arg(long, default_value_t = 400)]
     emails: usize,
+    /// Event latency: orders followed to Kafka and to the mailbox.
+    #[arg(long, default_value_t = 100)]
+    events: usize,
     /// Only these benchmarks (comma-separated); the per-function table is always printed.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Benchmark>,
@@ -78,6 +83,7 @@ pub struct Args {
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Benchmark {
     Notifier,
+    Events,
     PlaceOrder,
     Race,
     Settle,
@@ -90,9 +96,9 @@ impl Args {
 }
 
 pub async fn run(args: Args) -> Result<ExitCode> {
-    let sizes = [args.requests, args.concurrency, args.customers, args.buyers, args.units, args.emails];
+    let sizes = [args.requests, args.concurrency, args.customers, args.buyers, args.units, args.emails, args.events];
     if sizes.contains(&0) {
-        bail!("--requests, --concurrency, --customers, --buyers, --units and --emails must be positive");
+        bail!("--requests, --concurrency, --customers, --buyers, --units, --emails and --events must be positive");
     }
     let ws = Workspace::locate().await?;
     let template = Template::load(&ws.root.join("template.yaml"))?;
@@ -117,6 +123,11 @@ async fn bench(template: &Template, stack: &Stack, args: &Args, report: &mut Rep
     let fx = Fixtures::new(stack)?;
     if args.runs(Benchmark::Notifier) {
         report.rows.extend(notifier::run(&fx, template, args.emails).await?);
+    }
+    if args.runs(Benchmark::Events) {
+        let triggers = crate::msk::MskTrigger::all(template);
+        let topic = triggers.iter().flat_map(|t| t.topics.first()).next().context("no MSK event in the template")?;
+        report.rows.extend(events::run(&fx, topic, args.events).await?);
     }
     if args.runs(Benchmark::PlaceOrder) {
         report.rows.extend(place_order::run(&fx, args).await?);

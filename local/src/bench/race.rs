@@ -6,9 +6,14 @@
 //! contended case: every request updates the same product item, so DynamoDB serialises them
 //! (in AWS too, where they would conflict and retry; DynamoDB Local queues them).
 //!
-//! Checks: exactly `units` orders succeed (all of them if there are fewer buyers), every other
-//! answer is `409 out_of_stock`, and the product ends at `(available, reserved, sellable) =
-//! (units, units, 0)`.
+//! The same race is then run again without the shop in the way: each buyer makes place-order's
+//! DynamoDB calls itself with the SDK (the read, then the transaction; see
+//! [`TransactionShape::place`]) against a second product with the same stock. The ratio of the two
+//! rates, API/raw, is judged against ≥ 0.7.
+//!
+//! Checks, for both: exactly `units` orders succeed (all of them if there are fewer buyers), every
+//! other answer is a refusal (`409 out_of_stock` through the API), and the product ends at
+//! `(available, reserved, sellable) = (units, units, 0)`.
 
 use std::collections::BTreeMap;
 
@@ -17,8 +22,11 @@ use reqwest::StatusCode;
 
 use crate::bench::fixtures::Fixtures;
 use crate::bench::measure::measure;
+use crate::bench::place_order::TransactionShape;
 use crate::bench::report::Row;
 use crate::progress::{self, Step};
+
+pub const RATIO_TARGET: f64 = 0.7;
 
 pub async fn run(fx: &Fixtures<'_>, buyers: usize, units: usize) -> Result<Vec<Row>> {
     let product = fx.product("Bench limited edition", units).await?;
@@ -47,6 +55,19 @@ pub async fn run(fx: &Fixtures<'_>, buyers: usize, units: usize) -> Result<Vec<R
     let stock = fx.stock(product).await?;
     // More units than buyers: every buyer wins.
     let winners = units.min(buyers);
+
+    // The floor: the same race, each buyer calling DynamoDB itself.
+    let template = fx.product("Bench shape", 1).await?;
+    let placed = fx.placed_order(&tokens[0], &template).await?;
+    let raw_product = fx.product("Bench raw limited edition", units).await?;
+    let shape = TransactionShape::copy_from_table(fx, &placed, &template).await?.for_product(fx, &raw_product).await?;
+    let shape = &shape;
+    let step = Step::start(format!("race: the same with the raw SDK, {buyers} buyers at once"));
+    let (raw, won) = progress::run(step, measure(buyers, buyers, |_| async move { shape.place(fx).await })).await?;
+    let raw_sold = won.iter().filter(|w| **w).count();
+    let raw_stock = fx.stock(&raw_product).await?;
+    let ratio = latencies.per_second() / raw.per_second();
+
     let units = units as i64;
     let expected = (units, winners as i64, units - winners as i64);
     Ok(vec![
@@ -66,6 +87,22 @@ pub async fn run(fx: &Fixtures<'_>, buyers: usize, units: usize) -> Result<Vec<R
             format!("{stock:?}"),
             format!("{expected:?}"),
             stock == expected,
+        ),
+        Row::figure(
+            "race with the raw SDK (floor)",
+            format!("{:.0} orders/s ({buyers} in {:.2} s)", raw.per_second(), raw.wall.as_secs_f64()),
+        ),
+        Row::check(
+            "race with the raw SDK: orders placed, final stock",
+            format!("{raw_sold}, {raw_stock:?}"),
+            format!("{winners}, {expected:?}"),
+            raw_sold == winners && raw_stock == expected,
+        ),
+        Row::target(
+            "race: ratio API/raw orders/s",
+            format!("{ratio:.2}"),
+            format!("≥ {RATIO_TARGET}"),
+            ratio >= RATIO_TARGET,
         ),
     ])
 }
