@@ -9,7 +9,8 @@
 //! - the Invoke API gains `POST /_local/kafka/stop|start` and `POST /_local/ses/stop|start`
 //!   (outages, see [`crate::outage`]), `GET /_local/mail` (the mail sent so far; the API port
 //!   serves it too, for the storefront; local only, not part of the deployed API) and
-//!   `GET /_local/sqs/<queue>` (a queue's messages, e.g. what a trigger gave up on);
+//!   `GET /_local/sqs/<queue>` (a queue's messages, e.g. what a trigger gave up on) and
+//!   `/_local/ses/refusals` (recipients SES is to refuse, see [`crate::ses`]);
 //! - tests get `SHOP_KAFKA_BOOTSTRAP` and `SHOP_SES_ENDPOINT` (moto itself, to read mail back).
 
 use std::collections::BTreeMap;
@@ -93,7 +94,11 @@ impl Messaging {
         let mut handles: Vec<JoinHandle<()>> = self
             .triggers
             .iter()
-            .filter_map(|t| pools.get(&t.function).map(|pool| t.clone().start(&self.kafka.bootstrap, pool.clone())))
+            .filter_map(|t| {
+                pools
+                    .get(&t.function)
+                    .map(|pool| t.clone().start(&self.kafka.bootstrap, pool.clone(), Some(self.sqs.clone())))
+            })
             .collect::<Result<_>>()?;
         handles.extend(crate::streams::start(&self.streams, dynamodb, pools, Some(&self.sqs)));
         Ok(handles)
@@ -113,6 +118,10 @@ impl Messaging {
             .route("/_local/{service}/{action}", post(switch))
             .with_state(switches)
             .route("/_local/sqs/{queue}", get(queue).with_state(self.sqs.clone()))
+            .route(
+                "/_local/ses/refusals",
+                get(refusals_list).post(refusals_add).delete(refusals_clear).with_state(self.ses.refusals.clone()),
+            )
             .merge(self.mail_router())
     }
 
@@ -145,6 +154,26 @@ async fn switch(State(s): State<Arc<Switches>>, UrlPath((service, action)): UrlP
     }
     tracing::info!("{service} is now {}", if relay.is_up() { "reachable" } else { "unreachable" });
     axum::Json(serde_json::json!({ "service": service, "up": relay.is_up() })).into_response()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Refusal {
+    address: String,
+}
+
+async fn refusals_list(State(r): State<ses::Refusals>) -> Response {
+    axum::Json(r.list()).into_response()
+}
+
+async fn refusals_add(State(r): State<ses::Refusals>, axum::Json(refusal): axum::Json<Refusal>) -> Response {
+    r.add(&refusal.address);
+    axum::Json(r.list()).into_response()
+}
+
+async fn refusals_clear(State(r): State<ses::Refusals>) -> Response {
+    r.clear();
+    axum::Json(r.list()).into_response()
 }
 
 async fn queue(State(sqs): State<Sqs>, UrlPath(name): UrlPath<String>) -> Response {

@@ -12,9 +12,12 @@
 //!    as `[{"name": [bytes...]}]`;
 //! 3. **invokes the real function** through its instance pool, synchronously;
 //! 4. **commits offsets only after success** (offset of the last record + 1 per partition). On
-//!    a function error, a timeout or a crash the *same batch* is invoked again, with backoff, until
-//!    it succeeds: the partition does not move past a failed batch, as on Lambda (whose retries end
-//!    only when the records expire or a configured limit is hit).
+//!    a function error, a timeout or a crash the *same batch* is invoked again, with backoff: the
+//!    partition does not move past a failed batch, as on Lambda. With `MaximumRetryAttempts` the
+//!    retries end after that many, and Lambda's on-failure record (`KafkaBatchInfo`: topic,
+//!    partition, first and last offset, batch size; not the records) goes to the
+//!    `DestinationConfig.OnFailure` SQS queue of the template ([`crate::sqs`]); then the offsets
+//!    are committed and the partition moves on.
 //!
 //! `StartingPosition: TRIM_HORIZON` reads a new group from the beginning, `LATEST` from the end.
 
@@ -32,7 +35,8 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use crate::runtime_api::{Outcome, Pool};
-use crate::template::{Function, Template};
+use crate::sqs::Sqs;
+use crate::template::{ACCOUNT_ID, Function, REGION, Template};
 
 /// One `MSK` event of a function.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +47,10 @@ pub struct MskTrigger {
     pub batch_size: usize,
     pub window: Duration,
     pub from_beginning: bool,
+    /// `None`: retry a failing batch until it succeeds.
+    pub max_retries: Option<u32>,
+    /// The on-failure queue's name.
+    pub on_failure: Option<String>,
 }
 
 impl MskTrigger {
@@ -69,13 +77,19 @@ impl MskTrigger {
                     batch_size: number("BatchSize").map_or(100, |n| n as usize).max(1),
                     window: Duration::from_secs_f64(number("MaximumBatchingWindowInSeconds").unwrap_or(0.5)),
                     from_beginning: p.get("StartingPosition").and_then(Value::as_str) != Some("LATEST"),
+                    max_retries: number("MaximumRetryAttempts").filter(|n| *n >= 0.0).map(|n| n as u32),
+                    on_failure: p
+                        .pointer("/DestinationConfig/OnFailure/Destination")
+                        .and_then(Value::as_str)
+                        .and_then(crate::sqs::queue_name)
+                        .map(str::to_owned),
                 }
             })
             .collect()
     }
 
     /// Starts polling for this trigger; runs until the task is aborted.
-    pub fn start(self, bootstrap: &str, pool: Arc<Pool>) -> Result<JoinHandle<()>> {
+    pub fn start(self, bootstrap: &str, pool: Arc<Pool>, sqs: Option<Sqs>) -> Result<JoinHandle<()>> {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             .set("group.id", &self.function)
@@ -91,10 +105,10 @@ impl MskTrigger {
         let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).context("subscribing")?;
         let bootstrap = bootstrap.to_owned();
-        Ok(tokio::spawn(async move { self.poll(consumer, &bootstrap, pool).await }))
+        Ok(tokio::spawn(async move { self.poll(consumer, &bootstrap, pool, sqs).await }))
     }
 
-    async fn poll(self, consumer: StreamConsumer, bootstrap: &str, pool: Arc<Pool>) {
+    async fn poll(self, consumer: StreamConsumer, bootstrap: &str, pool: Arc<Pool>, sqs: Option<Sqs>) {
         loop {
             let (event, offsets) = match self.next_batch(&consumer, bootstrap).await {
                 Ok(batch) => batch,
@@ -106,23 +120,19 @@ impl MskTrigger {
             };
             let payload = bytes::Bytes::from(event.to_string());
             let mut backoff = Duration::from_millis(500);
+            let mut retries = 0;
             loop {
-                match pool.invoke(payload.clone()).await {
+                let error = match pool.invoke(payload.clone()).await {
                     Outcome::Success(_) => break,
-                    Outcome::FunctionError(body) => {
-                        tracing::warn!(
-                            "{} failed a Kafka batch, retrying in {backoff:?}: {}",
-                            self.function,
-                            String::from_utf8_lossy(&body)
-                        );
-                    }
-                    Outcome::Failed { error_type, message } => {
-                        tracing::warn!(
-                            "{} failed a Kafka batch ({error_type}), retrying in {backoff:?}: {message}",
-                            self.function
-                        );
-                    }
+                    Outcome::FunctionError(body) => String::from_utf8_lossy(&body).into_owned(),
+                    Outcome::Failed { error_type, message } => format!("{error_type}: {message}"),
+                };
+                if self.max_retries.is_some_and(|max| retries >= max) {
+                    self.give_up(&event, retries, sqs.as_ref()).await;
+                    break;
                 }
+                tracing::warn!("{} failed a Kafka batch, retrying in {backoff:?}: {error}", self.function);
+                retries += 1;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
@@ -130,6 +140,52 @@ impl MskTrigger {
                 // Not fatal: the batch is redelivered after a rebalance, and the function is idempotent.
                 tracing::warn!("MSK trigger of {}: committing offsets: {e}", self.function);
             }
+        }
+    }
+
+    /// Lambda's on-failure record for a Kafka batch, to the destination queue (or the log).
+    async fn give_up(&self, event: &Value, retries: u32, sqs: Option<&Sqs>) {
+        let records: Vec<&Value> = event["records"]
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.values())
+            .flat_map(|v| v.as_array())
+            .flatten()
+            .collect();
+        let offsets: Vec<i64> = records.iter().filter_map(|r| r["offset"].as_i64()).collect();
+        let first = records.first();
+        let info = json!({
+            "requestContext": {
+                "requestId": uuid::Uuid::new_v4().to_string(),
+                "functionArn": format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{}", self.function),
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": retries + 1,
+            },
+            "responseContext": { "statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled" },
+            "version": "1.0",
+            "timestamp": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            "KafkaBatchInfo": {
+                "batchSize": records.len(),
+                "bootstrapServers": event["bootstrapServers"],
+                "consumerGroupId": self.function,
+                "topic": first.map(|r| r["topic"].clone()),
+                "partition": first.map(|r| r["partition"].clone()),
+                "firstOffset": offsets.iter().min(),
+                "lastOffset": offsets.iter().max(),
+            },
+        });
+        tracing::error!(
+            "{}: gave up on a Kafka batch of {} record(s) after {retries} retries",
+            self.function,
+            records.len()
+        );
+        match (&self.on_failure, sqs) {
+            (Some(queue), Some(sqs)) => {
+                if let Err(e) = sqs.send(queue, &info).await {
+                    tracing::error!("{}: on-failure destination {queue}: {e:#}", self.function);
+                }
+            }
+            _ => tracing::error!("{}: no on-failure destination; discarded: {info}", self.function),
         }
     }
 

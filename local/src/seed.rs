@@ -1,14 +1,18 @@
 //! Demo data, created through the API itself rather than written into the table.
 //!
 //! Going through the public endpoints means the seed exercises the same code paths a user
-//! does (password hashing, the admin-by-e-mail rule, validation) and can never drift from the
-//! data model: there is no second writer of items to keep in sync.
+//! does (password hashing, validation) and can never drift from the data model: there is no second
+//! writer of items to keep in sync. The one thing the API cannot do, making an admin, the seed does
+//! the way an operator does it: the `shop-admin` command's code (`shop::admin::promote`), against
+//! the table itself.
 
 use anyhow::{Context, Result, bail};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::stack::{ADMIN_EMAIL, ADMIN_PASSWORD};
+use shop::store::dynamo::DynamoStore;
+
+use crate::stack::{ADMIN_EMAIL, ADMIN_PASSWORD, Stack};
 
 const PRODUCTS: &[(&str, &str, i64, i64)] = &[
     ("Espresso cup", "Double-walled glass, 80 ml", 1299, 25),
@@ -16,9 +20,14 @@ const PRODUCTS: &[(&str, &str, i64, i64)] = &[
     ("Coffee beans", "Single origin, 250 g, medium roast", 1450, 40),
 ];
 
-/// Signs up the admin (an existing account is fine).
-pub async fn admin(api: &str) -> Result<()> {
-    signup(api, ADMIN_EMAIL, ADMIN_PASSWORD, "Local Admin").await
+/// Signs up the admin (an existing account is fine) and promotes it, as an operator would.
+pub async fn admin(stack: &Stack) -> Result<()> {
+    let api = stack.api_url.as_deref().context("the stack serves no API")?;
+    signup(api, ADMIN_EMAIL, ADMIN_PASSWORD, "Local Admin").await?;
+    let table = stack.table_name.as_deref().context("the template has no table")?;
+    let store = DynamoStore::new(crate::dynamodb_local::client(&stack.dynamodb_endpoint), table);
+    shop::admin::promote(&store, ADMIN_EMAIL).await.context("promoting the local admin")?;
+    Ok(())
 }
 
 /// Logs in as the admin and returns the bearer token.
@@ -65,8 +74,9 @@ pub async fn token(api: &str, email: &str, password: &str) -> Result<String> {
 }
 
 /// Admin plus demo products (for `up`). Returns the number of products created.
-pub async fn demo(api: &str) -> Result<usize> {
-    admin(api).await?;
+pub async fn demo(stack: &Stack) -> Result<usize> {
+    admin(stack).await?;
+    let api = stack.api_url.as_deref().context("the stack serves no API")?;
     let token = admin_token(api).await?;
     let client = reqwest::Client::new();
     let url = format!("{api}/products");

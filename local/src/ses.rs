@@ -7,6 +7,13 @@
 //! while the sent mail survives; tests read mail straight from moto (`SHOP_SES_ENDPOINT`,
 //! `GET /moto-api/data.json` → `ses.Message[]`: `{id, source, destinations.ToAddresses, subject, body}`).
 //!
+//! Between the relay and moto sits a small **gate** that refuses what real SES refuses and moto
+//! accepts: a recipient whose local part is not 7-bit ASCII (`400 BadRequestException`: SES has no
+//! SMTPUTF8), and any recipient put on its refusal list (`400 MessageRejected`, "Email address is
+//! not verified", what an account still in the SES sandbox answers for an unverified recipient).
+//! `POST /_local/ses/refusals` `{"address": "…"}` adds one, `GET` lists them, `DELETE` clears them
+//! (on the Invoke API). Everything else passes through untouched.
+//!
 //! For people: `GET /_local/mail` on the Invoke API lists the sent mail as JSON, and
 //! `cargo local mail` prints it.
 
@@ -25,7 +32,113 @@ pub struct Ses {
     /// What functions get as `AWS_ENDPOINT_URL_SESV2` (through the relay).
     pub functions_endpoint: String,
     pub relay: Outage,
+    /// Recipients the gate refuses as an SES sandbox would.
+    pub refusals: Refusals,
     moto: Emulator,
+}
+
+/// Recipients SES is to refuse, lower-case.
+#[derive(Clone, Default)]
+pub struct Refusals(std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>);
+
+impl Refusals {
+    pub fn add(&self, address: &str) {
+        self.0.lock().unwrap().insert(address.trim().to_lowercase());
+    }
+
+    pub fn clear(&self) {
+        self.0.lock().unwrap().clear();
+    }
+
+    pub fn list(&self) -> Vec<String> {
+        self.0.lock().unwrap().iter().cloned().collect()
+    }
+
+    fn refuses(&self, address: &str) -> bool {
+        self.0.lock().unwrap().contains(&address.trim().to_lowercase())
+    }
+}
+
+/// What SES answers a `SendEmail` to these recipients, if it refuses it.
+fn refusal(recipients: &[&str], refusals: &Refusals) -> Option<(&'static str, String)> {
+    if let Some(bad) = recipients.iter().find(|a| !a.split('@').next().unwrap_or_default().is_ascii()) {
+        return Some(("BadRequestException", format!("Local address contains non-ASCII characters: {bad}")));
+    }
+    let refused: Vec<&str> = recipients.iter().copied().filter(|a| refusals.refuses(a)).collect();
+    (!refused.is_empty()).then(|| {
+        (
+            "MessageRejected",
+            format!(
+                "Email address is not verified. The following identities failed the check in region US-EAST-1: {}",
+                refused.join(", ")
+            ),
+        )
+    })
+}
+
+/// Starts the gate in front of moto; returns its address.
+async fn gate(moto: std::net::SocketAddr, refusals: Refusals) -> Result<std::net::SocketAddr> {
+    use axum::body::{Body, Bytes};
+    use axum::extract::{Request, State};
+    use axum::response::{IntoResponse, Response};
+    type Gate = (reqwest::Client, String, Refusals);
+    async fn pass(State((http, upstream, refusals)): State<Gate>, request: Request) -> Response {
+        let (parts, body) = request.into_parts();
+        let Ok(body): Result<Bytes, _> = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
+            return axum::http::StatusCode::PAYLOAD_TOO_LARGE.into_response();
+        };
+        if parts.method == axum::http::Method::POST && parts.uri.path() == "/v2/email/outbound-emails" {
+            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let recipients: Vec<&str> = ["ToAddresses", "CcAddresses", "BccAddresses"]
+                .iter()
+                .filter_map(|k| v.pointer(&format!("/Destination/{k}")).and_then(Value::as_array))
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            if let Some((code, message)) = refusal(&recipients, &refusals) {
+                let mut r = (
+                    axum::http::StatusCode::BAD_REQUEST,
+                    axum::Json(serde_json::json!({ "__type": code, "message": message })),
+                )
+                    .into_response();
+                r.headers_mut().insert("x-amzn-errortype", axum::http::HeaderValue::from_static(code));
+                return r;
+            }
+        }
+        let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let mut forward = http.request(parts.method, format!("{upstream}{path}")).body(body);
+        for (name, value) in &parts.headers {
+            if name != "host" && name != "content-length" {
+                forward = forward.header(name, value);
+            }
+        }
+        match forward.send().await {
+            Ok(answer) => {
+                let status = answer.status();
+                let headers = answer.headers().clone();
+                let bytes = answer.bytes().await.unwrap_or_default();
+                let mut response = Response::new(Body::from(bytes));
+                *response.status_mut() = status;
+                for (name, value) in &headers {
+                    if name != "transfer-encoding" && name != "content-length" && name != "connection" {
+                        response.headers_mut().append(name, value.clone());
+                    }
+                }
+                response
+            }
+            Err(e) => (axum::http::StatusCode::BAD_GATEWAY, format!("moto unreachable: {e}")).into_response(),
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.context("binding the SES gate")?;
+    let addr = listener.local_addr()?;
+    let app =
+        axum::Router::new().fallback(pass).with_state((reqwest::Client::new(), format!("http://{moto}"), refusals));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("SES gate on {addr} stopped: {e}");
+        }
+    });
+    Ok(addr)
 }
 
 /// One sent e-mail as moto recorded it (moto keeps the HTML body when there is one, else the text).
@@ -48,11 +161,20 @@ impl Ses {
         let mut cmd = crate::process::command(venv_bin.join("moto_server"));
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
         let moto = Emulator::spawn("moto", cmd, port, log).await?;
-        let relay = Outage::start(moto.addr).await?;
+        let refusals = Refusals::default();
+        let gate = match gate(moto.addr, refusals.clone()).await {
+            Ok(g) => g,
+            Err(e) => {
+                moto.stop().await;
+                return Err(e);
+            }
+        };
+        let relay = Outage::start(gate).await?;
         let ses = Self {
             endpoint: format!("http://{}", moto.addr),
             functions_endpoint: format!("http://{}", relay.addr),
             relay,
+            refusals,
             moto,
         };
         if let Some(sender) = sender
@@ -144,6 +266,19 @@ fn strip_tags(html: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_gate_refuses_what_ses_refuses() {
+        let r = super::Refusals::default();
+        assert_eq!(super::refusal(&["ann@example.com"], &r), None);
+        assert_eq!(super::refusal(&["josé@example.com"], &r).map(|x| x.0), Some("BadRequestException"));
+        r.add("Sandboxed@Example.com");
+        let (code, message) = super::refusal(&["ok@example.com", "sandboxed@example.com"], &r).unwrap();
+        assert_eq!(code, "MessageRejected");
+        assert!(message.contains("not verified") && message.contains("sandboxed@example.com"), "{message}");
+        r.clear();
+        assert_eq!(super::refusal(&["sandboxed@example.com"], &r), None);
+    }
+
     #[test]
     fn strip_tags_keeps_the_text() {
         assert_eq!(super::strip_tags("<h1>Hi</h1>\n\n<p>there &amp; you</p>"), "   Hi\n   there &amp; you");

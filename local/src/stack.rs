@@ -78,6 +78,8 @@ pub struct Stack {
     /// Each function's resolved environment (template + env.local.json), for the test contract.
     pub function_env: BTreeMap<String, BTreeMap<String, String>>,
     pub workspace_root: PathBuf,
+    /// The operator's `shop-admin` binary (built with the functions), for the tests.
+    pub admin_command: PathBuf,
     /// What the schedule fires, one line each (empty when it is off).
     pub schedules: Vec<String>,
     ddb: DynamoDbLocal,
@@ -104,6 +106,7 @@ impl Stack {
             pools: BTreeMap::new(),
             function_env: BTreeMap::new(),
             workspace_root: ws.root.clone(),
+            admin_command: ws.release_binary("shop-admin"),
             schedules: Vec::new(),
             ddb,
             servers: Vec::new(),
@@ -218,6 +221,7 @@ impl Stack {
             ("SHOP_ADMIN_EMAIL".to_owned(), ADMIN_EMAIL.to_owned()),
             ("SHOP_ADMIN_PASSWORD".to_owned(), ADMIN_PASSWORD.to_owned()),
             ("SHOP_WORKSPACE".to_owned(), self.workspace_root.display().to_string()),
+            ("SHOP_ADMIN_COMMAND".to_owned(), self.admin_command.display().to_string()),
             ("AWS_REGION".to_owned(), REGION.to_owned()),
             ("AWS_DEFAULT_REGION".to_owned(), REGION.to_owned()),
             ("AWS_ACCESS_KEY_ID".to_owned(), "local".to_owned()),

@@ -9,10 +9,11 @@
 //!    split). `StartingPosition` `TRIM_HORIZON` reads a shard from its start, `LATEST` from now;
 //! 2. **reads** with `GetRecords` (polled every 100 ms while idle) and **filters** with the
 //!    event's `FilterCriteria` (see [`Pattern`]): records no pattern matches are passed over;
-//! 3. **batches**: up to `BatchSize` records (default 100), waiting up to
-//!    `MaximumBatchingWindowInSeconds` (default 0) for more; with `ParallelizationFactor` N, the
-//!    records are spread over N lanes by partition key, and the lanes run concurrently, one batch
-//!    at a time each (records of one key stay in order);
+//! 3. **batches**: with `ParallelizationFactor` N, the records are spread over N lanes by
+//!    partition key; each lane invokes one batch at a time, of what it holds: up to `BatchSize`
+//!    records (default 100), waiting up to `MaximumBatchingWindowInSeconds` (default 0) for more.
+//!    The lanes run concurrently while the shard is read on (records of one key stay in order,
+//!    and a full lane holds the reader back);
 //! 4. **invokes the real function** through its instance pool with the event Lambda sends:
 //!    `{"Records": [<the GetRecords record> + "eventSourceARN"]}`;
 //! 5. **handles the outcome**: with `FunctionResponseTypes: [ReportBatchItemFailures]` a response
@@ -367,8 +368,8 @@ impl Ctx {
         }
     }
 
-    /// Reads one shard to its end (never, for an open one), handing batches to the function.
-    async fn read_shard(&self, stream: &str, shard: &str, from_start: bool) {
+    /// Reads one shard to its end (never, for an open one), handing its records to the lanes.
+    async fn read_shard(self: &Arc<Self>, stream: &str, shard: &str, from_start: bool) {
         let t = &self.trigger;
         let mut iterator = loop {
             match self.api.iterator(stream, shard, from_start).await {
@@ -380,8 +381,16 @@ impl Ctx {
                 }
             }
         };
-        let mut waiting: Vec<Value> = Vec::new();
-        let mut window_started: Option<tokio::time::Instant> = None;
+        // One lane per ParallelizationFactor: a task with its own queue, invoking one batch at a
+        // time; a key always goes to the same lane, so its records stay in order.
+        let (lanes, workers): (Vec<_>, Vec<_>) = (0..t.parallelization)
+            .map(|_| {
+                let (tx, rx) = tokio::sync::mpsc::channel::<Value>(t.batch_size * 4);
+                let (ctx, shard, stream) = (self.clone(), shard.to_owned(), stream.to_owned());
+                (tx, tokio::spawn(async move { ctx.lane(rx, &shard, &stream).await }))
+            })
+            .unzip();
+        let arn = format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{}/stream/local", t.table);
         loop {
             let (records, next) = match self.api.records(&iterator).await {
                 Ok(r) => r,
@@ -392,47 +401,50 @@ impl Ctx {
                 }
             };
             let read = records.len();
-            let arn = format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{}/stream/local", t.table);
             for mut record in records {
-                if t.matches(&record) {
-                    record["eventSourceARN"] = json!(arn);
-                    waiting.push(record);
+                if !t.matches(&record) {
+                    continue;
                 }
-            }
-            if !waiting.is_empty() && window_started.is_none() {
-                window_started = Some(tokio::time::Instant::now());
-            }
-            let closed = next.is_none();
-            let window_over = window_started.is_some_and(|s| s.elapsed() >= t.window);
-            if !waiting.is_empty() && (waiting.len() >= t.batch_size || window_over || closed) {
-                self.deliver(shard, stream, std::mem::take(&mut waiting)).await;
-                window_started = None;
+                record["eventSourceARN"] = json!(arn);
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                record.pointer("/dynamodb/Keys").map(Value::to_string).hash(&mut h);
+                // Waits while the lane is full: the poller reads no faster than the function keeps up.
+                let _ = lanes[(h.finish() % lanes.len() as u64) as usize].send(record).await;
             }
             match next {
                 Some(n) => iterator = n,
-                None => return,
+                None => break,
             }
             if read == 0 {
                 tokio::time::sleep(IDLE_POLL).await;
             }
         }
+        // A closed shard: its lanes finish what they hold before a child shard may start.
+        drop(lanes);
+        futures::future::join_all(workers).await;
     }
 
-    /// Everything read so far, in batches over the lanes; returns when all is done or given up.
-    async fn deliver(&self, shard: &str, stream: &str, records: Vec<Value>) {
+    /// One lane: a batch of what is queued (up to `BatchSize`, waiting up to the batching window
+    /// for more), handed to the function, then the next.
+    async fn lane(&self, mut queue: tokio::sync::mpsc::Receiver<Value>, shard: &str, stream: &str) {
         let t = &self.trigger;
-        let mut lanes: Vec<Vec<Value>> = vec![Vec::new(); t.parallelization];
-        for r in records {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            r.pointer("/dynamodb/Keys").map(Value::to_string).hash(&mut h);
-            lanes[(h.finish() % t.parallelization as u64) as usize].push(r);
-        }
-        let lanes = lanes.into_iter().filter(|l| !l.is_empty()).map(|lane| async move {
-            for chunk in lane.chunks(t.batch_size) {
-                self.process(shard, stream, chunk.to_vec()).await;
+        while let Some(first) = queue.recv().await {
+            let mut batch = vec![first];
+            let deadline = tokio::time::Instant::now() + t.window;
+            while batch.len() < t.batch_size {
+                match queue.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                        match tokio::time::timeout_at(deadline, queue.recv()).await {
+                            Ok(Some(r)) => batch.push(r),
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                }
             }
-        });
-        futures::future::join_all(lanes).await;
+            self.process(shard, stream, batch).await;
+        }
     }
 
     /// One batch until it succeeds or is given up on.

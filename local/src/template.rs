@@ -442,6 +442,18 @@ Resources:
         assert_eq!(cors.max_age, Some(600));
     }
 
+    /// The mock gateway signs webhooks for anyone who asks it: a production stage must refuse it.
+    #[test]
+    fn the_template_refuses_the_mock_gateway_on_a_production_stage() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+        let doc: Yaml = serde_yaml_ng::from_str(&text).unwrap();
+        let rule = &doc["Rules"]["MockGatewayNotInProduction"];
+        let condition = serde_yaml_ng::to_string(&rule["RuleCondition"]).unwrap();
+        assert!(condition.contains("Stage") && condition.contains("prod"), "{condition}");
+        let assertion = serde_yaml_ng::to_string(&rule["Assertions"][0]["Assert"]).unwrap();
+        assert!(assertion.contains("DeployMockGateway") && assertion.contains("false"), "{assertion}");
+    }
+
     #[test]
     fn parses_the_real_template() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");

@@ -98,7 +98,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let result: Result<ExitStatus> = async {
         let api = stack.api_url.clone().context("API not started")?;
         let step = progress::Step::start("seeding the admin account");
-        progress::run(step, seed::admin(&api)).await?;
+        progress::run(step, seed::admin(&stack)).await?;
         let mut status = run_tests(&ws, &stack, &args.extra).await?;
         // Before schemathesis, whose random products and accounts would only slow the page down.
         if status.success()

@@ -81,7 +81,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
 
     if !args.no_seed {
         let step = Step::start("seeding the admin account and demo products through the API");
-        if let Err(e) = progress::run(step, seed::demo(&api)).await {
+        if let Err(e) = progress::run(step, seed::demo(&stack)).await {
             stack.stop().await;
             return Err(e.context("seeding failed (start with --no-seed to skip it)"));
         }

@@ -82,15 +82,6 @@ fn parse_minutes(raw: Option<&str>) -> Result<time::Duration, ConfigError> {
     Ok(time::Duration::minutes(minutes))
 }
 
-/// Comma-separated e-mails that become admins when they sign up, normalised to lower case.
-pub fn admin_emails_from_env() -> Vec<String> {
-    parse_admin_emails(&env::var("ADMIN_EMAILS").unwrap_or_default())
-}
-
-fn parse_admin_emails(raw: &str) -> Vec<String> {
-    raw.split(',').map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).collect()
-}
-
 /// The webhook signing secrets, `WEBHOOK_SECRETS`: comma-separated, newest first. The gateway
 /// signs with all of them and the webhook accepts any, so a secret is rotated by adding the new
 /// one, deploying, then removing the old one.
@@ -111,6 +102,37 @@ fn parse_webhook_secrets(raw: &str) -> Result<Vec<SecretString>, ConfigError> {
         return Err(invalid(&format!("needs secrets of at least {MIN_WEBHOOK_SECRET_BYTES} bytes each")));
     }
     Ok(secrets.into_iter().map(SecretString::from).collect())
+}
+
+/// Shortest API key or signing secret accepted from the environment.
+const MIN_SECRET_VAR_BYTES: usize = 24;
+
+/// A secret (`GATEWAY_API_KEY`, `MOCK_SIGNING_SECRET`, …): set, long enough, and not an
+/// unresolved CloudFormation dynamic reference.
+pub fn secret_from_env(name: &'static str) -> Result<SecretString, ConfigError> {
+    parse_secret(name, &required(name)?)
+}
+
+fn parse_secret(name: &'static str, raw: &str) -> Result<SecretString, ConfigError> {
+    if raw.starts_with("{{resolve:") {
+        return Err(ConfigError::Invalid {
+            name,
+            why: "is an unresolved CloudFormation dynamic reference; create the secret first (see README)".into(),
+        });
+    }
+    if raw.trim().len() < MIN_SECRET_VAR_BYTES {
+        return Err(ConfigError::Invalid { name, why: format!("must be at least {MIN_SECRET_VAR_BYTES} bytes") });
+    }
+    Ok(SecretString::from(raw.trim().to_owned()))
+}
+
+/// `true` or `false` (default `false`): anything else is a configuration error, not a silent no.
+pub fn flag_from_env(name: &'static str) -> Result<bool, ConfigError> {
+    match env::var(name).ok().as_deref().map(str::trim) {
+        None | Some("") | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ConfigError::Invalid { name, why: "must be true or false".into() }),
+    }
 }
 
 /// A base URL variable (`GATEWAY_URL`, `WEBHOOK_URL`): must be http(s).
@@ -172,12 +194,6 @@ pub fn mock_delays_from_env() -> Result<crate::mock_gateway::scenario::Delays, C
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn admin_emails_are_trimmed_lowercased_and_blank_entries_dropped() {
-        assert_eq!(parse_admin_emails(" Boss@Shop.test, ,ops@shop.test "), vec!["boss@shop.test", "ops@shop.test"]);
-        assert!(parse_admin_emails("").is_empty());
-    }
 
     #[test]
     fn reservation_window_defaults_to_15_minutes_and_is_bounded() {

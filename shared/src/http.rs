@@ -143,9 +143,15 @@ pub fn authenticate(req: &Request, tokens: &Tokens) -> Result<Principal, ApiErro
 }
 
 /// Like [`authenticate`], then 403 unless the caller is an admin.
-pub fn require_admin(req: &Request, tokens: &Tokens) -> Result<Principal, ApiError> {
+pub async fn require_admin<S: crate::store::RoleStore>(
+    req: &Request,
+    tokens: &Tokens,
+    roles: &S,
+) -> Result<Principal, ApiError> {
     let principal = authenticate(req, tokens)?;
-    if principal.role != Role::Admin {
+    // The token says what the role was when it was issued; the store says what it is now, so a
+    // demoted admin's token stops working at once.
+    if principal.role != Role::Admin || roles.role(principal.user_id).await? != Some(Role::Admin) {
         return Err(ApiError::forbidden("this needs the admin role"));
     }
     Ok(principal)
@@ -175,7 +181,11 @@ pub async fn serve<A: HttpHandler>(app: A) -> Result<(), lambda_http::Error> {
                         } else {
                             tracing::info!(status = err.status.as_u16(), code = err.code, "request refused");
                         }
-                        json(err.status, &err.body(&request_id))
+                        let mut resp = json(err.status, &err.body(&request_id));
+                        if let Some(v) = err.retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+                            resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+                        }
+                        resp
                     }
                 };
                 if let Ok(v) = HeaderValue::from_str(&request_id) {

@@ -1,5 +1,6 @@
 //! The shop's shared library: everything the Lambda functions in `functions/` have in common.
 //!
+//! - [`admin`]: who is an admin, changed only by an operator (`shop-admin`);
 //! - [`domain`]: the rules (money, stock transitions, users, products), pure and unit-tested;
 //! - [`store`]: storage ports (traits) and the DynamoDB adapter, the only place SDK types appear;
 //! - [`auth`]: argon2id password hashing and JWT access tokens;
@@ -12,6 +13,7 @@
 //! - [`schedule`]: the loop of schedule-triggered functions;
 //! - [`config`], [`telemetry`], [`cold_start`]: typed environment config, JSON logs and clients, set up once per instance.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod cold_start;

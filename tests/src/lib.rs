@@ -149,6 +149,22 @@ pub async fn admin_token() -> String {
     login(&stack().admin_email, &stack().admin_password).await
 }
 
+/// Runs the operator's `shop-admin` command (the real binary, with the local stack's DynamoDB as
+/// an operator's AWS credentials would reach the real one): `(succeeded, stdout + stderr)`.
+pub fn shop_admin(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(var("SHOP_ADMIN_COMMAND"))
+        .args(["--table", &stack().table])
+        .args(args)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", &stack().dynamodb_endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .output()
+        .expect("running shop-admin");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
 /// Creates a product as admin and returns its JSON.
 pub async fn new_product(admin: &str, name: &str, price: i64, stock: i64) -> Value {
     let r = call(

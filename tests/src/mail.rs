@@ -105,6 +105,29 @@ pub async fn crash_next_invocation(function: &str, after_ms: u64) {
     assert!(r.status().is_success(), "arming a crash of {function}: {}", r.status());
 }
 
+/// Makes the local SES refuse `address` as an account in the SES sandbox refuses an unverified
+/// recipient (`MessageRejected`), until the returned guard is dropped.
+pub async fn refuse(address: &str) -> Refusing {
+    let url = format!("{}/_local/ses/refusals", stack().invoke);
+    let r = client().post(url).json(&json!({ "address": address })).send().await.expect("refusal");
+    assert!(r.status().is_success(), "adding a refusal: {}", r.status());
+    Refusing
+}
+
+#[must_use = "the refusals are cleared when this guard is dropped"]
+pub struct Refusing;
+
+impl Drop for Refusing {
+    fn drop(&mut self) {
+        let url = format!("{}/_local/ses/refusals", stack().invoke);
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async { reqwest::Client::new().delete(url).send().await })
+        })
+        .join();
+    }
+}
+
 /// Brings a service back up when dropped, so a failed assertion cannot leave it down for later tests.
 pub struct Restore(pub &'static str);
 

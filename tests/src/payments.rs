@@ -44,12 +44,33 @@ pub async fn order_state(token: &str, order: &str) -> String {
     r.body["state"].as_str().unwrap().to_owned()
 }
 
-/// The secrets the webhook accepts, as `env.local.json` gives them to the functions.
-pub fn webhook_secrets() -> Vec<SecretString> {
+/// A value `env.local.json` gives the functions.
+fn local_parameter(name: &str) -> String {
     let path = stack().workspace.join("env.local.json");
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let raw = doc["Parameters"]["WEBHOOK_SECRETS"].as_str().expect("WEBHOOK_SECRETS in env.local.json");
-    raw.split(',').map(|s| SecretString::from(s.trim().to_owned())).collect()
+    doc["Parameters"][name].as_str().unwrap_or_else(|| panic!("{name} in env.local.json")).to_owned()
+}
+
+/// The mock gateway's API key (the shop's `GATEWAY_API_KEY`), as `env.local.json` gives it.
+pub fn gateway_api_key() -> String {
+    local_parameter("GATEWAY_API_KEY")
+}
+
+/// A call to the mock gateway, with its API key, as the shop makes it.
+pub async fn gateway(method: Method, path: &str, key: Option<&str>, body: Option<Value>) -> Reply {
+    let mut req = client().request(method, format!("{}{path}", stack().api)).bearer_auth(gateway_api_key());
+    if let Some(k) = key {
+        req = req.header("idempotency-key", k);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    into_reply(req.send().await.expect("request to the mock gateway")).await
+}
+
+/// The secrets the webhook accepts, as `env.local.json` gives them to the functions.
+pub fn webhook_secrets() -> Vec<SecretString> {
+    local_parameter("WEBHOOK_SECRETS").split(',').map(|s| SecretString::from(s.trim().to_owned())).collect()
 }
 
 pub fn now() -> i64 {

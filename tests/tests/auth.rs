@@ -201,3 +201,96 @@ async fn every_kind_of_bad_token_is_a_401() {
     let forged = table_snapshot().await.values().filter(|v| v.contains("Forged")).count();
     assert_eq!(forged, 0);
 }
+
+/// Signing up never makes an admin, whatever the address; the operator's `shop-admin` does, with
+/// AWS credentials of their own, and a demotion takes effect at once, old tokens included.
+#[tokio::test]
+async fn admins_are_made_by_the_operator_not_by_signing_up() {
+    let product = json!({"name": "Guessed", "price": {"amount": 100, "currency": "EUR"}});
+    // An attacker signing up first with a guessable admin address gets a customer account.
+    let email = format!("admin-{}@shop.local", uuid::Uuid::new_v4().simple());
+    let r = call(Method::POST, "/auth/signup", None, Some(json!({"email": email, "password": PASSWORD}))).await;
+    assert_eq!((r.status, r.body["role"].as_str()), (StatusCode::CREATED, Some("customer")), "{:?}", r.body);
+    let customer = login(&email, PASSWORD).await;
+    let r = call(Method::POST, "/products", Some(&customer), Some(product.clone())).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+
+    let (ok, out) = shop_admin(&["promote", &email.to_uppercase()]);
+    assert!(ok && out.contains("is now an admin"), "{out}");
+    let admin = login(&email, PASSWORD).await;
+    let r = call(Method::POST, "/products", Some(&admin), Some(product.clone())).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let (ok, out) = shop_admin(&["list"]);
+    assert!(ok && out.contains(&email) && out.contains(stack().admin_email.as_str()), "{out}");
+
+    let (ok, out) = shop_admin(&["demote", &email]);
+    assert!(ok && out.contains("is now a customer"), "{out}");
+    let r = call(Method::POST, "/products", Some(&admin), Some(product)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "the admin token of a demoted account: {:?}", r.body);
+    let (_, out) = shop_admin(&["list"]);
+    assert!(!out.contains(&email), "{out}");
+
+    let (ok, out) = shop_admin(&["promote", &unique_email("nobody")]);
+    assert!(!ok && out.contains("sign up with it first"), "{out}");
+}
+
+/// SES sends to ASCII local parts only and needs IDN domains in Punycode: a sign-up with a
+/// non-ASCII domain becomes its Punycode form (and the welcome e-mail goes there).
+#[tokio::test]
+async fn idn_domains_are_kept_in_punycode() {
+    let local = format!("idn-{}", uuid::Uuid::new_v4().simple());
+    let r = call(
+        Method::POST,
+        "/auth/signup",
+        None,
+        Some(json!({"email": format!("{local}@bücher.example"), "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["email"], format!("{local}@xn--bcher-kva.example"));
+    // Either spelling logs in to the one account.
+    login(&format!("{local}@bücher.example"), PASSWORD).await;
+    login(&format!("{local}@XN--BCHER-KVA.example"), PASSWORD).await;
+}
+
+/// Guessing a password is slowed down per address, the same for an account and for an address
+/// nobody has (so the limit tells nothing), counted atomically under concurrency, with `Retry-After`.
+#[tokio::test]
+async fn guessing_passwords_is_throttled_without_telling_who_has_an_account() {
+    let (email, _) = new_customer("guessed").await;
+    let nobody = unique_email("nobody");
+    for address in [&email, &nobody] {
+        let guesses = futures::future::join_all((0..12).map(|i| {
+            call(
+                Method::POST,
+                "/auth/login",
+                None,
+                Some(json!({"email": address, "password": format!("wrong guess {i}")})),
+            )
+        }))
+        .await;
+        let refused = guesses.iter().filter(|r| r.status == StatusCode::UNAUTHORIZED).count();
+        let throttled: Vec<_> = guesses.iter().filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS).collect();
+        assert_eq!((refused, throttled.len()), (10, 2), "{address}: 10 attempts per window, then 429");
+        assert_eq!(throttled[0].error_code(), "too_many_attempts");
+        let retry: u64 = throttled[0].headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=900).contains(&retry), "{retry}");
+    }
+    // While throttled, even the right password waits.
+    let r = call(Method::POST, "/auth/login", None, Some(json!({"email": email, "password": PASSWORD}))).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{:?}", r.body);
+}
+
+/// A successful log-in starts the count again: an owner who mistypes a few times is not locked out.
+#[tokio::test]
+async fn a_successful_login_resets_the_count() {
+    let (email, _) = new_customer("typo").await;
+    for _ in 0..2 {
+        for _ in 0..8 {
+            let r =
+                call(Method::POST, "/auth/login", None, Some(json!({"email": email, "password": "a typo here"}))).await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        }
+        login(&email, PASSWORD).await;
+    }
+}

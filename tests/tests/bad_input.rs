@@ -104,6 +104,15 @@ async fn bad_signups_and_logins_are_refused_without_writes() {
             "invalid_input",
         ),
         case(
+            "an address SES cannot send to (non-ASCII local part)",
+            Method::POST,
+            signup,
+            None,
+            json!({"email": format!("josé-{email}"), "password": ok_pw}),
+            400,
+            "invalid_input",
+        ),
+        case(
             "short password",
             Method::POST,
             signup,
@@ -208,6 +217,8 @@ async fn bad_product_writes_are_refused_without_writes() {
         case("empty update", Method::PUT, &one, a, json!({}), 400, "invalid_input"),
         case("zero adjustment", Method::PUT, &one, a, json!({"stock_adjustment": 0}), 400, "invalid_input"),
         case("adjustment is text", Method::PUT, &one, a, json!({"stock_adjustment": "5"}), 400, "invalid_body"),
+        case("adjustment i64::MIN", Method::PUT, &one, a, json!({"stock_adjustment": i64::MIN}), 400, "invalid_input"),
+        case("adjustment i64::MAX", Method::PUT, &one, a, json!({"stock_adjustment": i64::MAX}), 400, "invalid_input"),
         case("overwrite stock", Method::PUT, &one, a, json!({"available_stock": 99}), 400, "invalid_body"),
         case(
             "remove reserved-or-missing units",

@@ -274,3 +274,38 @@ async fn the_sample_stream_event_is_relayed() {
     let mail = expect_mail(&email, 1).await;
     assert_eq!(mail[0].subject, "Welcome to the shop");
 }
+
+/// One address SES refuses for good (a recipient an account in the sandbox may not mail, a local
+/// part that is not ASCII) must not stop the e-mail behind it: the refusal is recorded, the batch
+/// succeeds, nothing is retried, and the other e-mails of the batch go out.
+#[tokio::test]
+async fn an_address_ses_refuses_is_recorded_and_skipped_and_blocks_nothing() {
+    let (sandboxed, fine) = (unique_email("sandboxed"), unique_email("fine"));
+    let _refusing = refuse(&sandboxed).await;
+    let not_ascii = json!({ "user_id": uuid::Uuid::now_v7(), "email": format!("josé-{fine}"), "name": "" });
+    let refused_event = signed_up_json(&sandboxed, "");
+    let refused_id = serde_json::from_slice::<Value>(&refused_event).unwrap()["id"].as_str().unwrap().to_owned();
+    let batch = msk_event(&[refused_event, event_json("user.signed_up", not_ascii), signed_up_json(&fine, "")]);
+
+    let (report, failed) = invoke_outcome("NotifierFunction", &batch).await;
+    assert!(!failed, "a refusal does not fail the batch: {report}");
+    assert_eq!((report["sent"].as_u64(), report["refused"].as_u64()), (Some(1), Some(2)), "{report}");
+    let record = get_item(&format!("EMAIL_SENT#{refused_id}"), "EMAIL").await.expect("the refusal is recorded");
+    assert_eq!(record["status"].as_s().unwrap(), "REFUSED");
+    assert!(record["reason"].as_s().unwrap().contains("MessageRejected"), "{record:?}");
+    // Redelivered: nothing is tried again.
+    let again = invoke("NotifierFunction", &batch).await;
+    assert_eq!((again["sent"].as_u64(), again["already_sent"].as_u64()), (Some(0), Some(3)), "{again}");
+    expect_mail(&fine, 1).await;
+    assert!(mail_to(&sandboxed).await.is_empty());
+
+    // End to end: a refused sign-up's welcome does not hold up the next customer's.
+    let refused_customer = unique_email("sandboxed");
+    let _refusing_too = refuse(&refused_customer).await;
+    let r =
+        call(Method::POST, "/auth/signup", None, Some(json!({"email": refused_customer, "password": PASSWORD}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let (next, _) = new_customer("after-refused").await;
+    expect_mail(&next, 1).await;
+    assert!(mail_to(&refused_customer).await.is_empty());
+}

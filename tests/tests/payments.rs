@@ -105,7 +105,7 @@ async fn tok_delay_settles_later_through_the_scheduled_delivery() {
     assert_eq!(stock(&o.product).await, (10, 2, 8));
     // The charge, read from the gateway now, is still pending.
     let id = r.body["charge"]["id"].as_str().unwrap();
-    let ch = call(Method::GET, &format!("/gateway/charges/{id}"), None, None).await;
+    let ch = gateway(Method::GET, &format!("/gateway/charges/{id}"), None, None).await;
     assert_eq!((ch.status, ch.body["status"].as_str()), (StatusCode::OK, Some("pending")));
 
     let report = deliver_webhooks_at(later(2)).await;
@@ -124,18 +124,63 @@ async fn tok_duplicate_delivers_one_event_twice_and_it_applies_once() {
     assert_eq!(settlements(&o.order).await.len(), 1);
 }
 
+/// The stale `charge.failed` arrives first; the webhook asks the gateway, which says the charge
+/// succeeded, so the reserved units are deducted at once and never released.
 #[tokio::test]
 async fn tok_out_of_order_failure_then_success_ends_paid_with_units_taken_once() {
     let o = pending_order("ooo", 10, 3).await;
     let r = pay(&o.token, json!({"order_id": o.order, "token": "tok_out_of_order"})).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(order_state(&o.token, &o.order).await, "PAID");
-    // The failure released the reservation, the success took the units again from what was sellable.
-    assert_eq!(
-        settlements(&o.order).await,
-        [("PENDING_PAYMENT".into(), "PAYMENT_FAILED".into()), ("PAYMENT_FAILED".into(), "PAID".into())]
-    );
+    assert_eq!(settlements(&o.order).await, [("PENDING_PAYMENT".into(), "PAID".into())]);
     assert_eq!(stock(&o.product).await, (7, 0, 7));
+}
+
+/// Webhooks are notifications, not the truth: a stale `charge.failed` of a charge that in fact
+/// succeeded must not release units that other buyers then take. Tried where it hurts: every unit
+/// is reserved by buyers paying with `tok_out_of_order` while a crowd keeps trying to order.
+#[tokio::test]
+async fn a_stale_failure_webhook_never_loses_a_paid_order_under_scarcity() {
+    let admin = admin_token().await;
+    let product = new_product(&admin, "scarce", UNIT_PRICE, 4).await["id"].as_str().unwrap().to_owned();
+    let mut payers = Vec::new();
+    for _ in 0..4 {
+        let (_, token) = new_customer("scarce-payer").await;
+        let r = place_order(&token, &uuid::Uuid::new_v4().to_string(), Some(&[(&product, 1)])).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        payers.push((token, r.body["id"].as_str().unwrap().to_owned()));
+    }
+    let crowd = join_all((0..12).map(|_| new_customer("scarce-crowd"))).await;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let payments = async {
+        let paid = join_all(payers.iter().map(|(token, order)| async move {
+            pay(token, json!({"order_id": order, "token": "tok_out_of_order"})).await
+        }))
+        .await;
+        done.store(true, Ordering::SeqCst);
+        paid
+    };
+    let rush = join_all(crowd.iter().map(|(_, token)| async {
+        let mut created = 0;
+        while !done.load(Ordering::SeqCst) {
+            let r = place_order(token, &uuid::Uuid::new_v4().to_string(), Some(&[(&product, 1)])).await;
+            if r.status == StatusCode::CREATED {
+                created += 1;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        created
+    }));
+    let (paid, taken) = futures::join!(payments, rush);
+    for r in &paid {
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    }
+    assert_eq!(taken.iter().sum::<usize>(), 0, "no unit of a paid order went to someone else");
+    for (token, order) in &payers {
+        assert_eq!(order_state(token, order).await, "PAID");
+        assert_eq!(settlements(order).await, [("PENDING_PAYMENT".into(), "PAID".into())]);
+    }
+    assert_eq!(stock(&product).await, (0, 0, 0));
 }
 
 #[tokio::test]
@@ -246,10 +291,10 @@ async fn forged_stale_altered_and_malformed_webhooks_change_nothing() {
     let before = items_of(&o).await;
     let r = post_webhook(&body, Some(&signature(&body, now()))).await;
     assert_eq!((r.status, r.body["result"].as_str()), (StatusCode::OK, Some("unchanged")), "{:?}", r.body);
-    // And a failure after the success changes nothing either.
+    // And a failure after the success changes nothing either (the gateway cannot confirm it).
     let failed = webhook_body(&format!("evt_{}", uuid::Uuid::new_v4().simple()), &o.order, o.total, false);
     let r = post_webhook(&failed, Some(&signature(&failed, now()))).await;
-    assert_eq!((r.status, r.body["result"].as_str()), (StatusCode::OK, Some("unchanged")));
+    assert_eq!((r.status, r.body["result"].as_str()), (StatusCode::OK, Some("ignored")));
     assert_eq!(items_of(&o).await, before);
     assert_eq!(settlements(&o.order).await.len(), 1);
 }
@@ -305,16 +350,152 @@ async fn a_webhook_refused_with_5xx_is_delivered_again_until_accepted() {
     assert_eq!(proxy.hits(), 4);
 }
 
-/// Creates a charge at the mock gateway directly, as a client-side payment would.
-async fn gateway_charge(body: &serde_json::Value) -> serde_json::Value {
-    let resp = client()
+/// The refund record of a charge, if there is one.
+async fn refund_of(
+    charge_id: &str,
+) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    get_item(&format!("REFUND#{charge_id}"), "REFUND").await
+}
+
+fn s(item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, k: &str) -> String {
+    item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+}
+
+/// Runs the refund worker's schedule once.
+async fn pay_back_refunds() -> serde_json::Value {
+    invoke("RefundsFunction", &event("schedule.json")).await
+}
+
+/// A second charge for a paid order is not kept: the settlement writes a refund record in its own
+/// transaction, the admin sees it as open, the worker pays it back once, and the customer is told.
+#[tokio::test]
+async fn a_second_charge_for_a_paid_order_is_refunded_exactly_once() {
+    let o = pending_order("second-charge", 10, 2).await;
+    let r = pay(&o.token, json!({"order_id": o.order, "token": "tok_success"})).await;
+    assert_eq!(r.body["state"], "PAID", "{:?}", r.body);
+    // The customer pays again on their side: the gateway delivers its success to the webhook.
+    let second =
+        gateway_charge(&json!({"amount": o.total, "currency": "EUR", "token": "tok_success", "reference": o.order}))
+            .await;
+    let second = second["id"].as_str().unwrap().to_owned();
+    assert_eq!(order_state(&o.token, &o.order).await, "PAID");
+    assert_eq!(stock(&o.product).await, (8, 0, 8), "a second charge moves no stock");
+    let refund = refund_of(&second).await.expect("a refund record for the second charge");
+    assert_eq!((s(&refund, "state"), s(&refund, "reason")), ("REQUESTED".into(), "duplicate_charge".into()));
+    assert_eq!(refund["amount"].as_n().unwrap(), &o.total.to_string());
+    // Confirming that charge too, or the webhook again: still one refund.
+    let r = pay(&o.token, json!({"order_id": o.order, "transaction_id": second})).await;
+    assert_eq!((r.status, r.body["result"].as_str()), (StatusCode::OK, Some("duplicate")), "{:?}", r.body);
+
+    let admin = admin_token().await;
+    let open = call(Method::GET, "/refunds", Some(&admin), None).await;
+    assert_eq!(open.status, StatusCode::OK, "{:?}", open.body);
+    assert!(open.body["open"].as_array().unwrap().iter().any(|r| r["charge_id"] == second.as_str()), "{:?}", open.body);
+    let r = call(Method::GET, "/refunds", Some(&o.token), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    let report = pay_back_refunds().await;
+    assert!(report["refunded"].as_u64().unwrap() >= 1, "{report}");
+    let refund = refund_of(&second).await.unwrap();
+    assert_eq!(s(&refund, "state"), "REFUNDED");
+    assert!(s(&refund, "gateway_refund_id").starts_with("re_"), "{refund:?}");
+    let ch = gateway(Method::GET, &format!("/gateway/charges/{second}"), None, None).await;
+    assert_eq!(ch.body["amount_refunded"], o.total, "{:?}", ch.body);
+    // Once: the next run has nothing of it, and the gateway holds one refund.
+    pay_back_refunds().await;
+    let again = refund_of(&second).await.unwrap();
+    assert_eq!(s(&again, "gateway_refund_id"), s(&refund, "gateway_refund_id"));
+    let open = call(Method::GET, "/refunds", Some(&admin), None).await;
+    assert!(!open.body["open"].as_array().unwrap().iter().any(|r| r["charge_id"] == second.as_str()));
+
+    let mail = shop_tests::mail::expect_mail(&o.email, 5).await;
+    for subject in ["Payment received: your receipt", "We are paying back a charge", "Your refund has been issued"] {
+        assert_eq!(mail.iter().filter(|m| m.subject == subject).count(), 1, "{subject}: {mail:?}");
+    }
+}
+
+/// A charge for another amount than the order's total pays nothing and goes back.
+#[tokio::test]
+async fn a_charge_for_the_wrong_amount_pays_nothing_and_is_refunded() {
+    let o = pending_order("wrong-amount", 10, 2).await;
+    let ch = gateway_charge(
+        &json!({"amount": o.total - 1, "currency": "EUR", "token": "tok_success", "reference": o.order}),
+    )
+    .await;
+    let id = ch["id"].as_str().unwrap();
+    assert_eq!(order_state(&o.token, &o.order).await, "PENDING_PAYMENT");
+    assert_eq!(stock(&o.product).await, (10, 2, 8));
+    let refund = refund_of(id).await.expect("a refund record");
+    assert_eq!(s(&refund, "reason"), "wrong_amount");
+    assert_eq!(refund["amount"].as_n().unwrap(), &(o.total - 1).to_string());
+    let r = pay(&o.token, json!({"order_id": o.order, "transaction_id": id})).await;
+    assert_eq!((r.status, r.error_code()), (StatusCode::UNPROCESSABLE_ENTITY, "charge_mismatch"));
+    assert_eq!(order_state(&o.token, &o.order).await, "PENDING_PAYMENT");
+}
+
+/// The customer cancelled; the payment arrives anyway: it goes back, the units are not taken again.
+#[tokio::test]
+async fn a_payment_after_the_customer_cancelled_is_refunded_not_retaken() {
+    let o = pending_order("cancel-then-pay", 10, 2).await;
+    let r = call(Method::POST, &format!("/orders/{}/cancel", o.order), Some(&o.token), None).await;
+    assert_eq!(r.body["state"], "CANCELLED", "{:?}", r.body);
+    assert_eq!(stock(&o.product).await, (10, 0, 10));
+    let ch =
+        gateway_charge(&json!({"amount": o.total, "currency": "EUR", "token": "tok_success", "reference": o.order}))
+            .await;
+    assert_eq!(order_state(&o.token, &o.order).await, "CANCELLED");
+    assert_eq!(stock(&o.product).await, (10, 0, 10), "not re-reserved");
+    let refund = refund_of(ch["id"].as_str().unwrap()).await.expect("a refund record");
+    assert_eq!(s(&refund, "reason"), "order_cancelled");
+}
+
+/// A late payment for an expired order whose product has left the catalog: nothing is sold, the
+/// money goes back.
+#[tokio::test]
+async fn a_late_payment_never_sells_a_deleted_product() {
+    let o = pending_order("late-deleted", 10, 2).await;
+    let r = pay(&o.token, json!({"order_id": o.order, "token": "tok_late"})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    sweep_at(later(16)).await;
+    assert_eq!(order_state(&o.token, &o.order).await, "EXPIRED");
+    let admin = admin_token().await;
+    let r = call(Method::DELETE, &format!("/products/{}", o.product), Some(&admin), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    deliver_webhooks_at(later(21)).await;
+    assert_eq!(order_state(&o.token, &o.order).await, "REFUND_REQUIRED");
+    assert_eq!(stock(&o.product).await, (10, 0, 10), "nothing taken from a deleted product");
+    let order = get_item(&format!("ORDER#{}", o.order), "ORDER").await.unwrap();
+    let refund = refund_of(&s(&order, "charge_id")).await.expect("a refund record for the late charge");
+    assert_eq!(s(&refund, "reason"), "out_of_stock");
+}
+
+/// The mock gateway is a development tool that signs payments: it wants the API key, and a charge
+/// may name its own webhook URL only where the stack allows it (locally).
+#[tokio::test]
+async fn the_mock_gateway_wants_its_api_key() {
+    let body = json!({"amount": 100, "currency": "EUR", "token": "tok_success", "reference": uuid::Uuid::new_v4()});
+    let r = client()
         .post(format!("{}/gateway/charges", stack().api))
         .header("idempotency-key", uuid::Uuid::new_v4().to_string())
-        .json(body)
+        .json(&body)
         .send()
         .await
         .unwrap();
-    let r = into_reply(resp).await;
+    let r = into_reply(r).await;
+    assert_eq!((r.status, r.error_code()), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let r = client()
+        .get(format!("{}/gateway/charges/ch_x", stack().api))
+        .bearer_auth("a-wrong-key-of-some-length-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(into_reply(r).await.status, StatusCode::UNAUTHORIZED);
+}
+
+/// Creates a charge at the mock gateway directly, as a client-side payment would.
+async fn gateway_charge(body: &serde_json::Value) -> serde_json::Value {
+    let key = uuid::Uuid::new_v4().to_string();
+    let r = gateway(Method::POST, "/gateway/charges", Some(&key), Some(body.clone())).await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     r.body
 }

@@ -7,6 +7,6 @@ use shop::mock_gateway::delivery::Deliverer;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let cold = ColdStart::init().await?;
-    let deliverer = Deliverer::new(shop::config::webhook_secrets_from_env()?)?;
+    let deliverer = Deliverer::new(vec![shop::config::secret_from_env("MOCK_SIGNING_SECRET")?])?;
     shop::schedule::serve(Deliveries { store: cold.store, deliverer }).await
 }

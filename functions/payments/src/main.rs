@@ -7,6 +7,6 @@ use shop::payments::gateway::GatewayClient;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let cold = ColdStart::init().await?;
-    let gateway = GatewayClient::new(&shop::config::url_from_env("GATEWAY_URL")?)?;
+    let gateway = GatewayClient::from_env()?;
     shop::http::serve(Payments { tokens: cold.tokens()?, store: cold.store, gateway }).await
 }

@@ -1,9 +1,10 @@
 //! What the benchmarks need in the shop: customers, products, orders, and a look at the table.
 //!
-//! Customers (and the admin who creates products) are JWTs minted with the stack's own
-//! `JWT_SECRET`, issuer and audience, exactly as the functions get them, by the shop's
-//! [`Tokens`]: a token is all the functions know of their caller, and signing up 500 buyers
-//! would spend minutes in argon2 (deliberately slow) measuring nothing this report is about.
+//! Customers are JWTs minted with the stack's own `JWT_SECRET`, issuer and audience, exactly as
+//! the functions get them, by the shop's [`Tokens`]: a token is all the functions know of a
+//! customer, and signing up 500 buyers would spend minutes in argon2 (deliberately slow) measuring
+//! nothing this report is about. The admin who creates products is the seeded one (signed up, then
+//! promoted like an operator does): admin writes check the stored role, not only the token's.
 //! Products and orders go through the API, like a user's; checks read the table directly.
 
 use std::collections::{BTreeMap, HashMap};
@@ -36,11 +37,12 @@ pub struct Fixtures<'a> {
 }
 
 impl<'a> Fixtures<'a> {
-    pub fn new(stack: &'a Stack) -> Result<Self> {
+    pub async fn new(stack: &'a Stack) -> Result<Self> {
         let env = |var: &str| function_env(stack, var);
         let tokens =
             Tokens::new(&SecretString::from(env("JWT_SECRET")?.to_owned()), env("JWT_ISSUER")?, env("JWT_AUDIENCE")?);
-        let admin = mint(&tokens, Role::Admin, "bench-admin")?;
+        crate::seed::admin(stack).await?;
+        let admin = crate::seed::admin_token(stack.api_url.as_deref().context("the stack serves no API")?).await?;
         Ok(Self {
             stack,
             api: stack.api_url.clone().context("the stack serves no API")?,

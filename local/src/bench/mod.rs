@@ -120,7 +120,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
 }
 
 async fn bench(template: &Template, stack: &Stack, args: &Args, report: &mut Report) -> Result<()> {
-    let fx = Fixtures::new(stack)?;
+    let fx = Fixtures::new(stack).await?;
     if args.runs(Benchmark::Notifier) {
         report.rows.extend(notifier::run(&fx, template, args.emails).await?);
     }

@@ -1,5 +1,16 @@
 //! The mock payment gateway's HTTP API (development stages and the local stack only):
-//! `POST /gateway/charges` and `GET /gateway/charges/{id}`, the contract of `payments::gateway`.
+//! `POST /gateway/charges`, `GET /gateway/charges/{id}` and `POST /gateway/refunds`, the
+//! contract of `payments::gateway`.
+//!
+//! It behaves like a provider that holds money, because it signs webhooks that pay orders:
+//! - every call needs `Authorization: Bearer <MOCK_API_KEY>` (the shop's `GATEWAY_API_KEY`), like a
+//!   provider's secret key; anything else is a 401 before anything is read;
+//! - it signs with a secret of its own (`MOCK_SIGNING_SECRET`), never the provider's: the webhook
+//!   accepts it only where the mock is deployed (and the template refuses the mock on a production
+//!   stage);
+//! - a charge's own `webhook_url` (tests point it at a proxy that fails first) is accepted only
+//!   with `MOCK_ALLOW_WEBHOOK_URL=true`, which only the local stack sets: elsewhere the mock would
+//!   be an oracle signing bodies for any URL anyone names.
 //!
 //! Creating a charge requires an `Idempotency-Key`: the same key again returns the same charge
 //! (`200`), the same key with another request is a `422`. The token picks the scenario
@@ -13,8 +24,10 @@ use crate::error::ApiError;
 use crate::http::{idempotency_key, json, json_body, path_param, route_key};
 use crate::mock_gateway::delivery::Deliverer;
 use crate::mock_gateway::scenario::{Delays, Token, plan, status_at};
-use crate::payments::gateway::{CHARGE_FAILED, CHARGE_SUCCEEDED, Charge, ChargeRequest, WebhookData, WebhookEvent};
-use crate::store::{CreateCharge, Delivery, GatewayStore, StoreError, StoredCharge};
+use crate::payments::gateway::{
+    CHARGE_FAILED, CHARGE_SUCCEEDED, Charge, ChargeRequest, GatewayRefund, RefundRequest, WebhookData, WebhookEvent,
+};
+use crate::store::{CreateCharge, CreateRefund, Delivery, GatewayStore, StoreError, StoredCharge};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use sha2::{Digest, Sha256};
@@ -26,6 +39,14 @@ const INLINE_LEASE_SECS: i64 = 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayApiError {
+    #[error("send the gateway API key as `Authorization: Bearer <key>`")]
+    Unauthorized,
+    #[error("webhook_url is accepted by the local stack only")]
+    WebhookUrlNotAllowed,
+    #[error("the charge cannot be refunded: {0}")]
+    NotRefundable(String),
+    #[error("the charge was refunded before")]
+    AlreadyRefunded,
     #[error("an Idempotency-Key header is required")]
     NoKey,
     #[error("unknown test token {0:?}")]
@@ -44,6 +65,10 @@ impl From<GatewayApiError> for ApiError {
     fn from(e: GatewayApiError) -> Self {
         use GatewayApiError as E;
         match e {
+            E::Unauthorized => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()),
+            E::WebhookUrlNotAllowed => ApiError::bad_request("webhook_url_not_allowed", e.to_string()),
+            E::NotRefundable(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_refundable", e.to_string()),
+            E::AlreadyRefunded => ApiError::conflict("already_refunded", e.to_string()),
             E::NoKey => ApiError::bad_request("idempotency_key_required", e.to_string()),
             E::UnknownToken(_) => ApiError::bad_request("invalid_token", e.to_string()),
             E::BadAmount => ApiError::bad_request("invalid_amount", e.to_string()),
@@ -60,6 +85,23 @@ pub struct MockGateway<S> {
     /// Where webhooks go unless a charge asks otherwise (`WEBHOOK_URL`).
     pub webhook_url: String,
     pub delays: Delays,
+    /// What callers must present (`MOCK_API_KEY`).
+    pub api_key: secrecy::SecretString,
+    /// Whether a charge may name its own `webhook_url` (`MOCK_ALLOW_WEBHOOK_URL`, local stack only).
+    pub allow_webhook_url: bool,
+}
+
+/// `Authorization: Bearer <key>`, compared in constant time.
+fn authorised(req: &Request, key: &secrecy::SecretString) -> bool {
+    use secrecy::ExposeSecret;
+    use subtle::ConstantTimeEq;
+    let presented = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    bool::from(presented.as_bytes().ct_eq(key.expose_secret().as_bytes()))
 }
 
 /// The charge as a client reading it at `now` sees it.
@@ -70,6 +112,9 @@ fn view(c: &StoredCharge, now: i64) -> Charge {
 impl<S: GatewayStore + 'static> crate::http::HttpHandler for MockGateway<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let now = time::OffsetDateTime::now_utc();
+        if !authorised(&req, &self.api_key) {
+            return Err(GatewayApiError::Unauthorized.into());
+        }
         match route_key(&req).as_str() {
             "POST /gateway/charges" => {
                 let key = idempotency_key(&req).ok_or(GatewayApiError::NoKey)?;
@@ -80,6 +125,11 @@ impl<S: GatewayStore + 'static> crate::http::HttpHandler for MockGateway<S> {
                 let id = path_param(&req, "id").unwrap_or_default();
                 let c = self.store.get_charge(&id).await?.ok_or(GatewayApiError::NotFound)?;
                 Ok(json(StatusCode::OK, &view(&c, now.unix_timestamp())))
+            }
+            "POST /gateway/refunds" => {
+                let key = idempotency_key(&req).ok_or(GatewayApiError::NoKey)?;
+                let (status, refund) = self.refund(&key, json_body(&req)?, now).await?;
+                Ok(json(status, &refund))
             }
             other => Err(ApiError::not_found(&format!("route {other}"))),
         }
@@ -94,6 +144,9 @@ impl<S: GatewayStore> MockGateway<S> {
         now: time::OffsetDateTime,
     ) -> Result<(StatusCode, Charge), GatewayApiError> {
         let token = Token::parse(&request.token).ok_or_else(|| GatewayApiError::UnknownToken(request.token.clone()))?;
+        if request.webhook_url.is_some() && !self.allow_webhook_url {
+            return Err(GatewayApiError::WebhookUrlNotAllowed);
+        }
         if request.amount <= 0 {
             return Err(GatewayApiError::BadAmount);
         }
@@ -107,6 +160,7 @@ impl<S: GatewayStore> MockGateway<S> {
             reference: request.reference.clone(),
             status: status_at(plan.final_status, t + plan.settles_after, t),
             created: t,
+            amount_refunded: None,
         };
         let stored =
             StoredCharge { charge, final_status: plan.final_status, settles_at: t + plan.settles_after, request_hash };
@@ -158,6 +212,41 @@ impl<S: GatewayStore> MockGateway<S> {
                 }
                 Ok((StatusCode::CREATED, view(&stored, t)))
             }
+        }
+    }
+}
+
+impl<S: GatewayStore> MockGateway<S> {
+    /// Pays back (part of) a succeeded charge, once per charge; the same key again returns the same refund.
+    async fn refund(
+        &self,
+        key: &str,
+        request: RefundRequest,
+        now: time::OffsetDateTime,
+    ) -> Result<(StatusCode, GatewayRefund), GatewayApiError> {
+        let charge = self.store.get_charge(&request.charge_id).await?.ok_or(GatewayApiError::NotFound)?;
+        let current = view(&charge, now.unix_timestamp());
+        if current.status != ChargeStatus::Succeeded {
+            return Err(GatewayApiError::NotRefundable(format!("it is {:?}", current.status).to_lowercase()));
+        }
+        if request.currency != current.currency || !(1..=current.amount).contains(&request.amount) {
+            return Err(GatewayApiError::NotRefundable("the amount is not within the charge's".into()));
+        }
+        let refund = GatewayRefund {
+            id: format!("re_{}", Uuid::now_v7().simple()),
+            charge_id: request.charge_id,
+            amount: request.amount,
+            currency: request.currency,
+            status: ChargeStatus::Succeeded,
+            created: now.unix_timestamp(),
+        };
+        match self.store.create_refund(key, &refund).await? {
+            CreateRefund::Created => {
+                tracing::info!(refund_id = %refund.id, charge_id = %refund.charge_id, "charge refunded");
+                Ok((StatusCode::CREATED, refund))
+            }
+            CreateRefund::Existing(prior) => Ok((StatusCode::OK, prior)),
+            CreateRefund::AlreadyRefunded => Err(GatewayApiError::AlreadyRefunded),
         }
     }
 }

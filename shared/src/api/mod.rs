@@ -12,5 +12,6 @@ pub mod payment_webhook;
 pub mod payments;
 pub mod place_order;
 pub mod products;
+pub mod refunds;
 pub mod signup;
 pub mod sweeper;

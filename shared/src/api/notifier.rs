@@ -5,30 +5,35 @@
 //! handled concurrently, at most `NOTIFIER_CONCURRENCY` (default 8) at a time — SES calls are
 //! network-bound, and the bound keeps a big batch within SES's send rate.
 //!
-//! Per record:
-//! - not base64 / not an event / a type this notifier does not know or that has no e-mail / no
-//!   recipient: **logged and skipped** (a poison record must never block its partition);
-//! - otherwise claim the event's marker, send with SESv2, confirm the marker
-//!   (see `store::dynamo::sent_emails`): an event already sent is not sent again, so a
-//!   redelivered batch, or an event published twice by the relay, sends nothing twice.
+//! Per batch:
+//! - each record is decoded and rendered: not base64 / not an event / a type this notifier does not
+//!   know or that has no e-mail / no recipient → **logged and skipped** (a poison record must never
+//!   block its partition); copies of one event in the batch are handled once;
+//! - one read of the events' e-mail records (`store::dynamo::sent_emails`) drops those sent (or
+//!   refused) before: a redelivered batch, or an event produced twice, sends nothing twice;
+//! - the rest are sent with SESv2, at most `NOTIFIER_CONCURRENCY` at a time;
+//! - what SES accepted, and what it **refused for good** (an address it cannot or may not send to,
+//!   see `email::sender`), is recorded in one batched write. A refusal is logged with
+//!   `metric = "email_refused"` (a CloudWatch metric filter counts it) and never retried.
 //!
-//! If any send fails the invocation fails (after the rest of the batch was tried), so Lambda
-//! delivers the batch again; what was sent in the meantime is then skipped by its marker.
+//! If any send failed for another reason (SES unreachable, throttled past the SDK's retries, the
+//! account paused) the invocation fails after the rest of the batch was sent and recorded, so the
+//! trigger delivers the batch again (a bounded number of times, then to its dead-letter queue);
+//! what went out meanwhile is skipped by its record.
 
 use crate::email::Email;
-use crate::email::sender::MailSender;
+use crate::email::sender::{MailSender, SendError};
 use crate::email::templates::{RenderError, Templates};
 use crate::events::event::{Event, EventType};
-use crate::store::{EmailClaim, SentEmails};
+use crate::store::{EmailRecord, SentEmails};
 use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
 use base64::Engine;
 use futures::StreamExt;
 use serde::Serialize;
+use std::collections::HashSet;
+use uuid::Uuid;
 
 pub const DEFAULT_CONCURRENCY: usize = 8;
-/// How long a claim keeps other deliveries off an event: longer than the function timeout, so
-/// only a sender that died (never a slow one) loses its claim.
-pub const CLAIM_LEASE: time::Duration = time::Duration::minutes(2);
 
 /// `SENDER_EMAIL` (the verified From identity) and `NOTIFIER_CONCURRENCY`.
 #[derive(Debug, Clone)]
@@ -44,15 +49,7 @@ impl NotifierConfig {
             .ok()
             .filter(|s| s.contains('@'))
             .ok_or(ConfigError::Missing("SENDER_EMAIL"))?;
-        let concurrency = match std::env::var("NOTIFIER_CONCURRENCY").ok().filter(|s| !s.trim().is_empty()) {
-            None => DEFAULT_CONCURRENCY,
-            Some(s) => s
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=64).contains(n))
-                .ok_or(ConfigError::Invalid { name: "NOTIFIER_CONCURRENCY", why: "must be 1 to 64".into() })?,
-        };
+        let concurrency = crate::config::bounded_from_env("NOTIFIER_CONCURRENCY", DEFAULT_CONCURRENCY, 1..=64)?;
         Ok(Self { sender_email, concurrency })
     }
 }
@@ -61,11 +58,13 @@ impl NotifierConfig {
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
 pub struct NotifyReport {
     pub sent: usize,
-    /// Sent by an earlier delivery: nothing done.
+    /// Sent (or refused) by an earlier delivery: nothing done.
     pub already_sent: usize,
+    /// Refused by SES for good: recorded, never tried again.
+    pub refused: usize,
     /// Bad records and events without an e-mail.
     pub skipped: usize,
-    /// Not sent this time (SES or DynamoDB failing, or another delivery sending it right now).
+    /// Not sent this time (SES or DynamoDB failing): the batch is delivered again.
     pub failed: usize,
 }
 
@@ -81,13 +80,6 @@ impl From<NotifyError> for lambda_http::lambda_runtime::Diagnostic {
     }
 }
 
-enum Outcome {
-    Sent,
-    AlreadySent,
-    Skipped,
-    Failed,
-}
-
 pub struct Notifier<M, S> {
     pub markers: M,
     pub sender: S,
@@ -97,27 +89,81 @@ pub struct Notifier<M, S> {
 
 impl<M: SentEmails, S: MailSender> Notifier<M, S> {
     pub async fn handle(&self, batch: &KafkaEvent) -> Result<NotifyReport, NotifyError> {
-        // The same event can be in a batch twice (published by its function and again by the
-        // relay): handle it once, or the copies would race for its claim and fail the batch.
-        let mut seen = std::collections::HashSet::new();
-        let records = batch.records.values().flatten().filter(|r| r.value.is_none() || seen.insert(r.value.clone()));
-        let outcomes: Vec<Outcome> = futures::stream::iter(records)
-            .map(|r| self.record(r))
+        let mut report = NotifyReport::default();
+        let mut seen = HashSet::new();
+        let mut ready: Vec<(Event, Email)> = Vec::new();
+        for record in batch.records.values().flatten() {
+            let Some(event) = self.usable(record) else {
+                report.skipped += 1;
+                continue;
+            };
+            if !seen.insert(event.id) {
+                continue;
+            }
+            match self.templates.render(&event) {
+                Ok(email) => ready.push((event, email)),
+                Err(RenderError::NoEmail(t)) => {
+                    tracing::info!(event_id = %event.id, event_type = %t, "no e-mail for this event type");
+                    report.skipped += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(event_id = %event.id, error = %e, "event skipped");
+                    report.skipped += 1;
+                }
+            }
+        }
+
+        let ids: Vec<Uuid> = ready.iter().map(|(e, _)| e.id).collect();
+        let settled = match self.markers.settled(&ids).await {
+            Ok(settled) => settled,
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the e-mail records; the batch will be redelivered");
+                report.failed = ready.len();
+                return Err(NotifyError { report });
+            }
+        };
+        ready.retain(|(e, _)| !settled.contains(&e.id));
+        report.already_sent = ids.len() - ready.len();
+
+        let outcomes: Vec<(Event, Result<String, SendError>)> = futures::stream::iter(ready)
+            .map(|(event, email)| async move {
+                let sent = self.sender.send(&email).await;
+                (event, sent)
+            })
             .buffer_unordered(self.concurrency.max(1))
             .collect()
             .await;
-        let mut report = NotifyReport::default();
-        for outcome in outcomes {
+        let mut records = Vec::new();
+        for (event, outcome) in outcomes {
+            let (id, event_type) = (event.id, event.event_type());
             match outcome {
-                Outcome::Sent => report.sent += 1,
-                Outcome::AlreadySent => report.already_sent += 1,
-                Outcome::Skipped => report.skipped += 1,
-                Outcome::Failed => report.failed += 1,
+                Ok(message_id) => {
+                    tracing::info!(event_id = %id, %event_type, message_id, "e-mail sent");
+                    report.sent += 1;
+                    records.push((id, EmailRecord::Sent { message_id }));
+                }
+                Err(SendError::Refused(reason)) => {
+                    tracing::warn!(event_id = %id, %event_type, reason, metric = "email_refused",
+                        "SES refused the e-mail for good; recorded, not retried");
+                    report.refused += 1;
+                    records.push((id, EmailRecord::Refused { reason }));
+                }
+                Err(e @ SendError::Failed(_)) => {
+                    tracing::error!(event_id = %id, %event_type, error = %e, "e-mail not sent");
+                    report.failed += 1;
+                }
             }
+        }
+        if let Err(e) = self.markers.record(&records, time::OffsetDateTime::now_utc()).await {
+            // Sent but not recorded: a redelivery would send them again. Failing the batch would
+            // make that certain, so only say it loudly.
+            tracing::error!(error = %e, records = records.len(), metric = "email_records_lost",
+                "e-mails sent but not recorded");
         }
         tracing::info!(
             sent = report.sent,
             already_sent = report.already_sent,
+            refused = report.refused,
             skipped = report.skipped,
             failed = report.failed,
             "batch done"
@@ -125,58 +171,14 @@ impl<M: SentEmails, S: MailSender> Notifier<M, S> {
         if report.failed > 0 { Err(NotifyError { report }) } else { Ok(report) }
     }
 
-    async fn record(&self, record: &KafkaRecord) -> Outcome {
-        let event = match decode(record) {
-            Ok(event) => event,
+    /// The record's event, or `None` (logged) when it is not one this notifier can read.
+    fn usable(&self, record: &KafkaRecord) -> Option<Event> {
+        match decode(record) {
+            Ok(event) => Some(event),
             Err(why) => {
                 tracing::warn!(topic = ?record.topic, partition = record.partition, offset = record.offset, why,
                     "bad record skipped");
-                return Outcome::Skipped;
-            }
-        };
-        match self.templates.render(&event) {
-            Ok(email) => self.deliver(&event, &email).await,
-            Err(RenderError::NoEmail(t)) => {
-                tracing::info!(event_id = %event.id, event_type = %t, "no e-mail for this event type");
-                Outcome::Skipped
-            }
-            Err(e) => {
-                tracing::warn!(event_id = %event.id, error = %e, "event skipped");
-                Outcome::Skipped
-            }
-        }
-    }
-
-    /// Claim, send, confirm: at most one delivery sends, and a failure leaves it to the next.
-    async fn deliver(&self, event: &Event, email: &Email) -> Outcome {
-        let id = event.id;
-        match self.markers.claim_email(id, time::OffsetDateTime::now_utc(), CLAIM_LEASE).await {
-            Ok(EmailClaim::Claimed) => {}
-            Ok(EmailClaim::AlreadySent) => return Outcome::AlreadySent,
-            Ok(EmailClaim::InFlight) => {
-                tracing::warn!(event_id = %id, "another delivery is sending this e-mail; retrying later");
-                return Outcome::Failed;
-            }
-            Err(e) => {
-                tracing::error!(event_id = %id, error = %e, "could not claim the e-mail");
-                return Outcome::Failed;
-            }
-        }
-        match self.sender.send(email).await {
-            Ok(message_id) => {
-                if let Err(e) = self.markers.mark_sent(id, &message_id, time::OffsetDateTime::now_utc()).await {
-                    // The claim stays: a redelivery within the lease sees InFlight, after it resends.
-                    tracing::error!(event_id = %id, error = %e, "e-mail sent but not recorded");
-                }
-                tracing::info!(event_id = %id, event_type = %event.event_type(), message_id, "e-mail sent");
-                Outcome::Sent
-            }
-            Err(e) => {
-                tracing::error!(event_id = %id, error = %e, "e-mail not sent");
-                if let Err(e) = self.markers.release_claim(id).await {
-                    tracing::error!(event_id = %id, error = %e, "claim not released; it expires with its lease");
-                }
-                Outcome::Failed
+                None
             }
         }
     }

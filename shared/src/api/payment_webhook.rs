@@ -5,7 +5,14 @@
 //! 2. `Payment-Signature` over those bytes (`payments::signature`): missing or unparseable → 400,
 //!    wrong or older than 300 s → 401;
 //! 3. the JSON (a `payments::gateway::WebhookEvent`): malformed → 400;
-//! 4. `payments::settle` with the **event id** as the dedupe key.
+//! 4. a `charge.failed` is **confirmed with the gateway** before anything is released: webhooks
+//!    are notifications, not the truth, and may arrive in any order. A stale failure delivered
+//!    after (or instead of) the charge's success would otherwise release the units, other buyers
+//!    would take them, and the success would then find them gone: the buyer paid and loses the
+//!    goods. So the outcome settled is the charge's current status at the gateway
+//!    (`GET /gateway/charges/{id}`): still failed → release; succeeded → pay; pending → nothing yet
+//!    (the final webhook will come); gateway unreachable → 503, and the gateway redelivers;
+//! 5. `payments::settle` with the **event id** as the dedupe key.
 //!
 //! Answers: 200 for anything settled, duplicated or deliberately ignored (an unknown order or
 //! event type: retrying would not change that); 5xx only for transient failures, so the gateway
@@ -15,7 +22,7 @@ use crate::domain::money::Money;
 use crate::domain::payment::{ChargeStatus, Payment};
 use crate::error::ApiError;
 use crate::http::{json, json_from_bytes, raw_body};
-use crate::payments::gateway::{CHARGE_FAILED, CHARGE_SUCCEEDED, WebhookEvent};
+use crate::payments::gateway::{CHARGE_FAILED, CHARGE_SUCCEEDED, GatewayClient, GatewayError, WebhookEvent};
 use crate::payments::settle::{SettleError, settle};
 use crate::payments::signature::{self, SignatureError};
 use crate::store::{PaymentStore, StoreError};
@@ -29,6 +36,8 @@ use uuid::Uuid;
 pub enum WebhookError {
     #[error(transparent)]
     Signature(#[from] SignatureError),
+    #[error("could not confirm the charge with the gateway: {0}")]
+    Gateway(GatewayError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -40,6 +49,7 @@ impl From<WebhookError> for ApiError {
                 ApiError::bad_request("invalid_signature_header", s.to_string())
             }
             WebhookError::Signature(s) => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", s.to_string()),
+            WebhookError::Gateway(cause) => ApiError::unavailable(&cause),
             WebhookError::Store(cause) => cause.into(),
         }
     }
@@ -49,6 +59,8 @@ pub struct PaymentWebhook<S> {
     pub store: S,
     /// Every secret currently accepted (rotation).
     pub secrets: Vec<SecretString>,
+    /// To confirm a failure before releasing anything.
+    pub gateway: GatewayClient,
 }
 
 fn received(result: &str) -> Response<Body> {
@@ -76,8 +88,29 @@ impl<S: PaymentStore + 'static> crate::http::HttpHandler for PaymentWebhook<S> {
             tracing::warn!(event_id = %event.id, reference = %charge.reference, "webhook for no order of ours, ignored");
             return Ok(received("ignored"));
         };
-        let payment = Payment { status, amount: Money { amount: charge.amount, currency: charge.currency } };
-        match settle(&self.store, order_id, &charge.id, payment, &event.id).await {
+        let reported = Payment {
+            charge_id: charge.id.clone(),
+            status,
+            amount: Money { amount: charge.amount, currency: charge.currency },
+        };
+        let payment = match status {
+            ChargeStatus::Failed => match self.gateway.get_charge(&charge.id).await {
+                Ok(Some(current)) if current.reference == charge.reference => {
+                    if current.status != ChargeStatus::Failed {
+                        tracing::warn!(event_id = %event.id, charge_id = %charge.id, now = ?current.status,
+                            "a charge.failed the gateway no longer stands by: settled as it is now");
+                    }
+                    current.payment()
+                }
+                Ok(_) => {
+                    tracing::warn!(event_id = %event.id, charge_id = %charge.id, "the gateway does not know this charge, ignored");
+                    return Ok(received("ignored"));
+                }
+                Err(e) => return Err(WebhookError::Gateway(e).into()),
+            },
+            _ => reported,
+        };
+        match settle(&self.store, order_id, &payment, &event.id).await {
             Ok(outcome) => Ok(received(outcome.settled.as_str())),
             Err(SettleError::OrderNotFound) => {
                 tracing::warn!(event_id = %event.id, %order_id, "webhook for an unknown order, ignored");

@@ -10,16 +10,21 @@
 //! webhook arriving before, after or during this request settles the same order once. `200` with
 //! the order's state when settled, `202` while the charge is still pending (the webhook finishes it).
 //! Someone else's order is a 404; an order that cannot be paid (any state but `PENDING_PAYMENT`
-//! for a new charge) is a 422.
+//! for a new charge) is a 422. A client-side charge that must go back (for another amount, or a
+//! second one for a paid order) is settled as a refund (see `domain::payment`): the money goes back
+//! whatever the client does next; for the wrong amount the answer is a 422 `charge_mismatch`.
+//!
+//! `GET /refunds` (admins): the refunds still owed — requested ones the worker has not paid back
+//! yet (`open`), and those the gateway refused (`failed`: a human must act).
 
 use crate::auth::jwt::Tokens;
 use crate::domain::order::{Order, OrderState};
-use crate::domain::payment::{ChargeStatus, Settlement};
+use crate::domain::payment::ChargeStatus;
 use crate::error::ApiError;
 use crate::http::{authenticate, json, json_body};
 use crate::payments::gateway::{Charge, ChargeRequest, GatewayClient, GatewayError};
-use crate::payments::settle::{SettleError, Settled, settle};
-use crate::store::{PaymentStore, StoreError};
+use crate::payments::settle::{SettleError, settle};
+use crate::store::{PaymentStore, RefundStore, RoleStore, StoreError};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -80,7 +85,8 @@ impl From<PaymentsError> for ApiError {
                 "unknown_transaction",
                 "the gateway knows no such transaction",
             ),
-            E::ChargeMismatch => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "charge_mismatch", e.to_string()),
+            E::ChargeMismatch => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "charge_mismatch", e.to_string())
+                .with_details(json!({ "refund": "the charge is paid back" })),
             E::Gateway(GatewayError::Refused { message, .. }) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "payment_rejected",
@@ -99,10 +105,30 @@ pub struct Payments<S> {
     pub gateway: GatewayClient,
 }
 
-impl<S: PaymentStore + 'static> crate::http::HttpHandler for Payments<S> {
+impl<S: PaymentStore + RefundStore + RoleStore + 'static> crate::http::HttpHandler for Payments<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
-        let me = authenticate(&req, &self.tokens)?;
-        let body: PayRequest = json_body(&req)?;
+        match crate::http::route_key(&req).as_str() {
+            "POST /payments" => self.pay(&req).await,
+            "GET /refunds" => self.refunds(&req).await,
+            other => Err(ApiError::not_found(&format!("route {other}"))),
+        }
+    }
+}
+
+/// Refunds listed per call, of each kind: a backlog beyond this is a page of alarms anyway.
+const REFUNDS_LISTED: u32 = 100;
+
+impl<S: PaymentStore + RefundStore + RoleStore> Payments<S> {
+    async fn refunds(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        crate::http::require_admin(req, &self.tokens, &self.store).await?;
+        let open = self.store.open_refunds(REFUNDS_LISTED).await?;
+        let failed = self.store.failed_refunds(REFUNDS_LISTED).await?;
+        Ok(json(StatusCode::OK, &json!({ "open": open, "failed": failed })))
+    }
+
+    async fn pay(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        let me = authenticate(req, &self.tokens)?;
+        let body: PayRequest = json_body(req)?;
         let order = match self.store.get_order(body.order_id).await? {
             Some(order) if order.user_id == me.user_id => order,
             _ => return Err(PaymentsError::NotFound.into()),
@@ -113,11 +139,11 @@ impl<S: PaymentStore + 'static> crate::http::HttpHandler for Payments<S> {
             _ => return Err(PaymentsError::OneOf.into()),
         };
         let dedupe_key = format!("charge:{}:{:?}", charge.id, charge.status).to_lowercase();
-        let outcome = settle(&self.store, order.id, &charge.id, charge.payment(), &dedupe_key)
-            .await
-            .map_err(PaymentsError::from)?;
+        let payment = charge.payment();
+        let outcome = settle(&self.store, order.id, &payment, &dedupe_key).await.map_err(PaymentsError::from)?;
         let (settled, state) = (outcome.settled, outcome.state);
-        if settled == Settled::Unchanged(Settlement::AmountMismatch) {
+        if charge.status == ChargeStatus::Succeeded && payment.amount != order.total {
+            // Settled as a refund (now or by an earlier delivery): the charge goes back.
             return Err(PaymentsError::ChargeMismatch.into());
         }
         let status = if charge.status == ChargeStatus::Pending { StatusCode::ACCEPTED } else { StatusCode::OK };

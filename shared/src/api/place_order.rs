@@ -185,6 +185,7 @@ impl<S: OrderStore + CartStore> PlaceOrder<S> {
             created_at: now,
             updated_at: now,
             reservation_deadline: now + self.reservation_window,
+            charge_id: None,
         };
         let event = Event::new(
             now,

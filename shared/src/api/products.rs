@@ -10,7 +10,7 @@ use crate::domain::product::{NewProductInput, Product, ProductUpdateInput};
 use crate::domain::stock::Stock;
 use crate::error::ApiError;
 use crate::http::{json, json_body, no_content, path_param, query_param, require_admin, route_key};
-use crate::store::{ListError, ProductStore, UpdateProductError};
+use crate::store::{ListError, ProductStore, RoleStore, UpdateProductError};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
@@ -62,7 +62,7 @@ pub struct Products<S> {
     pub tokens: Tokens,
 }
 
-impl<S: ProductStore + 'static> crate::http::HttpHandler for Products<S> {
+impl<S: ProductStore + RoleStore + 'static> crate::http::HttpHandler for Products<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
         match route_key(&req).as_str() {
             "GET /products" => self.list(&req).await,
@@ -75,7 +75,7 @@ impl<S: ProductStore + 'static> crate::http::HttpHandler for Products<S> {
     }
 }
 
-impl<S: ProductStore> Products<S> {
+impl<S: ProductStore + RoleStore> Products<S> {
     async fn list(&self, req: &Request) -> Result<Response<Body>, ApiError> {
         let limit = page_size(req)?;
         let cursor = query_param(req, "cursor");
@@ -90,7 +90,7 @@ impl<S: ProductStore> Products<S> {
     }
 
     async fn create(&self, req: &Request) -> Result<Response<Body>, ApiError> {
-        require_admin(req, &self.tokens)?;
+        require_admin(req, &self.tokens, &self.store).await?;
         let input: NewProductInput = json_body(req)?;
         let new = input.validate().map_err(|e| ApiError::invalid_fields(&e))?;
         let now = time::OffsetDateTime::now_utc();
@@ -109,7 +109,7 @@ impl<S: ProductStore> Products<S> {
     }
 
     async fn update(&self, req: &Request) -> Result<Response<Body>, ApiError> {
-        require_admin(req, &self.tokens)?;
+        require_admin(req, &self.tokens, &self.store).await?;
         let id = product_id(req)?;
         let input: ProductUpdateInput = json_body(req)?;
         let update = input.validate().map_err(|e| ApiError::invalid_fields(&e))?;
@@ -119,7 +119,7 @@ impl<S: ProductStore> Products<S> {
     }
 
     async fn delete(&self, req: &Request) -> Result<Response<Body>, ApiError> {
-        require_admin(req, &self.tokens)?;
+        require_admin(req, &self.tokens, &self.store).await?;
         let id = product_id(req)?;
         if !self.store.delete_product(id, time::OffsetDateTime::now_utc()).await? {
             return Err(ApiError::not_found("product"));

@@ -4,5 +4,6 @@ pub mod money;
 pub mod order;
 pub mod payment;
 pub mod product;
+pub mod refund;
 pub mod stock;
 pub mod user;

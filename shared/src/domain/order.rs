@@ -2,13 +2,18 @@
 //!
 //! ```text
 //! PENDING_PAYMENT ──paid──────────▶ PAID
-//!        │ ──payment failed──▶ PAYMENT_FAILED
-//!        │ ──cancelled───────▶ CANCELLED
-//!        └ ──deadline passed─▶ EXPIRED
+//!        │ ──payment failed──▶ PAYMENT_FAILED ──┐
+//!        │ ──cancelled───────▶ CANCELLED        ├─ late payment: units taken again ─▶ PAID
+//!        └ ──deadline passed─▶ EXPIRED ─────────┘   none left (or product gone) ─▶ REFUND_REQUIRED
 //! ```
 //! Leaving `PENDING_PAYMENT` releases (or, when paid, deducts) the reserved units in the same
 //! transaction as the state change, conditional on the state still being `PENDING_PAYMENT`, so a
 //! second cancel, a sweeper racing a cancel, or a late duplicate message can never apply twice.
+//! A payment that arrives after the order gave its units back (expired, payment failed) takes them
+//! again if it can, else the order becomes `REFUND_REQUIRED` and the money goes back; a payment
+//! after a *cancel* always goes back (the customer said no), and the order stays `CANCELLED`. Every
+//! other charge that must go back (a second charge, the wrong amount) leaves the order as it is
+//! and creates a refund record (see `domain::payment` and `domain::refund`).
 
 use super::money::Money;
 use serde::{Deserialize, Serialize};
@@ -94,6 +99,11 @@ pub struct Order {
     pub state: OrderState,
     pub lines: Vec<OrderLine>,
     pub total: Money,
+    /// The gateway's charge that paid the order (or, when it could not be fulfilled, the one being
+    /// refunded): a later copy of the same success is recognised as a duplicate, any other charge
+    /// goes back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge_id: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: time::OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]

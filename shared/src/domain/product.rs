@@ -136,7 +136,8 @@ impl ProductUpdateInput {
         };
         match update.stock_adjustment {
             Some(0) => errors.push(("stock_adjustment", "must not be 0".into())),
-            Some(d) if d.abs() > MAX_STOCK_CHANGE => {
+            // `contains`, not `d.abs()`: i64::MIN has no absolute value (it wraps in release builds).
+            Some(d) if !(-MAX_STOCK_CHANGE..=MAX_STOCK_CHANGE).contains(&d) => {
                 errors.push(("stock_adjustment", format!("must be between -{MAX_STOCK_CHANGE} and {MAX_STOCK_CHANGE}")))
             }
             _ => {}
@@ -196,8 +197,12 @@ mod tests {
         assert!(ProductUpdateInput::default().validate().is_err());
         let zero = ProductUpdateInput { stock_adjustment: Some(0), ..Default::default() };
         assert!(zero.validate().is_err());
-        let huge = ProductUpdateInput { stock_adjustment: Some(-MAX_STOCK_CHANGE - 1), ..Default::default() };
-        assert!(huge.validate().is_err());
+        for extreme in [-MAX_STOCK_CHANGE - 1, MAX_STOCK_CHANGE + 1, i64::MIN, i64::MAX] {
+            let huge = ProductUpdateInput { stock_adjustment: Some(extreme), ..Default::default() };
+            assert!(huge.validate().is_err(), "{extreme}");
+        }
+        let edge = ProductUpdateInput { stock_adjustment: Some(-MAX_STOCK_CHANGE), ..Default::default() };
+        assert!(edge.validate().is_ok());
         let ok = ProductUpdateInput { stock_adjustment: Some(-3), ..Default::default() };
         assert_eq!(ok.validate().unwrap().stock_adjustment, Some(-3));
     }

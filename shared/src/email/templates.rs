@@ -22,6 +22,8 @@ pub fn kind(t: EventType) -> Option<(&'static str, &'static str)> {
         EventType::OrderCancelled => ("order_cancelled", "Your order was cancelled"),
         EventType::OrderExpired => ("order_expired", "Your order expired"),
         EventType::OrderRefundRequired => ("order_refund_required", "A refund is on its way"),
+        EventType::RefundRequested => ("refund_requested", "We are paying back a charge"),
+        EventType::RefundCompleted => ("refund_completed", "Your refund has been issued"),
     })
 }
 
@@ -47,6 +49,10 @@ const FILES: &[(&str, &str)] = embed![
     "order_expired.html",
     "order_refund_required.txt",
     "order_refund_required.html",
+    "refund_requested.txt",
+    "refund_requested.html",
+    "refund_completed.txt",
+    "refund_completed.html",
 ];
 
 #[derive(Debug, thiserror::Error)]

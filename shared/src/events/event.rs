@@ -18,6 +18,8 @@
 
 use crate::domain::money::Money;
 use crate::domain::order::{Order, OrderLine, OrderState};
+use crate::domain::payment::RefundReason;
+use crate::domain::refund::Refund;
 use crate::domain::user::User;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -56,10 +58,12 @@ pub enum EventType {
     OrderCancelled,
     OrderExpired,
     OrderRefundRequired,
+    RefundRequested,
+    RefundCompleted,
 }
 
 impl EventType {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 9] = [
         Self::UserSignedUp,
         Self::OrderPlaced,
         Self::OrderPaid,
@@ -67,6 +71,8 @@ impl EventType {
         Self::OrderCancelled,
         Self::OrderExpired,
         Self::OrderRefundRequired,
+        Self::RefundRequested,
+        Self::RefundCompleted,
     ];
 
     /// The `type` on the wire.
@@ -79,6 +85,8 @@ impl EventType {
             Self::OrderCancelled => "order.cancelled",
             Self::OrderExpired => "order.expired",
             Self::OrderRefundRequired => "order.refund_required",
+            Self::RefundRequested => "refund.requested",
+            Self::RefundCompleted => "refund.completed",
         }
     }
 
@@ -111,6 +119,10 @@ pub enum Payload {
     OrderExpired(OrderExpired),
     #[serde(rename = "order.refund_required")]
     OrderRefundRequired(OrderRefundRequired),
+    #[serde(rename = "refund.requested")]
+    RefundRequested(RefundRequested),
+    #[serde(rename = "refund.completed")]
+    RefundCompleted(RefundCompleted),
 }
 
 impl Payload {
@@ -123,13 +135,18 @@ impl Payload {
             Self::OrderCancelled(_) => EventType::OrderCancelled,
             Self::OrderExpired(_) => EventType::OrderExpired,
             Self::OrderRefundRequired(_) => EventType::OrderRefundRequired,
+            Self::RefundRequested(_) => EventType::RefundRequested,
+            Self::RefundCompleted(_) => EventType::RefundCompleted,
         }
     }
 
-    /// The user (`user.*`) or order (`order.*`) the event is about.
+    /// The user (`user.*`) or order (`order.*`, `refund.*`) the event is about: one order's
+    /// events, its refunds' included, share a Kafka partition and keep their order.
     pub fn aggregate_id(&self) -> Uuid {
         match self {
             Self::UserSignedUp(e) => e.user_id,
+            Self::RefundRequested(e) => e.order.order_id,
+            Self::RefundCompleted(e) => e.order_id,
             Self::OrderPlaced(OrderPlaced { order, .. })
             | Self::OrderPaid(OrderPaid { order, .. })
             | Self::OrderPaymentFailed(OrderPaymentFailed { order, .. })
@@ -143,6 +160,8 @@ impl Payload {
     pub fn recipient(&self) -> &str {
         match self {
             Self::UserSignedUp(e) => &e.email,
+            Self::RefundRequested(e) => &e.order.email,
+            Self::RefundCompleted(e) => &e.email,
             Self::OrderPlaced(OrderPlaced { order, .. })
             | Self::OrderPaid(OrderPaid { order, .. })
             | Self::OrderPaymentFailed(OrderPaymentFailed { order, .. })
@@ -226,13 +245,57 @@ pub struct OrderExpired {
     pub order: OrderSummary,
 }
 
-/// `order.refund_required`: money was taken for an order that cannot be fulfilled.
+/// `order.refund_required`: money was taken for an order that cannot be fulfilled; the refund
+/// `refund_id` pays it back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderRefundRequired {
     #[serde(flatten)]
     pub order: OrderSummary,
     pub charge_id: String,
     pub previous_state: OrderState,
+    pub refund_id: Uuid,
+}
+
+/// `refund.requested`: a charge goes back while the order stays as it is (a second charge, the
+/// wrong amount, a payment after the customer cancelled).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefundRequested {
+    #[serde(flatten)]
+    pub order: OrderSummary,
+    pub refund_id: Uuid,
+    pub charge_id: String,
+    /// What is paid back: the charge's amount, which may differ from the order's total.
+    pub amount: Money,
+    pub reason: RefundReason,
+}
+
+/// `refund.completed`: the gateway paid the money back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefundCompleted {
+    pub refund_id: Uuid,
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub email: String,
+    pub charge_id: String,
+    pub amount: Money,
+    pub reason: RefundReason,
+    /// The gateway's id of the refund.
+    pub gateway_refund_id: String,
+}
+
+impl RefundCompleted {
+    pub fn of(refund: &Refund, gateway_refund_id: &str) -> Self {
+        Self {
+            refund_id: refund.id,
+            order_id: refund.order_id,
+            user_id: refund.user_id,
+            email: refund.email.clone(),
+            charge_id: refund.charge_id.clone(),
+            amount: refund.amount,
+            reason: refund.reason,
+            gateway_refund_id: gateway_refund_id.to_owned(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -276,9 +339,27 @@ pub(crate) mod tests {
             Payload::OrderCancelled(OrderCancelled { order: order.clone() }),
             Payload::OrderExpired(OrderExpired { order: order.clone() }),
             Payload::OrderRefundRequired(OrderRefundRequired {
-                order,
+                order: order.clone(),
                 charge_id: "ch_1".into(),
                 previous_state: OrderState::Expired,
+                refund_id: Uuid::now_v7(),
+            }),
+            Payload::RefundRequested(RefundRequested {
+                order: order.clone(),
+                refund_id: Uuid::now_v7(),
+                charge_id: "ch_2".into(),
+                amount: order.total,
+                reason: RefundReason::DuplicateCharge,
+            }),
+            Payload::RefundCompleted(RefundCompleted {
+                refund_id: Uuid::now_v7(),
+                order_id: order.order_id,
+                user_id: order.user_id,
+                email: order.email.clone(),
+                charge_id: "ch_2".into(),
+                amount: order.total,
+                reason: RefundReason::DuplicateCharge,
+                gateway_refund_id: "re_1".into(),
             }),
         ];
         // Exhaustive on purpose: a new type fails here until it has a sample.
@@ -290,7 +371,9 @@ pub(crate) mod tests {
                 | Payload::OrderPaymentFailed(_)
                 | Payload::OrderCancelled(_)
                 | Payload::OrderExpired(_)
-                | Payload::OrderRefundRequired(_) => {}
+                | Payload::OrderRefundRequired(_)
+                | Payload::RefundRequested(_)
+                | Payload::RefundCompleted(_) => {}
             }
         }
         all

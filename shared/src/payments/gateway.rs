@@ -5,7 +5,12 @@
 //! - `POST {GATEWAY_URL}/gateway/charges` with `Idempotency-Key` and a [`ChargeRequest`] → [`Charge`]
 //!   (a retry with the same key returns the same charge, never a second one);
 //! - `GET {GATEWAY_URL}/gateway/charges/{id}` → [`Charge`], the gateway's word on its status;
+//! - `POST {GATEWAY_URL}/gateway/refunds` with `Idempotency-Key` and a [`RefundRequest`] →
+//!   [`GatewayRefund`] (a retry with the same key returns the same refund);
 //! - webhooks: `POST` of a [`WebhookEvent`] to the shop, signed (see [`super::signature`]).
+//!
+//! Every call carries `Authorization: Bearer <GATEWAY_API_KEY>`, the shop's secret key at the
+//! provider (the mock gateway checks it too).
 //!
 //! Network failures and 5xx are retried here with jittered backoff (safe: creation is idempotent
 //! on the key); what remains becomes [`GatewayError::Unavailable`], a 503 for our caller.
@@ -45,12 +50,42 @@ pub struct Charge {
     pub status: ChargeStatus,
     /// Unix seconds.
     pub created: i64,
+    /// How much of it was paid back, once it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_refunded: Option<i64>,
 }
 
 impl Charge {
     pub fn payment(&self) -> Payment {
-        Payment { status: self.status, amount: Money { amount: self.amount, currency: self.currency } }
+        Payment {
+            charge_id: self.id.clone(),
+            status: self.status,
+            amount: Money { amount: self.amount, currency: self.currency },
+        }
     }
+}
+
+/// Paying (part of) a charge back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequest {
+    pub charge_id: String,
+    /// Minor units; at most what the charge took.
+    pub amount: i64,
+    pub currency: Currency,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayRefund {
+    /// `re_…`
+    pub id: String,
+    pub charge_id: String,
+    pub amount: i64,
+    pub currency: Currency,
+    /// `succeeded`: the money is on its way back.
+    pub status: ChargeStatus,
+    /// Unix seconds.
+    pub created: i64,
 }
 
 /// The body of a webhook: `{"id": "evt_…", "type": "charge.succeeded", "created": …, "data": {"charge": {…}}}`.
@@ -92,6 +127,7 @@ impl GatewayError {
 pub struct GatewayClient {
     http: reqwest::Client,
     base_url: String,
+    api_key: secrecy::SecretString,
 }
 
 fn backoff() -> ExponentialBuilder {
@@ -114,15 +150,50 @@ pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
 }
 
 impl GatewayClient {
-    pub fn new(base_url: &str) -> Result<Self, reqwest::Error> {
-        Ok(Self { http: http_client()?, base_url: base_url.trim_end_matches('/').to_owned() })
+    pub fn new(base_url: &str, api_key: secrecy::SecretString) -> Result<Self, reqwest::Error> {
+        Ok(Self { http: http_client()?, base_url: base_url.trim_end_matches('/').to_owned(), api_key })
+    }
+
+    /// `GATEWAY_URL` and `GATEWAY_API_KEY`, at cold start.
+    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
+        let url = crate::config::url_from_env("GATEWAY_URL")?;
+        let key = crate::config::secret_from_env("GATEWAY_API_KEY")?;
+        Self::new(&url, key)
+            .map_err(|e| crate::config::ConfigError::Invalid { name: "GATEWAY_URL", why: e.to_string() })
+    }
+
+    fn authorised(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        use secrecy::ExposeSecret;
+        request.bearer_auth(self.api_key.expose_secret())
     }
 
     /// Creates (or, for a key already used, returns) the charge.
     pub async fn create_charge(&self, idempotency_key: &str, request: &ChargeRequest) -> Result<Charge, GatewayError> {
         let url = format!("{}/gateway/charges", self.base_url);
         (|| async {
-            let resp = self.http.post(&url).header("idempotency-key", idempotency_key).json(request).send().await;
+            let resp = self
+                .authorised(self.http.post(&url))
+                .header("idempotency-key", idempotency_key)
+                .json(request)
+                .send()
+                .await;
+            read(resp).await
+        })
+        .retry(backoff())
+        .when(GatewayError::is_transient)
+        .await
+    }
+
+    /// Refunds (or, for a key already used, returns the refund of) a charge.
+    pub async fn refund(&self, idempotency_key: &str, request: &RefundRequest) -> Result<GatewayRefund, GatewayError> {
+        let url = format!("{}/gateway/refunds", self.base_url);
+        (|| async {
+            let resp = self
+                .authorised(self.http.post(&url))
+                .header("idempotency-key", idempotency_key)
+                .json(request)
+                .send()
+                .await;
             read(resp).await
         })
         .retry(backoff())
@@ -137,7 +208,7 @@ impl GatewayClient {
             return Ok(None);
         }
         let url = format!("{}/gateway/charges/{id}", self.base_url);
-        let result = (|| async { read(self.http.get(&url).send().await).await })
+        let result = (|| async { read(self.authorised(self.http.get(&url)).send().await).await })
             .retry(backoff())
             .when(GatewayError::is_transient)
             .await;
@@ -149,7 +220,9 @@ impl GatewayClient {
     }
 }
 
-async fn read(resp: Result<reqwest::Response, reqwest::Error>) -> Result<Charge, GatewayError> {
+async fn read<T: serde::de::DeserializeOwned>(
+    resp: Result<reqwest::Response, reqwest::Error>,
+) -> Result<T, GatewayError> {
     let resp = resp.map_err(|e| GatewayError::Unavailable(e.to_string()))?;
     let status = resp.status();
     if status.is_server_error() {
@@ -159,7 +232,7 @@ async fn read(resp: Result<reqwest::Response, reqwest::Error>) -> Result<Charge,
         let message = resp.text().await.unwrap_or_default();
         return Err(GatewayError::Refused { status: status.as_u16(), message });
     }
-    resp.json::<Charge>().await.map_err(|e| GatewayError::Unavailable(format!("unreadable charge: {e}")))
+    resp.json::<T>().await.map_err(|e| GatewayError::Unavailable(format!("unreadable answer: {e}")))
 }
 
 #[cfg(test)]

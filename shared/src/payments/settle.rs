@@ -6,12 +6,19 @@
 //! - two deliveries of one event at once: one applies, the other is a `Duplicate`;
 //! - a webhook racing the `payments` confirmation, or the sweeper expiring the order: the loser
 //!   reads the new state and decides again (a success after expiry then retakes the units);
-//! - a retake that finds too few sellable units becomes `REFUND_REQUIRED`: money taken is never
-//!   silently lost.
+//! - a retake that finds too few sellable units, or a product no longer sold, becomes
+//!   `REFUND_REQUIRED`;
+//! - every charge that must go back (that one, a second charge, the wrong amount, a payment after a
+//!   cancel) gets a **refund record in the same transaction**, keyed by the charge, so it is paid
+//!   back once (`api::refunds`) however often its outcome arrives. Money taken is never kept
+//!   without a trace.
 
 use crate::domain::order::{Order, OrderState};
 use crate::domain::payment::{Payment, Settlement, decide};
-use crate::events::event::{Event, OrderPaid, OrderPaymentFailed, OrderRefundRequired, OrderSummary, Payload};
+use crate::domain::refund::Refund;
+use crate::events::event::{
+    Event, OrderPaid, OrderPaymentFailed, OrderRefundRequired, OrderSummary, Payload, RefundRequested,
+};
 use crate::store::{PaymentStore, SettleWrite, SettleWriteResult, StoreError};
 use serde::Serialize;
 use uuid::Uuid;
@@ -23,11 +30,11 @@ const MAX_ROUNDS: usize = 5;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Settled {
-    /// This call changed the order (pay, fail, retake or refund-required).
+    /// This call wrote the settlement (pay, fail, retake, refund-required, or a refund).
     Applied(Settlement),
-    /// This outcome was applied before.
+    /// This outcome was applied before (or this charge is already being refunded).
     Duplicate,
-    /// Nothing to do in the order's state (or not this order's amount).
+    /// Nothing to do in the order's state.
     Unchanged(Settlement),
 }
 
@@ -37,9 +44,9 @@ impl Settled {
             Self::Applied(Settlement::Pay | Settlement::Retake) => "paid",
             Self::Applied(Settlement::Fail) => "payment_failed",
             Self::Applied(Settlement::RefundRequired) => "refund_required",
+            Self::Applied(Settlement::Refund(_)) => "refund_requested",
             Self::Duplicate => "duplicate",
-            Self::Unchanged(Settlement::AmountMismatch) => "amount_mismatch",
-            Self::Applied(_) | Self::Unchanged(_) => "unchanged",
+            Self::Applied(Settlement::Nothing) | Self::Unchanged(_) => "unchanged",
         }
     }
 }
@@ -68,52 +75,76 @@ pub enum SettleError {
 }
 
 /// The event a settlement records in the outbox; `None` for the settlements that write nothing.
-fn settle_event(order: &Order, settlement: Settlement, charge_id: &str, now: time::OffsetDateTime) -> Option<Event> {
-    let (summary, charge_id, previous_state) = (OrderSummary::from(order), charge_id.to_owned(), order.state);
-    let payload = match settlement {
-        Settlement::Pay | Settlement::Retake => {
+fn settle_event(
+    order: &Order,
+    settlement: Settlement,
+    payment: &Payment,
+    refund: Option<&Refund>,
+    now: time::OffsetDateTime,
+) -> Option<Event> {
+    let (summary, charge_id, previous_state) = (OrderSummary::from(order), payment.charge_id.clone(), order.state);
+    let payload = match (settlement, refund) {
+        (Settlement::Pay | Settlement::Retake, _) => {
             Payload::OrderPaid(OrderPaid { order: summary, charge_id, previous_state })
         }
-        Settlement::Fail => Payload::OrderPaymentFailed(OrderPaymentFailed { order: summary, charge_id }),
-        Settlement::RefundRequired => {
-            Payload::OrderRefundRequired(OrderRefundRequired { order: summary, charge_id, previous_state })
-        }
-        Settlement::Nothing | Settlement::AmountMismatch => return None,
+        (Settlement::Fail, _) => Payload::OrderPaymentFailed(OrderPaymentFailed { order: summary, charge_id }),
+        (Settlement::RefundRequired, Some(r)) => Payload::OrderRefundRequired(OrderRefundRequired {
+            order: summary,
+            charge_id,
+            previous_state,
+            refund_id: r.id,
+        }),
+        (Settlement::Refund(reason), Some(r)) => Payload::RefundRequested(RefundRequested {
+            order: summary,
+            refund_id: r.id,
+            charge_id,
+            amount: payment.amount,
+            reason,
+        }),
+        (Settlement::RefundRequired | Settlement::Refund(_), None) | (Settlement::Nothing, _) => return None,
     };
     Some(Event::new(now, payload))
 }
 
-/// Applies `payment` of charge `charge_id` to the order, once per `dedupe_key`.
+/// Applies `payment` to the order, once per `dedupe_key` (the gateway's event id, or the charge
+/// and its status when we asked the gateway ourselves).
 pub async fn settle<S: PaymentStore>(
     store: &S,
     order_id: Uuid,
-    charge_id: &str,
-    payment: Payment,
+    payment: &Payment,
     dedupe_key: &str,
 ) -> Result<SettleOutcome, SettleError> {
+    let charge_id = payment.charge_id.as_str();
     for _ in 0..MAX_ROUNDS {
         let order = store.get_order(order_id).await?.ok_or(SettleError::OrderNotFound)?;
         let mut settlement = decide(&order, payment);
-        if settlement == Settlement::AmountMismatch {
-            tracing::error!(%order_id, charge_id, paid = ?payment.amount, total = ?order.total,
-                "a successful charge does not match the order total: not applied, needs a human");
-        }
         loop {
-            let Some(target) = settlement.target() else {
+            if !settlement.writes() {
                 return Ok(SettleOutcome::unchanged(Settled::Unchanged(settlement), order.state));
-            };
+            }
             let now = time::OffsetDateTime::now_utc();
-            let event = settle_event(&order, settlement, charge_id, now)
+            let refund =
+                settlement.refund().map(|reason| Refund::request(&order, charge_id, payment.amount, reason, now));
+            let event = settle_event(&order, settlement, payment, refund.as_ref(), now)
                 .ok_or_else(|| StoreError::Other(format!("{settlement:?} has no event")))?;
-            let write = SettleWrite { order: &order, settlement, dedupe_key, event: &event, now };
+            let write = SettleWrite {
+                order: &order,
+                settlement,
+                charge_id,
+                dedupe_key,
+                event: &event,
+                refund: refund.as_ref(),
+                now,
+            };
             match store.settle_order(&write).await? {
                 SettleWriteResult::Applied => {
-                    tracing::info!(%order_id, charge_id, from = order.state.as_str(), to = target.as_str(), ?settlement, "payment settled");
-                    return Ok(SettleOutcome {
-                        settled: Settled::Applied(settlement),
-                        state: target,
-                        event: Some(event),
-                    });
+                    let to = settlement.target().unwrap_or(order.state);
+                    tracing::info!(%order_id, charge_id, from = order.state.as_str(), to = to.as_str(), ?settlement, "payment settled");
+                    if let Some(r) = &refund {
+                        tracing::warn!(%order_id, charge_id, refund_id = %r.id, reason = ?r.reason, amount = ?r.amount,
+                            metric = "refund_requested", "a charge goes back");
+                    }
+                    return Ok(SettleOutcome { settled: Settled::Applied(settlement), state: to, event: Some(event) });
                 }
                 SettleWriteResult::Duplicate => {
                     let state = store.get_order(order_id).await?.map_or(order.state, |o| o.state);
@@ -124,7 +155,7 @@ pub async fn settle<S: PaymentStore>(
                     settlement = settlement.when_short().ok_or_else(|| {
                         StoreError::Other(format!("order {order_id}: {settlement:?} ran short of reserved units"))
                     })?;
-                    tracing::warn!(%order_id, charge_id, "too few units to retake after a late payment: refund required");
+                    tracing::warn!(%order_id, charge_id, "the units of a late payment are gone: refund required");
                 }
             }
         }

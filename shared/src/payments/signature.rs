@@ -69,7 +69,8 @@ pub fn verify(header: Option<&str>, body: &[u8], secrets: &[SecretString], now: 
     if signatures.is_empty() {
         return Err(SignatureError::Malformed);
     }
-    if (now - t).abs() > TOLERANCE_SECS {
+    // `abs_diff`: a timestamp near i64::MIN or MAX must be stale, not an overflow.
+    if now.abs_diff(t) > TOLERANCE_SECS.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
     let matches = secrets.iter().any(|secret| {
@@ -117,6 +118,15 @@ mod tests {
         assert_eq!(verify(Some(&header), BODY, &secrets(&["whsec_other"]), NOW), Err(SignatureError::Mismatch));
         assert_eq!(verify(Some(&header), BODY, &s, NOW + TOLERANCE_SECS + 1), Err(SignatureError::Stale));
         assert_eq!(verify(Some(&header), BODY, &s, NOW - TOLERANCE_SECS - 1), Err(SignatureError::Stale));
+    }
+
+    #[test]
+    fn timestamps_at_the_ends_of_i64_are_stale_not_an_overflow() {
+        let s = secrets(&["k"]);
+        for (t, now) in [(i64::MIN, i64::MAX), (i64::MAX, i64::MIN), (i64::MIN, 0), (i64::MAX, NOW)] {
+            let header = format!("t={t},v1=00ff");
+            assert_eq!(verify(Some(&header), BODY, &s, now), Err(SignatureError::Stale), "t={t} now={now}");
+        }
     }
 
     #[test]

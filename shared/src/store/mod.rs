@@ -9,10 +9,11 @@ use crate::domain::money::Money;
 use crate::domain::order::{Order, PriceQuote, Release};
 use crate::domain::payment::{ChargeStatus, Settlement};
 use crate::domain::product::{Product, ProductUpdate};
+use crate::domain::refund::Refund;
 use crate::domain::user::{Role, User};
 use crate::events::event::Event;
-use crate::payments::gateway::Charge;
-use std::collections::HashMap;
+use crate::payments::gateway::{Charge, GatewayRefund};
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use uuid::Uuid;
 
@@ -52,11 +53,58 @@ pub trait UserStore: Send + Sync {
         event: &Event,
     ) -> impl Future<Output = Result<(), CreateUserError>> + Send;
 
-    /// Credentials by normalised (lower-case) e-mail.
+    /// Credentials of the account with this e-mail (compared normalised).
     fn credentials(
         &self,
-        email_normalized: &str,
+        email: &crate::domain::user::Email,
     ) -> impl Future<Output = Result<Option<Credentials>, StoreError>> + Send;
+}
+
+/// An account as the operator's `shop-admin` command sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub user_id: Uuid,
+    pub email: String,
+    pub role: Role,
+}
+
+/// Who is an admin: changed only by an operator, read on every admin write.
+pub trait RoleStore: Send + Sync {
+    /// Gives the account with this (normalised) e-mail `role`; `Ok(None)` if there is none.
+    fn set_role(
+        &self,
+        email: &crate::domain::user::Email,
+        role: Role,
+    ) -> impl Future<Output = Result<Option<Member>, StoreError>> + Send;
+    /// Every admin, by e-mail.
+    fn admins(&self) -> impl Future<Output = Result<Vec<Member>, StoreError>> + Send;
+    /// The user's role now (a token says what it was when it was issued).
+    fn role(&self, user_id: Uuid) -> impl Future<Output = Result<Option<Role>, StoreError>> + Send;
+}
+
+/// What counting a log-in attempt found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    Allowed,
+    /// The window's attempts are used up: try again in this many seconds.
+    Throttled {
+        retry_after_secs: u64,
+    },
+}
+
+/// Log-in attempts per account (by the e-mail asked for, whether an account has it or not).
+pub trait LoginAttempts: Send + Sync {
+    /// Counts one attempt at `account` in the window that started with the first of them (and ends
+    /// `window` later); refuses the one past `limit`.
+    fn attempt(
+        &self,
+        account: &str,
+        limit: u32,
+        window: time::Duration,
+        now: time::OffsetDateTime,
+    ) -> impl Future<Output = Result<Attempt, StoreError>> + Send;
+    /// A log-in succeeded: the count starts again.
+    fn reset(&self, account: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// A page of results and the opaque cursor of the next one.
@@ -209,10 +257,15 @@ pub struct SettleWrite<'a> {
     /// The order as read: the write applies only while its state is still `order.state`.
     pub order: &'a Order,
     pub settlement: Settlement,
+    /// The charge settled: recorded on the order when the settlement makes it the order's own.
+    pub charge_id: &'a str,
     /// Gateway event id (webhooks) or charge id (confirmations): recorded in the same transaction,
     /// so the same outcome can never be applied twice.
     pub dedupe_key: &'a str,
     pub event: &'a Event,
+    /// The refund record, for the settlements that pay the charge back (keyed by the charge: a
+    /// charge already being refunded makes the write a duplicate).
+    pub refund: Option<&'a Refund>,
     pub now: time::OffsetDateTime,
 }
 
@@ -223,17 +276,41 @@ pub enum SettleWriteResult {
     Duplicate,
     /// The order left the state the settlement was decided on: decide again.
     StateChanged,
-    /// A product line's stock condition failed (a retake found too few sellable units).
+    /// A product line's stock condition failed (a retake found too few sellable units, or the
+    /// product is no longer sold).
     Short,
 }
 
 pub trait PaymentStore: OrderStore {
-    /// The order's state change, its stock moves, the dedupe marker and the outbox event, in one
-    /// transaction (see `store::dynamo::settle`).
+    /// The order's state change, its stock moves, the dedupe marker, the refund record and the
+    /// outbox event, in one transaction (see `store::dynamo::settle`).
     fn settle_order(
         &self,
         write: &SettleWrite<'_>,
     ) -> impl Future<Output = Result<SettleWriteResult, StoreError>> + Send;
+}
+
+/// Refunds on their way back to the customer (see `api::refunds`).
+pub trait RefundStore: Send + Sync {
+    /// Up to `limit` requested refunds, oldest first (sparse index, no scan).
+    fn open_refunds(&self, limit: u32) -> impl Future<Output = Result<Vec<Refund>, StoreError>> + Send;
+    /// Up to `limit` refunds the gateway refused, oldest first: money still owed.
+    fn failed_refunds(&self, limit: u32) -> impl Future<Output = Result<Vec<Refund>, StoreError>> + Send;
+    /// `REQUESTED → REFUNDED` with its event, once: `Ok(false)` if it was not `REQUESTED` any more.
+    fn complete_refund(
+        &self,
+        refund: &Refund,
+        gateway_refund_id: &str,
+        event: &Event,
+        now: time::OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// `REQUESTED → FAILED`, out of the work queue into the one a human reads.
+    fn fail_refund(
+        &self,
+        refund: &Refund,
+        why: &str,
+        now: time::OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// What the mock gateway keeps of a charge.
@@ -258,6 +335,16 @@ pub struct Delivery {
     pub attempts: u32,
 }
 
+/// What asking the mock gateway for a refund found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateRefund {
+    Created,
+    /// The idempotency key was used before: the refund it made.
+    Existing(GatewayRefund),
+    /// The charge was refunded before, under another key.
+    AlreadyRefunded,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateCharge {
     Created,
@@ -274,6 +361,13 @@ pub trait GatewayStore: Send + Sync {
         deliveries: &[Delivery],
     ) -> impl Future<Output = Result<CreateCharge, StoreError>> + Send;
     fn get_charge(&self, id: &str) -> impl Future<Output = Result<Option<StoredCharge>, StoreError>> + Send;
+    /// The refund, its idempotency-key claim and the charge's "refunded" mark, atomically: a charge
+    /// is refunded once.
+    fn create_refund(
+        &self,
+        idempotency_key: &str,
+        refund: &GatewayRefund,
+    ) -> impl Future<Output = Result<CreateRefund, StoreError>> + Send;
     /// Up to `limit` undelivered webhooks due before `now`, oldest first (sparse index, no scan).
     fn due_deliveries(
         &self,
@@ -318,33 +412,23 @@ pub trait OutboxStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
-/// What a claim on sending an event's e-mail found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmailClaim {
-    /// Ours: send it, then [`SentEmails::mark_sent`].
-    Claimed,
-    /// Sent before: do nothing.
-    AlreadySent,
-    /// Another delivery is sending it right now (its lease has not run out): try again later.
-    InFlight,
+/// What became of one event's e-mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailRecord {
+    /// SES accepted it.
+    Sent { message_id: String },
+    /// SES refused it for good (the address, not the moment): it is never tried again.
+    Refused { reason: String },
 }
 
-/// The notifier's per-event record of e-mails sent, which makes redelivered batches harmless.
+/// The notifier's per-event record of e-mails, which makes redelivered batches harmless.
 pub trait SentEmails: Send + Sync {
-    /// Claims the event's e-mail for `lease`: succeeds if nobody sent it and no live claim exists.
-    fn claim_email(
+    /// Which of `events` already have a record (sent, or refused for good): not to be sent again.
+    fn settled(&self, events: &[Uuid]) -> impl Future<Output = Result<HashSet<Uuid>, StoreError>> + Send;
+    /// Records what became of these e-mails.
+    fn record(
         &self,
-        event_id: Uuid,
-        now: time::OffsetDateTime,
-        lease: time::Duration,
-    ) -> impl Future<Output = Result<EmailClaim, StoreError>> + Send;
-    /// The e-mail went out: the claim becomes permanent.
-    fn mark_sent(
-        &self,
-        event_id: Uuid,
-        message_id: &str,
+        records: &[(Uuid, EmailRecord)],
         now: time::OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Sending failed: drop the claim so a redelivery can try at once.
-    fn release_claim(&self, event_id: Uuid) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | charge | `CHARGE#<id>` / `CHARGE` | |
 //! | idempotency-key claim | `CHARGE_KEY#<key>` / `CHARGE_KEY` | |
+//! | refund (its idempotency-key claim holds it) | `GATEWAY_REFUND_KEY#<key>` / `GATEWAY_REFUND_KEY` | |
 //! | webhook delivery | `WEBHOOK_DELIVERY#<id>` / `DELIVERY` | `DELIVERIES` / `<due ms>#<id>` while undelivered |
 //!
 //! A charge, its key claim and its deliveries are written in one transaction, so a delivery can
@@ -12,13 +13,13 @@
 
 use super::index::Partition;
 use super::transact::TransactError;
-use super::transition::put_new;
+use super::transition::{built, put_new};
 use super::{DynamoStore, applied, decode_error, keys, store_error};
 use crate::domain::money::Currency;
 use crate::domain::payment::ChargeStatus;
-use crate::payments::gateway::Charge;
-use crate::store::{CreateCharge, Delivery, StoreError, StoredCharge};
-use aws_sdk_dynamodb::types::AttributeValue;
+use crate::payments::gateway::{Charge, GatewayRefund};
+use crate::store::{CreateCharge, CreateRefund, Delivery, StoreError, StoredCharge};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -35,6 +36,19 @@ struct ChargeItem {
     final_status: ChargeStatus,
     settles_at: i64,
     request_hash: String,
+    /// Set once, by the one refund of this charge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refund_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    amount_refunded: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RefundKeyItem {
+    pk: String,
+    sk: String,
+    /// The refund, as JSON.
+    refund: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -86,6 +100,8 @@ impl DynamoStore {
             final_status: c.final_status,
             settles_at: c.settles_at,
             request_hash: c.request_hash.clone(),
+            refund_id: None,
+            amount_refunded: None,
         };
         let mut items = vec![
             put_new(&self.table, serde_dynamo::to_item(claim).map_err(decode_error)?)?,
@@ -134,11 +150,47 @@ impl DynamoStore {
                 reference: c.reference,
                 status: c.status,
                 created: c.created,
+                amount_refunded: c.amount_refunded,
             },
             final_status: c.final_status,
             settles_at: c.settles_at,
             request_hash: c.request_hash,
         }))
+    }
+
+    pub(super) async fn create_refund_impl(
+        &self,
+        idempotency_key: &str,
+        refund: &GatewayRefund,
+    ) -> Result<CreateRefund, StoreError> {
+        let (pk, sk) = keys::refund_key(idempotency_key);
+        let json = serde_json::to_string(refund).map_err(|e| StoreError::Other(e.to_string()))?;
+        let claim = RefundKeyItem { pk, sk: sk.to_owned(), refund: json };
+        let mark = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(keys::charge(&refund.charge_id))))
+            .update_expression("SET refund_id = :r, amount_refunded = :a")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(refund_id)")
+            .expression_attribute_values(":r", AttributeValue::S(refund.id.clone()))
+            .expression_attribute_values(":a", AttributeValue::N(refund.amount.to_string()));
+        let items = vec![
+            put_new(&self.table, serde_dynamo::to_item(claim).map_err(decode_error)?)?,
+            TransactWriteItem::builder().update(built(mark.build())?).build(),
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(CreateRefund::Created),
+            Err(e) if e.failed_conditions().first() == Some(&0) => {
+                let claim: RefundKeyItem = self
+                    .get(keys::refund_key(idempotency_key))
+                    .await?
+                    .ok_or_else(|| StoreError::Other("refund key claim vanished".into()))?;
+                let prior = serde_json::from_str(&claim.refund).map_err(|e| StoreError::Other(e.to_string()))?;
+                Ok(CreateRefund::Existing(prior))
+            }
+            Err(e) if e.failed_conditions().contains(&1) => Ok(CreateRefund::AlreadyRefunded),
+            Err(TransactError::Store(e)) => Err(e),
+            Err(e) => Err(StoreError::Other(format!("refund transaction cancelled: {e}"))),
+        }
     }
 
     pub(super) async fn due_deliveries_impl(

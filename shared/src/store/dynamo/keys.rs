@@ -51,6 +51,21 @@ pub fn payment_event(key: &str) -> (String, &'static str) {
     (format!("PAYMENT_EVENT#{key}"), "SETTLED")
 }
 
+/// A refund, one per charge: creating it twice is a condition failure, never a second refund.
+pub fn refund(charge_id: &str) -> (String, &'static str) {
+    (format!("REFUND#{charge_id}"), "REFUND")
+}
+
+/// gsi1 partition of requested refunds (the worker's queue), sorted by refund id (v7).
+pub const REFUNDS: &str = "REFUNDS";
+/// gsi1 partition of refunds the gateway refused: money still owed, a human acts.
+pub const REFUNDS_FAILED: &str = "REFUNDS_FAILED";
+
+/// Log-in attempts at one account (`account` is a fingerprint of the e-mail asked for).
+pub fn login_attempts(account: &str) -> (String, &'static str) {
+    (format!("LOGIN_ATTEMPTS#{account}"), "ATTEMPTS")
+}
+
 /// Mock gateway: a charge.
 pub fn charge(id: &str) -> (String, &'static str) {
     (format!("CHARGE#{id}"), "CHARGE")
@@ -59,6 +74,11 @@ pub fn charge(id: &str) -> (String, &'static str) {
 /// Mock gateway: the claim of an idempotency key, pointing at the charge it made.
 pub fn charge_key(key: &str) -> (String, &'static str) {
     (format!("CHARGE_KEY#{key}"), "CHARGE_KEY")
+}
+
+/// Mock gateway: the claim of a refund's idempotency key, holding the refund it made.
+pub fn refund_key(key: &str) -> (String, &'static str) {
+    (format!("GATEWAY_REFUND_KEY#{key}"), "GATEWAY_REFUND_KEY")
 }
 
 /// Mock gateway: one webhook to deliver.

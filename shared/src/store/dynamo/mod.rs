@@ -13,6 +13,8 @@
 //! | outbox event | `EVENT#<id>` | `EVENT` | `OUTBOX` / `<event id>` (absent once published) |
 //! | sent e-mail marker (notifier) | `EMAIL_SENT#<event id>` | `EMAIL` | |
 //! | payment dedupe marker | `PAYMENT_EVENT#<event id or charge:id>` | `SETTLED` | |
+//! | refund (one per charge) | `REFUND#<charge id>` | `REFUND` | `REFUNDS` / `<refund id>` while requested, `REFUNDS_FAILED` / … if the gateway refused |
+//! | admin (the profile, while an admin) | `USER#<id>` | `PROFILE` | `ADMINS` / `<lower-case email>` |
 //! | mock gateway charge | `CHARGE#<id>` | `CHARGE` | |
 //! | mock gateway key claim | `CHARGE_KEY#<idempotency key>` | `CHARGE_KEY` | |
 //! | mock gateway webhook | `WEBHOOK_DELIVERY#<id>` | `DELIVERY` | `DELIVERIES` / `<due ms>#<id>` (absent once delivered) |
@@ -25,9 +27,11 @@ mod charges;
 mod cursor;
 mod index;
 pub mod keys;
+mod login_attempts;
 mod orders;
 mod outbox;
 mod products;
+mod refunds;
 mod release;
 mod reserve;
 mod sent_emails;
@@ -42,6 +46,11 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
+
+/// How long spent markers (idempotency keys, payment dedupe markers) are kept before the table's
+/// TTL deletes them: longer than any client or payment provider retries (providers retry webhooks
+/// for up to 3 days; a buyer retries `POST /orders` within minutes).
+pub const MARKER_RETENTION: time::Duration = time::Duration::days(30);
 
 /// A raw DynamoDB item.
 type Item = HashMap<String, AttributeValue>;
@@ -190,15 +199,6 @@ impl crate::store::OrderStore for DynamoStore {
     }
 }
 
-impl crate::store::PaymentStore for DynamoStore {
-    async fn settle_order(
-        &self,
-        write: &crate::store::SettleWrite<'_>,
-    ) -> Result<crate::store::SettleWriteResult, StoreError> {
-        self.settle_order_impl(write).await
-    }
-}
-
 impl crate::store::GatewayStore for DynamoStore {
     async fn create_charge(
         &self,
@@ -211,6 +211,14 @@ impl crate::store::GatewayStore for DynamoStore {
 
     async fn get_charge(&self, id: &str) -> Result<Option<crate::store::StoredCharge>, StoreError> {
         self.get_charge_impl(id).await
+    }
+
+    async fn create_refund(
+        &self,
+        idempotency_key: &str,
+        refund: &crate::payments::gateway::GatewayRefund,
+    ) -> Result<crate::store::CreateRefund, StoreError> {
+        self.create_refund_impl(idempotency_key, refund).await
     }
 
     async fn due_deliveries(

@@ -42,6 +42,8 @@ pub(super) struct OrderItem {
     lines: Vec<LineItem>,
     total_amount: i64,
     currency: Currency,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    charge_id: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: time::OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -78,6 +80,7 @@ impl OrderItem {
                 .collect(),
             total_amount: o.total.amount,
             currency: o.total.currency,
+            charge_id: o.charge_id.clone(),
             created_at: o.created_at,
             updated_at: o.updated_at,
             reservation_deadline: o.reservation_deadline,
@@ -101,6 +104,7 @@ impl OrderItem {
                 })
                 .collect(),
             total: Money { amount: self.total_amount, currency: self.currency },
+            charge_id: self.charge_id,
             created_at: self.created_at,
             updated_at: self.updated_at,
             reservation_deadline: self.reservation_deadline,
@@ -118,6 +122,9 @@ pub(super) struct MarkerItem {
     pub(super) sk: String,
     pub(super) order_id: Uuid,
     pub(super) request_hash: String,
+    /// TTL (epoch seconds): a key is only worth remembering while a client may still retry with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) expires_at: Option<i64>,
 }
 
 /// The part of a product item pricing reads.

@@ -90,7 +90,7 @@ fn decode(item: HashMap<String, AttributeValue>) -> Result<ProductItem, StoreErr
 }
 
 /// A live product: exists and not deleted.
-const LIVE: &str = "attribute_exists(pk) AND attribute_not_exists(deleted_at)";
+use super::stock::LIVE;
 
 impl ProductStore for DynamoStore {
     async fn create_product(&self, product: &Product) -> Result<(), StoreError> {

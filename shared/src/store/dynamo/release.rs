@@ -24,8 +24,9 @@ impl DynamoStore {
         event: &Event,
         now: time::OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let mut items = vec![order_state(&self.table, order.id, OrderState::PendingPayment, release.target(), now)?];
-        items.extend(stock_updates(&self.table, &order.lines, Transition::Release)?);
+        let mut items =
+            vec![order_state(&self.table, order.id, OrderState::PendingPayment, release.target(), None, now)?];
+        items.extend(stock_updates(&self.table, &order.lines, false, Transition::Release)?);
         items.push(outbox::put_event(&self.table, event)?);
 
         match self.transact(items).await {

@@ -44,7 +44,13 @@ impl DynamoStore {
     pub(super) async fn place_order_impl(&self, p: &Placement) -> Result<(), PlaceError> {
         let order = &p.order;
         let (pk, sk) = keys::idempotency(order.user_id, &p.idempotency_key);
-        let marker = MarkerItem { pk, sk: sk.to_owned(), order_id: order.id, request_hash: p.request_hash.clone() };
+        let marker = MarkerItem {
+            pk,
+            sk: sk.to_owned(),
+            order_id: order.id,
+            request_hash: p.request_hash.clone(),
+            expires_at: Some((order.created_at + super::MARKER_RETENTION).unix_timestamp()),
+        };
         let mut items = vec![
             put_new(&self.table, serde_dynamo::to_item(marker).map_err(decode_error)?)?,
             put_new(&self.table, serde_dynamo::to_item(OrderItem::from_order(order)).map_err(decode_error)?)?,
@@ -58,7 +64,8 @@ impl DynamoStore {
                 .set_key(Some(keys::key(keys::product(line.product_id))))
                 .update_expression(format!("SET {}", w.assignments.join(", ")))
                 .condition_expression(format!(
-                    "attribute_exists(pk) AND attribute_not_exists(deleted_at) AND price_amount = :price AND currency = :currency AND {}",
+                    "{} AND price_amount = :price AND currency = :currency AND {}",
+                    super::stock::LIVE,
                     w.condition
                 ))
                 .expression_attribute_values(":price", AttributeValue::N(line.unit_price.amount.to_string()))

@@ -1,83 +1,110 @@
-//! The notifier's e-mail markers, one item per event: `pk = EMAIL_SENT#<event id>`, `sk = EMAIL`.
+//! The notifier's e-mail records, one item per event: `pk = EMAIL_SENT#<event id>`, `sk = EMAIL`,
+//! `status` = `SENT` (with SES's `message_id`) or `REFUSED` (SES refused the address for good,
+//! with its `reason`), and `expires_at` (TTL, [`RETENTION`]).
 //!
-//! Claim, send, confirm:
-//! 1. `PutItem {status: SENDING, lease_until}` if no item exists, or the existing one is a
-//!    `SENDING` claim whose lease ran out (its sender died);
-//! 2. the e-mail is sent;
-//! 3. `UpdateItem status = SENT` (forever; a redelivery finds it and sends nothing).
+//! A batch's records are read with one `BatchGetItem` (strongly consistent, 100 keys at a time)
+//! before sending, and written with `BatchWriteItem` (25 at a time) after: two calls per 25–100
+//! e-mails instead of two writes per e-mail. (Against DynamoDB Local, which does one write at a time
+//! on one core, per-e-mail writes were what bounded the notifier: see `docs/events.md`.)
 //!
-//! A failed send deletes the claim so the redelivered batch can send at once. Concurrent
-//! deliveries of the same event (Lambda can run a retry while the first attempt is still going)
-//! meet at step 1: exactly one claims, the other sees `InFlight`. The one gap left is a crash
-//! between 2 and 3: after the lease the e-mail is sent again. That duplicate is chosen over the
-//! alternative (mark first, lose the e-mail if the send then dies) — see `docs/events.md`.
+//! Why no claim before sending: one Kafka partition is handled by one invocation at a time, and
+//! every copy of an event has the same key, so two copies of one event are never sent at the same
+//! moment; a copy that arrives later finds the record. The one gap is a crash after SES accepted an
+//! e-mail and before the batch's records were written: the redelivered batch sends it again. That
+//! duplicate is chosen over the alternative (record first, lose the e-mail if the send then fails)
+//! — see `docs/events.md`.
 
-use super::{DynamoStore, applied, keys, store_error};
-use crate::store::{EmailClaim, SentEmails, StoreError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use super::{DynamoStore, decode_error, keys, store_error};
+use crate::store::{EmailRecord, SentEmails, StoreError};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
-const SENDING: &str = "SENDING";
+/// How long an e-mail record is kept: longer than Kafka keeps a record (7 days by default on
+/// MSK) and the sweeper redrives an event, so a late copy still finds it.
+pub const RETENTION: time::Duration = time::Duration::days(14);
 const SENT: &str = "SENT";
+const REFUSED: &str = "REFUSED";
+/// Attempts at the unprocessed part of a batch read or write (DynamoDB hands back what it throttled).
+const ROUNDS: usize = 5;
+
+#[derive(Deserialize)]
+struct RecordItem {
+    pk: String,
+}
 
 impl SentEmails for DynamoStore {
-    async fn claim_email(
-        &self,
-        event_id: Uuid,
-        now: time::OffsetDateTime,
-        lease: time::Duration,
-    ) -> Result<EmailClaim, StoreError> {
-        let mut item = keys::key(keys::email_sent(event_id));
-        item.insert("status".into(), AttributeValue::S(SENDING.into()));
-        item.insert("lease_until".into(), AttributeValue::N((now + lease).unix_timestamp().to_string()));
-        item.insert("claimed_at".into(), AttributeValue::S(keys::rfc3339(now)?));
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR (#s = :sending AND lease_until < :now)")
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":sending", AttributeValue::S(SENDING.into()))
-            .expression_attribute_values(":now", AttributeValue::N(now.unix_timestamp().to_string()))
-            .send()
-            .await;
-        if applied(put)? {
-            return Ok(EmailClaim::Claimed);
+    async fn settled(&self, events: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
+        let mut settled = HashSet::new();
+        for chunk in events.chunks(100) {
+            let mut keys_and_attributes =
+                KeysAndAttributes::builder().consistent_read(true).projection_expression("pk");
+            for id in chunk {
+                keys_and_attributes = keys_and_attributes.keys(keys::key(keys::email_sent(*id)));
+            }
+            let mut pending = Some(HashMap::from([(
+                self.table.clone(),
+                keys_and_attributes.build().map_err(|e| StoreError::Other(e.to_string()))?,
+            )]));
+            for _ in 0..ROUNDS {
+                let Some(request) = pending.take().filter(|m| !m.is_empty()) else { break };
+                let out =
+                    self.client.batch_get_item().set_request_items(Some(request)).send().await.map_err(store_error)?;
+                for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                    let r: RecordItem = serde_dynamo::from_item(item).map_err(decode_error)?;
+                    if let Some(id) = r.pk.strip_prefix("EMAIL_SENT#").and_then(|id| Uuid::parse_str(id).ok()) {
+                        settled.insert(id);
+                    }
+                }
+                pending = out.unprocessed_keys;
+            }
+            if pending.is_some_and(|m| !m.is_empty()) {
+                return Err(StoreError::Unavailable("e-mail records could not all be read".into()));
+            }
         }
-        let existing = self.get_item(keys::email_sent(event_id)).await?;
-        let status = existing.as_ref().and_then(|i| i.get("status")).and_then(|s| s.as_s().ok());
-        Ok(if status.map(String::as_str) == Some(SENT) { EmailClaim::AlreadySent } else { EmailClaim::InFlight })
+        Ok(settled)
     }
 
-    async fn mark_sent(&self, event_id: Uuid, message_id: &str, now: time::OffsetDateTime) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::key(keys::email_sent(event_id))))
-            .update_expression("SET #s = :sent, sent_at = :t, message_id = :m REMOVE lease_until")
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":sent", AttributeValue::S(SENT.into()))
-            .expression_attribute_values(":t", AttributeValue::S(keys::rfc3339(now)?))
-            .expression_attribute_values(":m", AttributeValue::S(message_id.to_owned()))
-            .send()
-            .await
-            .map_err(store_error)?;
+    async fn record(&self, records: &[(Uuid, EmailRecord)], now: time::OffsetDateTime) -> Result<(), StoreError> {
+        let at = AttributeValue::S(keys::rfc3339(now)?);
+        let expires = keys::expires_at(now + RETENTION);
+        for chunk in records.chunks(25) {
+            let mut writes = Vec::with_capacity(chunk.len());
+            for (id, record) in chunk {
+                let mut item = keys::key(keys::email_sent(*id));
+                item.insert("at".into(), at.clone());
+                item.insert(keys::TTL.into(), expires.clone());
+                match record {
+                    EmailRecord::Sent { message_id } => {
+                        item.insert("status".into(), AttributeValue::S(SENT.into()));
+                        item.insert("message_id".into(), AttributeValue::S(message_id.clone()));
+                    }
+                    EmailRecord::Refused { reason } => {
+                        item.insert("status".into(), AttributeValue::S(REFUSED.into()));
+                        item.insert("reason".into(), AttributeValue::S(reason.clone()));
+                    }
+                }
+                let put =
+                    PutRequest::builder().set_item(Some(item)).build().map_err(|e| StoreError::Other(e.to_string()))?;
+                writes.push(WriteRequest::builder().put_request(put).build());
+            }
+            let mut pending = Some(HashMap::from([(self.table.clone(), writes)]));
+            for _ in 0..ROUNDS {
+                let Some(request) = pending.take().filter(|m| m.values().any(|w| !w.is_empty())) else { break };
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .set_request_items(Some(request))
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                pending = out.unprocessed_items;
+            }
+            if pending.is_some_and(|m| m.values().any(|w| !w.is_empty())) {
+                return Err(StoreError::Unavailable("e-mail records could not all be written".into()));
+            }
+        }
         Ok(())
-    }
-
-    async fn release_claim(&self, event_id: Uuid) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::key(keys::email_sent(event_id))))
-            .condition_expression("#s = :sending")
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":sending", AttributeValue::S(SENDING.into()))
-            .send()
-            .await;
-        // Refused: not a claim any more (sent by another delivery after our lease ran out): keep it.
-        applied(result).map(drop)
     }
 }

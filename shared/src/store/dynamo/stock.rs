@@ -8,6 +8,10 @@
 use crate::domain::stock::{Counter, Transition};
 use aws_sdk_dynamodb::types::AttributeValue;
 
+/// The product is in the catalog: it exists and was not deleted (reserving, and a late payment
+/// taking units again, need it; paying and releasing what an order holds do not).
+pub const LIVE: &str = "attribute_exists(pk) AND attribute_not_exists(deleted_at)";
+
 pub const AVAILABLE: &str = "available_stock";
 pub const RESERVED: &str = "reserved_stock";
 pub const SELLABLE: &str = "sellable_stock";

@@ -23,32 +23,40 @@ pub(super) fn put_new(table: &str, item: HashMap<String, AttributeValue>) -> Res
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
-/// `from → to` on the order, **if its state is still `from`**; it leaves the pending index.
+/// `from → to` on the order, **if its state is still `from`**; it leaves the pending index. With
+/// `charge`, the order records it as its own (the one that paid it, or is refunded for it).
 pub(super) fn order_state(
     table: &str,
     order_id: uuid::Uuid,
     from: OrderState,
     to: OrderState,
+    charge: Option<&str>,
     now: time::OffsetDateTime,
 ) -> Result<TransactWriteItem, StoreError> {
     let now = keys::rfc3339(now)?;
+    let set_charge = if charge.is_some() { ", charge_id = :charge" } else { "" };
     let update = Update::builder()
         .table_name(table)
         .set_key(Some(keys::key(keys::order(order_id))))
-        .update_expression("SET #state = :to, updated_at = :now REMOVE gsi2pk, gsi2sk")
+        .update_expression(format!("SET #state = :to, updated_at = :now{set_charge} REMOVE gsi2pk, gsi2sk"))
         .condition_expression("#state = :from")
         .expression_attribute_names("#state", "state")
         .expression_attribute_values(":to", AttributeValue::S(to.as_str().into()))
         .expression_attribute_values(":from", AttributeValue::S(from.as_str().into()))
         .expression_attribute_values(":now", AttributeValue::S(now));
+    let update = match charge {
+        Some(c) => update.expression_attribute_values(":charge", AttributeValue::S(c.to_owned())),
+        None => update,
+    };
     Ok(TransactWriteItem::builder().update(built(update.build())?).build())
 }
 
 /// One guarded stock update per line (see [`super::stock`]); `transition` maps a line's quantity
-/// to its move.
+/// to its move. `live`: only while the product is still sold (not deleted).
 pub(super) fn stock_updates(
     table: &str,
     lines: &[OrderLine],
+    live: bool,
     transition: impl Fn(i64) -> Transition,
 ) -> Result<Vec<TransactWriteItem>, StoreError> {
     lines
@@ -59,7 +67,11 @@ pub(super) fn stock_updates(
                 .table_name(table)
                 .set_key(Some(keys::key(keys::product(line.product_id))))
                 .update_expression(format!("SET {}", w.assignments.join(", ")))
-                .condition_expression(w.condition);
+                .condition_expression(if live {
+                    format!("{} AND {}", super::stock::LIVE, w.condition)
+                } else {
+                    w.condition
+                });
             for (k, v) in w.values {
                 update = update.expression_attribute_values(k, v);
             }

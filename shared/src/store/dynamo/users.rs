@@ -4,13 +4,21 @@
 //! own, `EMAIL#<lower-case email>`, created with `attribute_not_exists(pk)` in the same transaction
 //! as the profile: two signups racing for one address cannot both succeed. The claim item also holds
 //! the password hash and role, so login is a single `GetItem`.
+//!
+//! Roles: everyone signs up a customer. `set_role` (the operator's `shop-admin`) changes the role
+//! on both items in one transaction, and puts an admin's profile in the sparse `gsi1` partition
+//! `ADMINS` (sort key: the normalised e-mail), so listing the admins is one query; a demotion
+//! takes it out again. Admin routes read the profile's role on every write (`role`): a demotion
+//! takes effect at once, not when the last token issued with the old role expires.
 
+use super::index::Partition;
 use super::transact::TransactError;
 use super::{DynamoStore, decode_error, keys, outbox};
+use crate::domain::user::Email;
 use crate::domain::user::{Role, User};
 use crate::events::event::Event;
-use crate::store::{CreateUserError, Credentials, StoreError, UserStore};
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use crate::store::{CreateUserError, Credentials, Member, RoleStore, StoreError, UserStore};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -67,13 +75,87 @@ impl UserStore for DynamoStore {
         }
     }
 
-    async fn credentials(&self, email_normalized: &str) -> Result<Option<Credentials>, StoreError> {
-        let item: Option<CredentialsItem> = self.get(keys::email(email_normalized)).await?;
+    async fn credentials(&self, email: &Email) -> Result<Option<Credentials>, StoreError> {
+        let item: Option<CredentialsItem> = self.get(keys::email(&email.normalized())).await?;
         Ok(item.map(|c| Credentials {
             user_id: c.user_id,
             email: c.email,
             role: c.role,
             password_hash: c.password_hash,
         }))
+    }
+}
+
+const ADMINS: &str = "ADMINS";
+
+#[derive(Deserialize)]
+struct RoleOfProfile {
+    role: Role,
+}
+
+#[derive(Deserialize)]
+struct AdminProfile {
+    id: Uuid,
+    email: String,
+    role: Role,
+}
+
+impl RoleStore for DynamoStore {
+    async fn set_role(&self, email: &Email, role: Role) -> Result<Option<Member>, StoreError> {
+        let Some(c) = self.get::<CredentialsItem>(keys::email(&email.normalized())).await? else { return Ok(None) };
+        let role_value: AttributeValue = serde_dynamo::to_attribute_value(role).map_err(decode_error)?;
+        let claim = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(keys::email(&email.normalized()))))
+            .update_expression("SET #role = :role")
+            .condition_expression("user_id = :user")
+            .expression_attribute_names("#role", "role")
+            .expression_attribute_values(":role", role_value.clone())
+            .expression_attribute_values(":user", AttributeValue::S(c.user_id.to_string()));
+        let profile = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(keys::user(c.user_id))))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#role", "role")
+            .expression_attribute_values(":role", role_value);
+        let profile = match role {
+            Role::Admin => profile
+                .update_expression("SET #role = :role, gsi1pk = :admins, gsi1sk = :email")
+                .expression_attribute_values(":admins", AttributeValue::S(ADMINS.into()))
+                .expression_attribute_values(":email", AttributeValue::S(email.normalized())),
+            Role::Customer => profile.update_expression("SET #role = :role REMOVE gsi1pk, gsi1sk"),
+        };
+        let built = |u: aws_sdk_dynamodb::error::BuildError| StoreError::Other(u.to_string());
+        let items = vec![
+            TransactWriteItem::builder().update(claim.build().map_err(built)?).build(),
+            TransactWriteItem::builder().update(profile.build().map_err(built)?).build(),
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(Some(Member { user_id: c.user_id, email: c.email, role })),
+            Err(TransactError::Store(e)) => Err(e),
+            Err(e) => Err(StoreError::Other(format!("role of {} not changed: {e}", c.user_id))),
+        }
+    }
+
+    async fn admins(&self) -> Result<Vec<Member>, StoreError> {
+        let mut members = Vec::new();
+        let mut after: Option<((String, &'static str), String)> = None;
+        loop {
+            // Sort keys are e-mails: "below" the highest code point, so the whole partition.
+            let page = self.due(&Partition::gsi1(ADMINS), "\u{10FFFF}".into(), after.take(), 100, None).await?;
+            let full = page.len() == 100;
+            for item in page {
+                let p: AdminProfile = serde_dynamo::from_item(item).map_err(decode_error)?;
+                after = Some((keys::user(p.id), p.email.to_lowercase()));
+                members.push(Member { user_id: p.id, email: p.email, role: p.role });
+            }
+            if !full {
+                return Ok(members);
+            }
+        }
+    }
+
+    async fn role(&self, user_id: Uuid) -> Result<Option<Role>, StoreError> {
+        Ok(self.get::<RoleOfProfile>(keys::user(user_id)).await?.map(|p| p.role))
     }
 }
