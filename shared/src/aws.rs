@@ -1,0 +1,86 @@
+//! AWS SDK clients as a Lambda function needs them, and nothing more.
+//!
+//! A function's cold start pays for every byte of its binary and for everything done before its
+//! first request, so the clients are built without `aws-config`'s general-purpose machinery
+//! (profile files, SSO, STS web identity, IMDS region probing: none of which a Lambda function
+//! uses, all of which it would link and set up):
+//!
+//! - **credentials** from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`,
+//!   which Lambda sets for the execution role (and the local stack for its emulators);
+//! - **region** from `AWS_REGION` (Lambda sets it);
+//! - **endpoint** from the SDK's standard `AWS_ENDPOINT_URL_<SERVICE>` or `AWS_ENDPOINT_URL`, so
+//!   the same binaries run against AWS, LocalStack or the local stack unchanged;
+//! - **one HTTP client**: hyper with rustls on the *ring* crypto provider (the one reqwest and the
+//!   JWT code use too: one crypto library in the binary, not two), connections pooled per instance;
+//! - a **pinned behavior version** ([`BEHAVIOR_VERSION`]), so an SDK update cannot change retry or
+//!   timeout defaults under us unnoticed;
+//! - the **app name** from `AWS_SDK_UA_APP_ID` in the user agent (the local DynamoDB proxy counts
+//!   calls per function by it).
+
+use aws_sdk_dynamodb::config::{AppName, BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
+use aws_smithy_http_client::tls;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+
+/// The SDK defaults (retries, timeouts, stalled-stream protection) this code was written against.
+pub fn behavior_version() -> BehaviorVersion {
+    BehaviorVersion::v2026_01_12()
+}
+
+/// What every client of one instance shares.
+#[derive(Debug, Clone)]
+pub struct AwsEnv {
+    pub region: Region,
+    pub credentials: SharedCredentialsProvider,
+    pub http: SharedHttpClient,
+    pub app_name: Option<AppName>,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// The HTTPS client every SDK client of the instance uses (rustls + ring; system trust store,
+/// loaded once, at the first TLS connection).
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .build_https()
+}
+
+impl AwsEnv {
+    /// From the environment Lambda provides. Missing credentials are an empty set (an anonymous
+    /// client fails its first request, loudly), not an error at cold start: tools run it too.
+    pub fn from_env() -> Self {
+        let credentials = Credentials::new(
+            var("AWS_ACCESS_KEY_ID").unwrap_or_default(),
+            var("AWS_SECRET_ACCESS_KEY").unwrap_or_default(),
+            var("AWS_SESSION_TOKEN"),
+            None,
+            "environment",
+        );
+        Self {
+            region: Region::new(var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into())),
+            credentials: SharedCredentialsProvider::new(credentials),
+            http: https_client(),
+            app_name: var("AWS_SDK_UA_APP_ID").and_then(|a| AppName::new(a).ok()),
+        }
+    }
+
+    /// `AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL`.
+    pub fn endpoint(service: &str) -> Option<String> {
+        var(&format!("AWS_ENDPOINT_URL_{service}")).or_else(|| var("AWS_ENDPOINT_URL"))
+    }
+
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        let mut config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(behavior_version())
+            .region(self.region.clone())
+            .credentials_provider(self.credentials.clone())
+            .http_client(self.http.clone())
+            .set_app_name(self.app_name.clone());
+        if let Some(url) = Self::endpoint("DYNAMODB") {
+            config = config.endpoint_url(url);
+        }
+        aws_sdk_dynamodb::Client::from_conf(config.build())
+    }
+}
