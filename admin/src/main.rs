@@ -37,7 +37,8 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let store = DynamoStore::from_env(&shop::config::StoreConfig { table_name: cli.table }).await;
+    let aws = shop::aws::AwsEnv::from_env();
+    let store = DynamoStore::from_env(&shop::config::StoreConfig { table_name: cli.table }, &aws);
     let result = match cli.command {
         Command::Promote { email } => shop::admin::promote(&store, &email).await.map(|m| {
             println!("{} ({}) is now an admin", m.email, m.user_id);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, LocalSecondaryIndex, Projection,
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
@@ -81,10 +81,11 @@ impl DynamoDbLocal {
 /// A client for DynamoDB Local: fixed dummy credentials and the stack's region.
 pub fn client(endpoint: &str) -> Client {
     let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
+        .behavior_version(shop::aws::behavior_version())
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new("local", "local", None, None, "local"))
+        .http_client(shop::aws::https_client())
         .build();
     Client::from_conf(config)
 }

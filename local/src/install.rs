@@ -280,7 +280,7 @@ pub async fn run_logged(mut cmd: tokio::process::Command, log: &Path) -> Result<
     Ok(())
 }
 
-fn require_on_path(program: &str, hint: &str) -> Result<()> {
+pub fn require_on_path(program: &str, hint: &str) -> Result<()> {
     if find_on_path(program).is_none() {
         bail!("`{program}` is not on PATH: {hint}");
     }

@@ -150,6 +150,8 @@ pub async fn command(
                 function_logs: None,
                 only: Some(vec![function.clone()]),
                 schedule: crate::schedule::Mode::Off,
+                profile: crate::workspace::PROFILE,
+                dynamodb_proxy: true,
             };
             let stack = crate::stack::Stack::start(&ws, &template, &jar_dir, opts).await?;
             let invoked = local(&stack.pools[&function], payload).await;

@@ -11,7 +11,7 @@
 //! cargo local browser-test [--url <api-url>]
 //! ```
 //!
-//! (`cargo local` is an alias in `.cargo/config.toml` for `cargo run --release -p local --`.)
+//! (`cargo local` is an alias in `.cargo/config.toml` for `cargo run --profile local -p local --`.)
 //!
 //! The pieces, one per module:
 //!

@@ -319,6 +319,35 @@ impl Pool {
         *self.crash.lock().unwrap() = Some(after);
     }
 
+    /// Stops every idle instance (none that is starting or running an invocation) and waits
+    /// until they are gone, so the next invocation starts a process: a cold start on demand, for
+    /// the benchmark's cold-start rounds.
+    pub async fn retire_idle(&self) {
+        let idle: Vec<Arc<Instance>> = self
+            .instances
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|i| *i.phase.lock().unwrap() == Phase::Idle)
+            .cloned()
+            .collect();
+        for i in &idle {
+            process::signal(i.pid, process::SIGCONT);
+            process::signal(i.pid, process::SIGKILL);
+        }
+        for _ in 0..250 {
+            if idle.iter().all(|i| i.dead.load(Ordering::SeqCst)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Instances started so far.
+    pub fn started(&self) -> usize {
+        self.started.load(Ordering::SeqCst)
+    }
+
     /// Stops every instance; queued and running invocations fail.
     pub async fn shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);

@@ -45,6 +45,11 @@ pub struct Options {
     pub only: Option<Vec<String>>,
     /// The template's `Schedule` events (see [`crate::schedule`]).
     pub schedule: crate::schedule::Mode,
+    /// The cargo profile whose binaries run (`target/<profile>/`).
+    pub profile: &'static str,
+    /// Functions reach DynamoDB Local through the counting, fault-injecting proxy (`false`:
+    /// directly, for benchmarks that must not pay for the extra hop; no counts, no faults).
+    pub dynamodb_proxy: bool,
 }
 
 impl Options {
@@ -60,6 +65,8 @@ impl Options {
             function_logs: Some(function_logs),
             only: None,
             schedule: crate::schedule::Mode::Off,
+            profile: crate::workspace::PROFILE,
+            dynamodb_proxy: true,
         }
     }
 }
@@ -106,7 +113,7 @@ impl Stack {
             pools: BTreeMap::new(),
             function_env: BTreeMap::new(),
             workspace_root: ws.root.clone(),
-            admin_command: ws.release_binary("shop-admin"),
+            admin_command: ws.binary_of(opts.profile, "shop-admin"),
             schedules: Vec::new(),
             ddb,
             servers: Vec::new(),
@@ -131,9 +138,12 @@ impl Stack {
             Ok(())
         })
         .await?;
-        let proxy = DynamoDbProxy::start(&self.dynamodb_endpoint, DynamoDbProxy::faults_from_env()?).await?;
-        let functions_ddb = proxy.endpoint.clone();
-        self.dynamodb_proxy = Some(proxy.clone());
+        let proxy = match opts.dynamodb_proxy {
+            true => Some(DynamoDbProxy::start(&self.dynamodb_endpoint, DynamoDbProxy::faults_from_env()?).await?),
+            false => None,
+        };
+        let functions_ddb = proxy.as_ref().map_or(self.dynamodb_endpoint.clone(), |p| p.endpoint.clone());
+        self.dynamodb_proxy = proxy.clone();
 
         let step = Step::start("starting Kafka (tansu) and SES (moto)");
         self.messaging = Some(progress::run(step, Messaging::start(template, &ws.logs_dir())).await?);
@@ -158,7 +168,7 @@ impl Stack {
             for f in &functions {
                 let declared = crate::env_vars::with_local_api_url(overrides.apply(f), api_url.as_deref());
                 self.function_env.insert(f.logical_id.clone(), declared.clone());
-                let binary = ws.release_binary(&f.binary);
+                let binary = ws.binary_of(opts.profile, &f.binary);
                 let spec = FunctionSpec {
                     logical_id: f.logical_id.clone(),
                     env: match &self.messaging {
@@ -202,7 +212,10 @@ impl Stack {
             self.servers.push(handle);
         }
         if let Some(port) = opts.invoke_port {
-            let mut app = invoke::router(self.pools.clone()).merge(proxy.control_router());
+            let mut app = invoke::router(self.pools.clone());
+            if let Some(proxy) = &proxy {
+                app = app.merge(proxy.control_router());
+            }
             if let Some(messaging) = &self.messaging {
                 app = app.merge(messaging.control_router());
             }

@@ -57,7 +57,7 @@ pub struct Table {
 #[derive(Debug, Clone)]
 pub struct Function {
     pub logical_id: String,
-    /// `Metadata.BuildProperties.Binary`: the cargo binary target, `target/release/<binary>`.
+    /// `Metadata.BuildProperties.Binary`: the cargo binary target, `target/<profile>/<binary>`.
     pub binary: String,
     pub memory_mb: u64,
     pub timeout_secs: u64,

@@ -5,7 +5,7 @@
 //!    them. They run before the stack starts: a lint failure costs no emulator start-up.
 //! 2. A throw-away stack on random ports (so it never clashes with a running `up`), with
 //!    function output in `target/local-logs/<Function>.log` to keep test output readable.
-//! 3. `cargo nextest run --release --workspace --no-fail-fast [extra args]` (see below);
+//! 3. `cargo nextest run --cargo-profile local --workspace --no-fail-fast [extra args]` (see below);
 //! 4. when the tests passed, the storefront's browser test (`tests/browser/`, headless Chromium
 //!    through Playwright; see [`crate::browser_test`]; `--skip-browser` skips it, and its tools
 //!    are installed before the stack starts, so a missing Chromium fails fast);
@@ -14,8 +14,9 @@
 //!    body as documented, invalid input refused. A fixed seed keeps CI reproducible. It does not
 //!    check undeclared methods: API Gateway itself answers those with 404, as the local one does.
 //!
-//! The test run is `cargo nextest run --release --workspace --no-fail-fast [extra args]` (or `cargo test
-//!    --release --workspace` without nextest), with the test contract in its environment:
+//! The test run is `cargo nextest run --cargo-profile local --workspace --no-fail-fast [extra args]`
+//!    (or `cargo test --profile local --workspace` without nextest; `local` is the profile the stack
+//!    runs too, see [`crate::workspace`]), with the test contract in its environment:
 //!    `SHOP_API_URL`, `SHOP_INVOKE_URL`, `SHOP_DYNAMODB_ENDPOINT`, `SHOP_TABLE_NAME`,
 //!    `SHOP_ADMIN_EMAIL`, `SHOP_ADMIN_PASSWORD`, `SHOP_JWT_SECRET`, `SHOP_JWT_ISSUER`,
 //!    `SHOP_JWT_AUDIENCE`, `SHOP_WORKSPACE`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
@@ -162,12 +163,14 @@ async fn run_tests(ws: &Workspace, stack: &Stack, extra: &[String]) -> Result<Ex
         .is_ok_and(|s| s.success());
     let mut cmd = cargo_command();
     if nextest {
-        cmd.args(["nextest", "run", "--release", "--workspace", "--no-fail-fast"]);
+        cmd.args(["nextest", "run", "--cargo-profile", crate::workspace::PROFILE, "--workspace", "--no-fail-fast"]);
     } else {
         // Without nextest there are no exclusive test groups (.config/nextest.toml): run one test
         // at a time so the whole-table and sweeper tests cannot overlap with others.
         eprintln!("(cargo-nextest not found: using cargo test, one test at a time)");
-        cmd.args(["test", "--release", "--workspace"]).args(extra).args(["--", "--test-threads=1"]);
+        cmd.args(["test", "--profile", crate::workspace::PROFILE, "--workspace"])
+            .args(extra)
+            .args(["--", "--test-threads=1"]);
     }
     if nextest {
         cmd.args(extra);

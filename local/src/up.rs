@@ -8,7 +8,7 @@
 //! run by hand against a running stack:
 //!
 //! ```sh
-//! set -a; . target/local-stack.env; set +a; cargo nextest run --release -p shop-tests
+//! set -a; . target/local-stack.env; set +a; cargo nextest run --cargo-profile local -p shop-tests
 //! ```
 
 use std::process::ExitCode;
@@ -39,7 +39,7 @@ pub struct Args {
     /// Do not create the admin account and demo products.
     #[arg(long)]
     no_seed: bool,
-    /// Use the binaries already in target/release (skip `cargo build`).
+    /// Use the binaries already in target/local (skip `cargo build`).
     #[arg(long)]
     no_build: bool,
     /// Fire every `Schedule` event of the template (e.g. the sweeper) every this many seconds
@@ -74,6 +74,8 @@ pub async fn run(args: Args) -> Result<ExitCode> {
             (false, Some(secs)) => crate::schedule::Mode::Every(std::time::Duration::from_secs(secs)),
             (false, None) => crate::schedule::Mode::Template,
         },
+        profile: crate::workspace::PROFILE,
+        dynamodb_proxy: true,
     };
     let stack = Stack::start(&ws, &template, &tools.dynamodb_local_dir, opts).await?;
     let api = stack.api_url.clone().context("API not started")?;

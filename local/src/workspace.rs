@@ -3,6 +3,10 @@
 //! `cargo metadata` is the authority on both: it knows the workspace root, the target directory
 //! (honouring `CARGO_TARGET_DIR`) and which package owns each binary target, so the template's
 //! `Metadata.BuildProperties.Binary` is all a function needs to declare.
+//!
+//! The local stack runs binaries of the [`PROFILE`] profile (`local`: optimised, built fast); the
+//! `release` profile is what `sam build` deploys (small: fat LTO, one codegen unit, `opt-level =
+//! "s"`), built here only when the benchmark measures it ([`Workspace::build_deployed`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,6 +17,11 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::progress::Step;
+
+/// The cargo profile the local stack, the tests and CI build and run.
+pub const PROFILE: &str = "local";
+/// The profile `sam build` deploys (`cargo lambda build --release`).
+pub const DEPLOY_PROFILE: &str = "release";
 
 pub struct Workspace {
     pub root: PathBuf,
@@ -67,8 +76,9 @@ impl Workspace {
         Ok(Self { root: path("workspace_root")?, target_dir: path("target_directory")?, bin_packages })
     }
 
-    pub fn release_binary(&self, binary: &str) -> PathBuf {
-        self.target_dir.join("release").join(binary)
+    /// A binary of `profile` (cargo's `target/<profile>/`).
+    pub fn binary_of(&self, profile: &str, binary: &str) -> PathBuf {
+        self.target_dir.join(profile).join(binary)
     }
 
     pub fn logs_dir(&self) -> PathBuf {
@@ -84,21 +94,65 @@ impl Workspace {
     /// than the test run (`cargo nextest run --workspace`) does — minutes on two cores, for
     /// nothing. With the same selection, the test run finds everything already built.
     pub async fn build(&self, binaries: &[&str]) -> Result<()> {
+        self.build_profile(PROFILE, binaries, &["--workspace", "--all-targets"]).await
+    }
+
+    /// Builds `binaries` as they are deployed: the [`DEPLOY_PROFILE`], only their packages (so
+    /// cargo unifies features over the functions, not over the local stack and the tests as a
+    /// workspace build would), for the host (`arm64: false`) or, with `cargo lambda build
+    /// --release --arm64` (what `sam build` runs), for arm64 into `target/lambda/<binary>/bootstrap`.
+    pub async fn build_deployed(&self, binaries: &[&str], arm64: bool) -> Result<()> {
+        let mut cmd = cargo_command();
+        let shown = match arm64 {
+            false => {
+                cmd.args(["build", "--profile", DEPLOY_PROFILE, "--bins"]);
+                format!("cargo build --profile {DEPLOY_PROFILE} --bins -p …")
+            }
+            true => {
+                cmd.args(["lambda", "build", "--release", "--arm64", "--bins"]);
+                "cargo lambda build --release --arm64 -p …".to_owned()
+            }
+        };
+        cmd.args(self.package_args(binaries)?);
+        self.run_build(cmd, binaries, &shown).await
+    }
+
+    fn package(&self, bin: &str) -> Result<&str> {
+        self.bin_packages
+            .get(bin)
+            .map(String::as_str)
+            .with_context(|| format!("no package in the workspace has a binary target named `{bin}`"))
+    }
+
+    /// `-p <package>` for each binary's package, each package once.
+    fn package_args(&self, binaries: &[&str]) -> Result<Vec<String>> {
+        let mut packages: Vec<&str> = binaries.iter().map(|b| self.package(b)).collect::<Result<_>>()?;
+        packages.sort_unstable();
+        packages.dedup();
+        Ok(packages.into_iter().flat_map(|p| ["-p".to_owned(), p.to_owned()]).collect())
+    }
+
+    /// Builds `binaries` with `profile`, with `selection` as cargo's package/target arguments.
+    pub async fn build_profile(&self, profile: &str, binaries: &[&str], selection: &[&str]) -> Result<()> {
         for bin in binaries {
-            self.bin_packages
-                .get(*bin)
-                .with_context(|| format!("no package in the workspace has a binary target named `{bin}`"))?;
+            self.package(bin)?;
         }
         let mut cmd = cargo_command();
-        cmd.args(["build", "--release", "--workspace", "--all-targets"]).current_dir(&self.root);
-        let step =
-            Step::start(format!("building {} (cargo build --release --workspace --all-targets)", binaries.join(", ")));
+        cmd.args(["build", "--profile", profile]).args(selection);
+        self.run_build(cmd, binaries, &format!("cargo build --profile {profile} {}", selection.join(" "))).await
+    }
+
+    /// Runs a cargo build, with a spinner that shows what cargo is doing; on failure cargo's full
+    /// output is printed.
+    async fn run_build(&self, mut cmd: tokio::process::Command, binaries: &[&str], shown: &str) -> Result<()> {
+        cmd.current_dir(&self.root);
+        let step = Step::start(format!("building {} ({shown})", binaries.join(", ")));
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .context("running cargo build")?;
+            .with_context(|| format!("running {shown}"))?;
         let mut lines = BufReader::new(child.stderr.take().context("no stderr")?).lines();
         let mut transcript = Vec::new();
         while let Some(line) = lines.next_line().await? {
@@ -112,7 +166,7 @@ impl Workspace {
         if !status.success() {
             step.fail();
             eprintln!("{}", transcript.join("\n"));
-            bail!("cargo build failed ({status})");
+            bail!("{shown} failed ({status})");
         }
         step.done();
         Ok(())

@@ -59,7 +59,9 @@ impl AwsEnv {
             "environment",
         );
         Self {
-            region: Region::new(var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into())),
+            region: Region::new(
+                var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into()),
+            ),
             credentials: SharedCredentialsProvider::new(credentials),
             http: https_client(),
             app_name: var("AWS_SDK_UA_APP_ID").and_then(|a| AppName::new(a).ok()),
@@ -76,11 +78,9 @@ impl AwsEnv {
             .behavior_version(behavior_version())
             .region(self.region.clone())
             .credentials_provider(self.credentials.clone())
-            .http_client(self.http.clone())
-            .set_app_name(self.app_name.clone());
-        if let Some(url) = Self::endpoint("DYNAMODB") {
-            config = config.endpoint_url(url);
-        }
+            .http_client(self.http.clone());
+        config.set_app_name(self.app_name.clone());
+        config.set_endpoint_url(Self::endpoint("DYNAMODB"));
         aws_sdk_dynamodb::Client::from_conf(config.build())
     }
 }

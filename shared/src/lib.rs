@@ -11,11 +11,13 @@
 //! - [`payments`]: the gateway contract, webhook signatures and the one `settle` of payment outcomes;
 //! - [`mock_gateway`]: the simulated payment provider used in development and tests;
 //! - [`schedule`]: the loop of schedule-triggered functions;
-//! - [`config`], [`telemetry`], [`cold_start`]: typed environment config, JSON logs and clients, set up once per instance.
+//! - [`config`], [`telemetry`], [`cold_start`], [`aws`]: typed environment config, JSON logs and
+//!   the AWS clients, set up once per instance.
 
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod aws;
 pub mod cold_start;
 pub mod config;
 pub mod domain;

@@ -35,7 +35,7 @@ fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!(
             "{name} is not set: these tests run against the local stack. Run `cargo local test`, \
-             or `cargo local up` and then `set -a; . target/local-stack.env; cargo nextest run --release`"
+             or `cargo local up` and then `set -a; . target/local-stack.env; cargo nextest run --cargo-profile local`"
         )
     })
 }
@@ -196,12 +196,15 @@ pub fn event(file: &str) -> Value {
 }
 
 pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    use aws_sdk_dynamodb::config::{Credentials, Region};
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(shop::aws::behavior_version())
         .endpoint_url(&stack().dynamodb_endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .load()
-        .await;
-    aws_sdk_dynamodb::Client::new(&config)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("local", "local", None, None, "tests"))
+        .http_client(shop::aws::https_client())
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
 }
 
 /// The whole table, as a sorted map `pk|sk → item`, for "nothing changed" assertions

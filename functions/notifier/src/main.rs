@@ -8,7 +8,7 @@ use shop::email::{sender::SesSender, templates::Templates};
 async fn main() -> Result<(), lambda_http::Error> {
     let cold = ColdStart::init().await?;
     let config = NotifierConfig::from_env()?;
-    let sender = SesSender::from_env(config.sender_email).await;
+    let sender = SesSender::from_env(config.sender_email, &cold.aws);
     let notifier =
         Notifier { markers: cold.store, sender, templates: Templates::new(), concurrency: config.concurrency };
     shop::api::notifier::serve(notifier).await

@@ -59,6 +59,16 @@ impl<'a> Fixtures<'a> {
         })
     }
 
+    /// The seeded admin's token (products are created, and changed, by the admin).
+    pub fn admin_token(&self) -> &str {
+        &self.admin
+    }
+
+    /// The seeded admin's user id (its stored role is what admin writes re-check).
+    pub fn admin_id(&self) -> Result<Uuid> {
+        self.tokens.verify(&self.admin).map(|p| p.user_id).context("the admin's token does not verify")
+    }
+
     /// A variable as the functions get it (template + env.local.json).
     pub fn env(&self, var: &str) -> Result<&str> {
         function_env(self.stack, var)

@@ -1,26 +1,31 @@
 //! `cargo local bench`: the benchmark report. Every benchmark of the project runs against one
-//! throw-away local stack (random ports, pool of 8 instances per function, schedule off, the real
-//! release binaries), and one report is printed at the end.
+//! throw-away local stack (random ports, pool of 8 instances per function, schedule off), with
+//! the binaries as they are deployed (`release`, the profile `sam build` uses; `--profile local`
+//! for the faster-to-build one the tests run), and one report is printed at the end.
 //!
 //! | benchmark (`--only`) | file | what it measures |
 //! |---|---|---|
+//! | `cold-start` | [`cold_start`] | per function, ≥ 20 cold starts one at a time: init, first response, warm response |
+//! | `requests` | [`requests`] | one request at a time: `GET`/`PUT /products/{id}` against the raw SDK calls, `POST /auth/login` |
 //! | `notifier` | [`notifier`] | e-mails/s of the notifier at its default concurrency bound, SES = moto |
 //! | `events` | [`events`] | commit → Kafka and order placed → e-mail in the mailbox, p50/p99 |
 //! | `place-order` | [`place_order`] | `POST /orders` p50/p95/p99 through the API, against its floor: the same read + `TransactWriteItems` with the SDK |
 //! | `race` | [`race`] | orders/s while 500 buyers race for 50 units (exactly 50 must win), against the same race with the SDK |
 //! | `settle` | [`settle`] | signed `charge.succeeded` webhook → order `PAID`, p50/p95/p99 |
-//! | (always) | [`functions`] | per function: stripped binary size, init time, peak RSS |
+//! | (always) | [`functions`] | per function: stripped binary size (x86_64, and arm64 with `--arm64`), init, peak RSS |
 //!
-//! The notifier runs first, on a quiet stack, then the event latency: the other benchmarks place
-//! orders, whose events the relay and the notifier handle in the background. The per-function figures are read last, so peak RSS is
-//! the high-water mark after all the load. [`report`] prints figure, target (where issue 7 gives
-//! one) and ✓/✗ per row, with the machine and its load average, because the figures mean little
-//! without them.
+//! The cold starts run first, on an idle stack, then the one-at-a-time requests and the notifier
+//! on a quiet one, then the event latency: the other benchmarks place orders, whose events the
+//! relay and the notifier handle in the background. The per-function figures are read last, so
+//! peak RSS is the high-water mark after all the load. [`report`] prints figure, target (where an
+//! issue gives one) and ✓/✗ per row, with the machine and its load average, because the figures
+//! mean little without them.
 //!
 //! Benchmarks are not timed tests: a slow machine gets ✗ marks, never a failed command. The command
 //! fails only when a benchmark cannot run, or a correctness check inside one breaks (the race
 //! must sell exactly its units, every webhook must pay its order, every e-mail must arrive).
 
+mod cold_start;
 mod events;
 mod fixtures;
 mod functions;
@@ -29,6 +34,7 @@ mod notifier;
 mod place_order;
 mod race;
 mod report;
+mod requests;
 mod settle;
 
 use std::process::ExitCode;
@@ -75,13 +81,47 @@ pub struct Args {
     /// Maximum concurrent instances per function.
     #[arg(long, default_value_t = 8)]
     pool: usize,
-    /// Use the binaries already in target/release (skip `cargo build`).
+    /// Cold starts per function.
+    #[arg(long, default_value_t = 20)]
+    cold_starts: usize,
+    /// `POST /auth/login` calls (argon2id: each takes tens of ms).
+    #[arg(long, default_value_t = 40)]
+    logins: usize,
+    /// The binaries to run: `release` (deployed) or `local` (what the tests run).
+    #[arg(long, value_enum, default_value_t = Profile::Release)]
+    profile: Profile,
+    /// Also build every function for arm64 with `cargo lambda build --release --arm64` (what `sam
+    /// build` runs; needs cargo-lambda: `pip install cargo-lambda`) and report those sizes.
+    #[arg(long)]
+    arm64: bool,
+    /// Functions talk to DynamoDB Local directly, without the counting proxy (no round-trip
+    /// counts then).
+    #[arg(long)]
+    no_proxy: bool,
+    /// Use the binaries already built (skip `cargo build`).
     #[arg(long)]
     no_build: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Profile {
+    Release,
+    Local,
+}
+
+impl Profile {
+    fn name(self) -> &'static str {
+        match self {
+            Profile::Release => crate::workspace::DEPLOY_PROFILE,
+            Profile::Local => crate::workspace::PROFILE,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Benchmark {
+    ColdStart,
+    Requests,
     Notifier,
     Events,
     PlaceOrder,
@@ -96,23 +136,48 @@ impl Args {
 }
 
 pub async fn run(args: Args) -> Result<ExitCode> {
-    let sizes = [args.requests, args.concurrency, args.customers, args.buyers, args.units, args.emails, args.events];
+    let sizes = [
+        args.requests,
+        args.concurrency,
+        args.customers,
+        args.buyers,
+        args.units,
+        args.emails,
+        args.events,
+        args.cold_starts,
+        args.logins,
+    ];
     if sizes.contains(&0) {
-        bail!("--requests, --concurrency, --customers, --buyers, --units, --emails and --events must be positive");
+        bail!(
+            "--requests, --concurrency, --customers, --buyers, --units, --emails, --events, --cold-starts and \
+             --logins must be positive"
+        );
     }
     let ws = Workspace::locate().await?;
     let template = Template::load(&ws.root.join("template.yaml"))?;
     let binaries: Vec<&str> = template.functions.iter().map(|f| f.binary.as_str()).collect();
+    let profile = args.profile.name();
+    let arm64_dir = args.arm64.then(|| ws.target_dir.join("lambda"));
     if !args.no_build {
-        ws.build(&binaries).await?;
+        let mut deployed = binaries.clone();
+        deployed.push("shop-admin");
+        match args.profile {
+            Profile::Release => ws.build_deployed(&deployed, false).await?,
+            Profile::Local => ws.build(&binaries).await?,
+        }
+        if args.arm64 {
+            crate::install::require_on_path("cargo-lambda", "`pip install cargo-lambda` (it brings zig)")?;
+            ws.build_deployed(&binaries, true).await?;
+        }
     }
     let tools = crate::install::ensure().await?;
     let mut report = Report::start();
-    let opts = Options::throwaway(args.pool, ws.logs_dir());
+    let opts = Options { profile, dynamodb_proxy: !args.no_proxy, ..Options::throwaway(args.pool, ws.logs_dir()) };
     let stack = Stack::start(&ws, &template, &tools.dynamodb_local_dir, opts).await?;
     let result = bench(&template, &stack, &args, &mut report).await;
     // Read while the instances still live: their /proc entries go with them.
-    report.functions = functions::figures(&ws, &template, &stack);
+    let cold = std::mem::take(&mut report.cold_starts);
+    report.functions = functions::figures(&ws, profile, arm64_dir.as_deref(), &template, &stack, cold);
     stack.stop().await;
     result?;
     report.print(&args);
@@ -121,6 +186,12 @@ pub async fn run(args: Args) -> Result<ExitCode> {
 
 async fn bench(template: &Template, stack: &Stack, args: &Args, report: &mut Report) -> Result<()> {
     let fx = Fixtures::new(stack).await?;
+    if args.runs(Benchmark::ColdStart) {
+        report.cold_starts = cold_start::run(&fx, template, args.cold_starts).await?.into_iter().collect();
+    }
+    if args.runs(Benchmark::Requests) {
+        report.rows.extend(requests::run(&fx, args.requests, args.concurrency, args.logins).await?);
+    }
     if args.runs(Benchmark::Notifier) {
         report.rows.extend(notifier::run(&fx, template, args.emails).await?);
     }

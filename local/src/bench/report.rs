@@ -1,12 +1,15 @@
 //! The report: the machine it ran on, one table per function and one row per scenario figure.
 //!
-//! A row is one of three kinds: a plain figure; a figure against a **target** of issue 7 (✓ met,
+//! A row is one of three kinds: a plain figure; a figure against a **target** of an issue (✓ met,
 //! ✗ not met: information, never a failure, since a slow or busy machine misses targets); or a
 //! **check** of correctness inside a benchmark (✓ holds, ✗ broken: the command then exits non-zero,
 //! because a wrong answer is a bug, not a slow machine).
 
+use std::collections::BTreeMap;
+
 use crate::bench::Args;
-use crate::bench::functions::{FunctionFigures, INIT_TARGET_MS, RSS_TARGET_MIB, SIZE_TARGET_MIB};
+use crate::bench::cold_start::ColdStarts;
+use crate::bench::functions::{FunctionFigures, INIT_TARGET_MS, RSS_TARGET_MIB, SIZE_TARGET_MB};
 
 pub struct Row {
     name: String,
@@ -41,6 +44,8 @@ pub fn mark(met: bool) -> char {
 pub struct Report {
     pub rows: Vec<Row>,
     pub functions: Vec<FunctionFigures>,
+    /// By logical id, when the cold-start benchmark ran.
+    pub cold_starts: BTreeMap<String, ColdStarts>,
     started: time::OffsetDateTime,
     load_before: String,
 }
@@ -48,7 +53,13 @@ pub struct Report {
 impl Report {
     /// Notes the time and the machine's load before anything of ours runs.
     pub fn start() -> Self {
-        Self { rows: Vec::new(), functions: Vec::new(), started: time::OffsetDateTime::now_utc(), load_before: load() }
+        Self {
+            rows: Vec::new(),
+            functions: Vec::new(),
+            cold_starts: BTreeMap::new(),
+            started: time::OffsetDateTime::now_utc(),
+            load_before: load(),
+        }
     }
 
     pub fn checks_passed(&self) -> bool {
@@ -65,24 +76,46 @@ impl Report {
         println!("machine: {}", machine());
         println!("load average (1 min) before: {}, after: {}", self.load_before, load());
         println!(
-            "sizes: --requests {} --concurrency {} --customers {} --buyers {} --units {} --emails {} --pool {}",
-            args.requests, args.concurrency, args.customers, args.buyers, args.units, args.emails, args.pool
+            "sizes: --requests {} --concurrency {} --customers {} --buyers {} --units {} --emails {} --pool {} \
+             --cold-starts {} --logins {}",
+            args.requests,
+            args.concurrency,
+            args.customers,
+            args.buyers,
+            args.units,
+            args.emails,
+            args.pool,
+            args.cold_starts,
+            args.logins
         );
         println!();
         println!(
-            "{:<24} {:>16} {:>24} {:>20} {:>9}",
-            "function",
-            format!("size (≤ {SIZE_TARGET_MIB} MiB)"),
+            "binaries: {} profile{}",
+            args.profile.name(),
+            if args.no_proxy { "; functions → DynamoDB Local directly (--no-proxy)" } else { "" }
+        );
+        println!();
+        let header = [
+            format!("x86_64 (≤ {SIZE_TARGET_MB} MB)"),
+            format!("arm64 (≤ {SIZE_TARGET_MB} MB)"),
             format!("init med/max (≤ {INIT_TARGET_MS} ms)"),
+            "1st response med/max".to_owned(),
+            "warm med".to_owned(),
             format!("peak RSS (≤ {RSS_TARGET_MIB} MiB)"),
-            "instances"
+        ];
+        println!(
+            "{:<24} {:>16} {:>16} {:>22} {:>22} {:>10} {:>20} {:>9}",
+            "function", header[0], header[1], header[2], header[3], header[4], header[5], "instances"
         );
         for f in &self.functions {
             println!(
-                "{:<24} {:>16} {:>24} {:>20} {:>9}",
+                "{:<24} {:>16} {:>16} {:>22} {:>22} {:>10} {:>20} {:>9}",
                 f.name,
-                f.size_cell(),
+                f.x86_64_cell(),
+                f.arm64_cell(),
                 f.init_cell(),
+                f.first_response_cell(),
+                f.warm_cell(),
                 f.rss_cell(),
                 f.instances
             );

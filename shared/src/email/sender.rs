@@ -60,10 +60,17 @@ impl SesSender {
         Self { client, from: from.into() }
     }
 
-    /// AWS config from the environment (region, credentials, `AWS_ENDPOINT_URL_SESV2`).
-    pub async fn from_env(from: impl Into<String>) -> Self {
-        let sdk = aws_config::load_from_env().await;
-        Self::new(Client::new(&sdk), from)
+    /// The client from the environment Lambda provides (`AWS_ENDPOINT_URL_SESV2` points it at an
+    /// emulator; see [`crate::aws`]).
+    pub fn from_env(from: impl Into<String>, aws: &crate::aws::AwsEnv) -> Self {
+        let mut config = aws_sdk_sesv2::Config::builder()
+            .behavior_version(crate::aws::behavior_version())
+            .region(aws.region.clone())
+            .credentials_provider(aws.credentials.clone())
+            .http_client(aws.http.clone());
+        config.set_app_name(aws.app_name.clone());
+        config.set_endpoint_url(crate::aws::AwsEnv::endpoint("SESV2"));
+        Self::new(Client::from_conf(config.build()), from)
     }
 }
 

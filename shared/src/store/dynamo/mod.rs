@@ -89,10 +89,9 @@ impl DynamoStore {
         self.get_item(key).await?.map(|i| serde_dynamo::from_item(i).map_err(decode_error)).transpose()
     }
 
-    /// Loads AWS config from the environment (region, credentials, endpoint variables).
-    pub async fn from_env(config: &crate::config::StoreConfig) -> Self {
-        let sdk = aws_config::load_from_env().await;
-        Self::new(Client::new(&sdk), &config.table_name)
+    /// The client from the environment Lambda provides (see [`crate::aws`]).
+    pub fn from_env(config: &crate::config::StoreConfig, aws: &crate::aws::AwsEnv) -> Self {
+        Self::new(aws.dynamodb(), &config.table_name)
     }
 }
 
