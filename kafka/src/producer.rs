@@ -135,6 +135,7 @@ impl Producer {
 
     pub fn new(config: KafkaConfig) -> Result<Self, ConfigError> {
         let producer = Arc::new(create(&config)?);
+        warm_up(&producer, &config.topic);
         Ok(Self { inner: Arc::new(Inner { config, producer: Mutex::new(producer) }) })
     }
 
@@ -206,6 +207,22 @@ impl Inner {
         }
         true
     }
+}
+
+/// Starts connecting now, in the background: asks a broker for the topic's metadata on a thread
+/// of its own (librdkafka's calls block), without waiting for the answer, so the init is not
+/// delayed. The answer also starts the idempotent producer's id request, which librdkafka
+/// otherwise first tries on a 500 ms timer and retries 500 ms later when no broker is up yet
+/// (`rd_kafka_idemp_init`): measured, the first record of a cold instance waited about a
+/// second for it; now the connection, the metadata and the producer id are in place by the time
+/// the first batch arrives, or soon after.
+fn warm_up(producer: &Arc<Kafka>, topic: &str) {
+    let (producer, topic) = (Arc::clone(producer), topic.to_owned());
+    std::thread::spawn(move || {
+        if let Err(e) = producer.client().fetch_metadata(Some(&topic), Timeout::After(Duration::from_secs(5))) {
+            tracing::debug!(error = %e, "kafka warm-up: no metadata yet (the first batch will connect)");
+        }
+    });
 }
 
 fn create(config: &KafkaConfig) -> Result<Kafka, ConfigError> {

@@ -85,7 +85,7 @@ pub fn client(endpoint: &str) -> Client {
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new("local", "local", None, None, "local"))
-        .http_client(shop::aws::https_client())
+        .http_client(shop::aws::https_client(shop::aws::TrustRoots::System))
         .build();
     Client::from_conf(config)
 }

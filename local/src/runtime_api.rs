@@ -118,6 +118,8 @@ struct Instance {
     initialised: AtomicBool,
     /// The request this instance is to die in (see [`Pool::arm_crash`]).
     doomed: Mutex<Option<String>>,
+    /// Stopped on purpose while idle ([`Pool::retire_idle`]): its exit is no news.
+    retired: AtomicBool,
 }
 
 /// One function's instances and invocation queue.
@@ -248,6 +250,7 @@ impl Pool {
             init_error: Mutex::default(),
             initialised: AtomicBool::new(false),
             doomed: Mutex::default(),
+            retired: AtomicBool::new(false),
         });
         self.instances.lock().unwrap().push(instance.clone());
 
@@ -286,7 +289,7 @@ impl Pool {
                 error_type: "Runtime.ExitError",
                 message: format!("RequestId: {} Error: Runtime exited ({status}){detail}", current.request_id),
             });
-        } else {
+        } else if !instance.retired.load(Ordering::SeqCst) {
             tracing::warn!("{} exited ({status}){detail}", instance.name);
         }
         if !instance.initialised.load(Ordering::SeqCst) && self.instances.lock().unwrap().is_empty() {
@@ -319,10 +322,17 @@ impl Pool {
         *self.crash.lock().unwrap() = Some(after);
     }
 
-    /// Stops every idle instance (none that is starting or running an invocation) and waits
-    /// until they are gone, so the next invocation starts a process: a cold start on demand, for
+    /// Stops every idle instance (none that is starting or running an invocation; one that has
+    /// just answered is given up to 5 s to call `next`) and waits until they are gone, so the next invocation starts a process: a cold start on demand, for
     /// the benchmark's cold-start rounds.
     pub async fn retire_idle(&self) {
+        // An instance that just answered calls `next` a moment later: let them all get there.
+        for _ in 0..5000 {
+            if self.instances.lock().unwrap().iter().all(|i| *i.phase.lock().unwrap() == Phase::Idle) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let idle: Vec<Arc<Instance>> = self
             .instances
             .lock()
@@ -332,6 +342,7 @@ impl Pool {
             .cloned()
             .collect();
         for i in &idle {
+            i.retired.store(true, Ordering::SeqCst);
             process::signal(i.pid, process::SIGCONT);
             process::signal(i.pid, process::SIGKILL);
         }
@@ -340,6 +351,17 @@ impl Pool {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits (up to 5 s) until an instance is idle, waiting in `next`: after an answer, its
+    /// instance calls `next` a moment later, and an invocation queued before that starts another.
+    pub async fn until_idle(&self) {
+        for _ in 0..5000 {
+            if self.instances.lock().unwrap().iter().any(|i| *i.phase.lock().unwrap() == Phase::Idle) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 

@@ -202,7 +202,7 @@ pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
         .endpoint_url(&stack().dynamodb_endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("local", "local", None, None, "tests"))
-        .http_client(shop::aws::https_client())
+        .http_client(shop::aws::https_client(shop::aws::TrustRoots::System))
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
 }

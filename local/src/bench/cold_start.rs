@@ -83,11 +83,12 @@ pub async fn run(fx: &Fixtures<'_>, template: &Template, rounds: usize) -> Resul
                 let started = pool.started();
                 let (first, outcome) = timed(pool.invoke(event.clone())).await;
                 answered(id, &outcome)?;
-                if pool.started() != started + 1 {
-                    bail!("{id}: the cold invocation did not start exactly one instance");
-                }
+                pool.until_idle().await;
                 let (warm, outcome) = timed(pool.invoke(event.clone())).await;
                 answered(id, &outcome)?;
+                if pool.started() != started + 1 {
+                    bail!("{id}: the cold and the warm invocation did not share one new instance");
+                }
                 let stats = pool.stats();
                 let init = stats["init_ms"].as_array().and_then(|a| a.last()).and_then(Value::as_u64);
                 c.init_ms.push(init.context("no init time")? as f64);
