@@ -18,9 +18,21 @@
 //!   transaction for a conflict (HTTP 400 `TransactionCanceledException`, one cancellation reason
 //!   per item: `TransactionConflict` on the first, `None` on the rest); `{"throttle_rate": x}`
 //!   answers that fraction of *all* requests with `ProvisionedThroughputExceededException`
-//!   (which the SDK retries itself). A POST replaces the whole configuration (absent = 0);
+//!   (which the SDK retries itself). A POST replaces the whole configuration (absent = off);
 //!   `GET` shows it, `DELETE /_local/dynamodb/faults` switches everything off. At start-up,
-//!   `LOCAL_DDB_FAULTS=transaction_conflict_rate=0.3,throttle_rate=0.01` does the same.
+//!   `LOCAL_DDB_FAULTS=transaction_conflict_rate=0.3,throttle_rate=0.01` does the same;
+//! * **limits each partition's writes** as AWS does, which DynamoDB Local never does (it has no
+//!   partitions): with `{"partition_write_units_per_second": 1000, "capacity_scale": 0.01}` every
+//!   partition key gets a token bucket of `1000 × 0.01` write units per second (capacity: one
+//!   second's worth). A write item costs 1 unit, a transaction's item 2 (items up to 1 KB, the
+//!   shop's), a `ConditionCheck` too. A transaction that would overdraw one of its partitions is
+//!   cancelled like DynamoDB cancels it — `TransactionCanceledException` with reason
+//!   `ThrottlingError` on that item, `None` on the others — and a single or batch write is
+//!   answered `ProvisionedThroughputExceededException` with the reason
+//!   `TableWriteKeyRangeThroughputExceeded`; nothing is consumed then. 1,000 units/s is AWS's
+//!   per-partition limit; the scale factor shrinks it so that the effect shows below DynamoDB
+//!   Local's own ceiling (it runs transactions one at a time). Reads and index writes are not
+//!   limited. Throttled requests are counted in `partition_throttles`.
 //!
 //! Tests and tools that read the table directly (`SHOP_DYNAMODB_ENDPOINT`) bypass the proxy:
 //! their calls are neither counted nor faulted.
@@ -44,15 +56,33 @@ use tokio::task::JoinHandle;
 const MAX_BODY: usize = 16 * 1024 * 1024;
 const AMZ_JSON: &str = "application/x-amz-json-1.0";
 
-/// Fault injection settings: probabilities in `0.0..=1.0`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+/// Fault injection settings: probabilities in `0.0..=1.0`, and the partition write budget.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
     /// Fraction of `TransactWriteItems` cancelled with `TransactionConflict`.
     pub transaction_conflict_rate: f64,
     /// Fraction of all requests answered with `ProvisionedThroughputExceededException`.
     pub throttle_rate: f64,
+    /// Write units per second each partition key may spend (AWS: 1,000); 0 = unlimited.
+    pub partition_write_units_per_second: f64,
+    /// Multiplies `partition_write_units_per_second` (e.g. 0.01: AWS's limit at 1/100 scale).
+    pub capacity_scale: f64,
 }
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self {
+            transaction_conflict_rate: 0.0,
+            throttle_rate: 0.0,
+            partition_write_units_per_second: 0.0,
+            capacity_scale: 1.0,
+        }
+    }
+}
+
+/// AWS's write limit of one partition (DynamoDB developer guide, "partition key design").
+pub const AWS_PARTITION_WRITE_UNITS: f64 = 1000.0;
 
 impl Faults {
     /// `transaction_conflict_rate=0.3,throttle_rate=0.01` (the `LOCAL_DDB_FAULTS` format).
@@ -64,7 +94,12 @@ impl Faults {
             match key.trim() {
                 "transaction_conflict_rate" => faults.transaction_conflict_rate = value,
                 "throttle_rate" => faults.throttle_rate = value,
-                other => bail!("unknown fault `{other}` (known: transaction_conflict_rate, throttle_rate)"),
+                "partition_write_units_per_second" => faults.partition_write_units_per_second = value,
+                "capacity_scale" => faults.capacity_scale = value,
+                other => bail!(
+                    "unknown fault `{other}` (known: transaction_conflict_rate, throttle_rate, \
+                     partition_write_units_per_second, capacity_scale)"
+                ),
             }
         }
         faults.validate()?;
@@ -79,7 +114,19 @@ impl Faults {
                 bail!("{name} must be between 0 and 1, got {rate}");
             }
         }
+        if !(self.partition_write_units_per_second >= 0.0 && self.partition_write_units_per_second.is_finite()) {
+            bail!("partition_write_units_per_second must be 0 (unlimited) or more");
+        }
+        if !(self.capacity_scale > 0.0 && self.capacity_scale <= 1.0) {
+            bail!("capacity_scale must be in (0, 1], got {}", self.capacity_scale);
+        }
         Ok(())
+    }
+
+    /// Write units per second of one partition, if limited.
+    pub fn partition_budget(&self) -> Option<f64> {
+        (self.partition_write_units_per_second > 0.0)
+            .then_some(self.partition_write_units_per_second * self.capacity_scale)
     }
 
     pub fn is_off(&self) -> bool {
@@ -95,6 +142,7 @@ struct Counters {
     total: AtomicU64,
     injected_conflicts: AtomicU64,
     injected_throttles: AtomicU64,
+    partition_throttles: AtomicU64,
 }
 
 struct Shared {
@@ -102,6 +150,7 @@ struct Shared {
     client: reqwest::Client,
     counters: Counters,
     faults: Mutex<Faults>,
+    partitions: Mutex<Partitions>,
 }
 
 /// The running proxy. Cheap to clone; the server stops with [`DynamoDbProxy::stop`].
@@ -126,6 +175,7 @@ impl DynamoDbProxy {
             client,
             counters: Counters::default(),
             faults: Mutex::new(faults),
+            partitions: Mutex::new(Partitions::default()),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.context("binding the DynamoDB proxy")?;
         let addr = listener.local_addr()?;
@@ -173,6 +223,7 @@ impl Shared {
         out.insert("total".into(), json!(c.total.load(Ordering::SeqCst)));
         out.insert("injected_conflicts".into(), json!(c.injected_conflicts.load(Ordering::SeqCst)));
         out.insert("injected_throttles".into(), json!(c.injected_throttles.load(Ordering::SeqCst)));
+        out.insert("partition_throttles".into(), json!(c.partition_throttles.load(Ordering::SeqCst)));
         let by_function: serde_json::Map<String, Value> = c
             .per_function
             .lock()
@@ -197,6 +248,7 @@ impl Shared {
         c.total.store(0, Ordering::SeqCst);
         c.injected_conflicts.store(0, Ordering::SeqCst);
         c.injected_throttles.store(0, Ordering::SeqCst);
+        c.partition_throttles.store(0, Ordering::SeqCst);
     }
 }
 
@@ -219,6 +271,7 @@ async fn set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
     match faults {
         Ok(f) => {
             *shared.faults.lock().unwrap() = f;
+            *shared.partitions.lock().unwrap() = Partitions::default();
             tracing::info!("DynamoDB fault injection: {f:?}");
             axum::Json(f).into_response()
         }
@@ -228,6 +281,7 @@ async fn set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
 
 async fn clear_faults(State(shared): State<Arc<Shared>>) -> Response {
     *shared.faults.lock().unwrap() = Faults::default();
+    *shared.partitions.lock().unwrap() = Partitions::default();
     axum::Json(Faults::default()).into_response()
 }
 
@@ -294,6 +348,17 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     {
         counters.injected_conflicts.fetch_add(1, Ordering::SeqCst);
         return transaction_conflict(&body);
+    }
+    if let Some(rate) = faults.partition_budget()
+        && let Some(writes) = partition_writes(&op, &body)
+        && let Err(throttled) = shared.partitions.lock().unwrap().spend(&writes, rate, std::time::Instant::now())
+    {
+        counters.partition_throttles.fetch_add(1, Ordering::SeqCst);
+        return if op == "TransactWriteItems" {
+            transaction_throttled(writes.len(), throttled)
+        } else {
+            key_range_throttled(&writes[throttled].table)
+        };
     }
 
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
@@ -366,6 +431,126 @@ fn throttled() -> Response {
     }))
 }
 
+/// One item a write request touches: its table, partition key value and cost in write units.
+#[derive(Debug, Clone, PartialEq)]
+struct PartitionWrite {
+    table: String,
+    partition: String,
+    units: f64,
+}
+
+/// The items a write request touches, in request order; `None` for reads and anything unreadable
+/// (forwarded unlimited: DynamoDB Local answers it).
+fn partition_writes(op: &str, body: &[u8]) -> Option<Vec<PartitionWrite>> {
+    let request: Value = serde_json::from_slice(body).ok()?;
+    let pk = |key: &Value| -> Option<String> {
+        let value = key.get("pk")?;
+        Some(
+            value
+                .get("S")
+                .or_else(|| value.get("N"))
+                .and_then(Value::as_str)
+                .map_or_else(|| value.to_string(), str::to_owned),
+        )
+    };
+    let write = |table: &Value, key: &Value, units: f64| -> Option<PartitionWrite> {
+        Some(PartitionWrite { table: table.as_str()?.to_owned(), partition: pk(key)?, units })
+    };
+    match op {
+        "PutItem" => Some(vec![write(&request["TableName"], &request["Item"], 1.0)?]),
+        "UpdateItem" | "DeleteItem" => Some(vec![write(&request["TableName"], &request["Key"], 1.0)?]),
+        "TransactWriteItems" => request["TransactItems"]
+            .as_array()?
+            .iter()
+            .map(|item| {
+                let (kind, action) = item.as_object()?.iter().next()?;
+                let key = if kind == "Put" { &action["Item"] } else { &action["Key"] };
+                write(&action["TableName"], key, 2.0)
+            })
+            .collect(),
+        "BatchWriteItem" => {
+            let mut writes = Vec::new();
+            for (table, requests) in request["RequestItems"].as_object()? {
+                for r in requests.as_array()? {
+                    let key = r.pointer("/PutRequest/Item").or_else(|| r.pointer("/DeleteRequest/Key"))?;
+                    writes.push(write(&Value::String(table.clone()), key, 1.0)?);
+                }
+            }
+            Some(writes)
+        }
+        _ => None,
+    }
+}
+
+/// A token bucket of write units per partition key.
+#[derive(Default)]
+struct Partitions {
+    buckets: std::collections::HashMap<(String, String), (f64, std::time::Instant)>,
+}
+
+impl Partitions {
+    /// Spends every write's units if each of their partitions has them (refilled at `rate`/s up to
+    /// one second's worth); else spends nothing and names the first write whose partition is short.
+    fn spend(&mut self, writes: &[PartitionWrite], rate: f64, now: std::time::Instant) -> Result<(), usize> {
+        let mut needed: BTreeMap<(String, String), f64> = BTreeMap::new();
+        for w in writes {
+            *needed.entry((w.table.clone(), w.partition.clone())).or_default() += w.units;
+        }
+        for (key, units) in &needed {
+            let (tokens, at) = self.buckets.entry(key.clone()).or_insert((rate, now));
+            *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * rate).min(rate);
+            *at = now;
+            if *tokens < *units {
+                return Err(writes.iter().position(|w| (&w.table, &w.partition) == (&key.0, &key.1)).unwrap_or(0));
+            }
+        }
+        for (key, units) in needed {
+            if let Some((tokens, _)) = self.buckets.get_mut(&key) {
+                *tokens -= units;
+            }
+        }
+        Ok(())
+    }
+}
+
+const HOT_KEY_MESSAGE: &str = "Throughput exceeds the current capacity of your table or index. DynamoDB is \
+     automatically scaling your table or index so please try again shortly. If exceptions persist, check if you \
+     have a hot key: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html";
+
+/// DynamoDB's answer to a transaction one of whose items' partitions is over its write budget.
+fn transaction_throttled(items: usize, throttled: usize) -> Response {
+    let reasons: Vec<Value> = (0..items.max(1))
+        .map(|i| {
+            if i == throttled {
+                json!({ "Code": "ThrottlingError", "Message": HOT_KEY_MESSAGE })
+            } else {
+                json!({ "Code": "None" })
+            }
+        })
+        .collect();
+    let codes: Vec<&str> = (0..items.max(1)).map(|i| if i == throttled { "ThrottlingError" } else { "None" }).collect();
+    amz_error(json!({
+        "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+        "message": format!(
+            "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+            codes.join(", ")
+        ),
+        "CancellationReasons": reasons,
+    }))
+}
+
+/// DynamoDB's answer to a single write on a partition over its write budget.
+fn key_range_throttled(table: &str) -> Response {
+    amz_error(json!({
+        "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+        "message": HOT_KEY_MESSAGE,
+        "ThrottlingReasons": [{
+            "reason": "TableWriteKeyRangeThroughputExceeded",
+            "resource": format!("arn:aws:dynamodb:us-east-1:000000000000:table/{table}"),
+        }],
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,7 +558,11 @@ mod tests {
     #[test]
     fn parses_the_env_format() {
         let f = Faults::parse("transaction_conflict_rate=0.3, throttle_rate=0.01").unwrap();
-        assert_eq!(f, Faults { transaction_conflict_rate: 0.3, throttle_rate: 0.01 });
+        assert_eq!(f, Faults { transaction_conflict_rate: 0.3, throttle_rate: 0.01, ..Faults::default() });
+        let f = Faults::parse("partition_write_units_per_second=1000,capacity_scale=0.01").unwrap();
+        assert_eq!(f.partition_budget(), Some(10.0));
+        assert!(Faults::parse("capacity_scale=0").is_err());
+        assert!(Faults::default().partition_budget().is_none());
         assert!(Faults::parse("").unwrap().is_off());
         assert!(Faults::parse("transaction_conflict_rate=2").is_err());
         assert!(Faults::parse("conflicts=0.1").is_err());
@@ -401,6 +590,48 @@ mod tests {
                 { "Code": "None" },
             ])
         );
+    }
+
+    #[test]
+    fn a_transaction_costs_two_units_per_item_on_each_partition() {
+        let body = br#"{"TransactItems":[
+            {"Put":{"TableName":"t","Item":{"pk":{"S":"ORDER#1"},"sk":{"S":"ORDER"}}}},
+            {"Update":{"TableName":"t","Key":{"pk":{"S":"PRODUCT#p"},"sk":{"S":"PRODUCT"}}}},
+            {"ConditionCheck":{"TableName":"t","Key":{"pk":{"S":"PRODUCT#p"},"sk":{"S":"X"}}}}]}"#;
+        let writes = partition_writes("TransactWriteItems", body).unwrap();
+        assert_eq!(
+            writes.iter().map(|w| (w.partition.as_str(), w.units)).collect::<Vec<_>>(),
+            [("ORDER#1", 2.0), ("PRODUCT#p", 2.0), ("PRODUCT#p", 2.0)]
+        );
+        assert!(partition_writes("GetItem", br#"{"TableName":"t","Key":{"pk":{"S":"a"}}}"#).is_none());
+        let single = partition_writes("UpdateItem", br#"{"TableName":"t","Key":{"pk":{"S":"a"},"sk":{"S":"b"}}}"#);
+        assert_eq!(single.unwrap()[0].units, 1.0);
+    }
+
+    #[test]
+    fn a_partition_spends_its_budget_then_refills_and_other_partitions_are_untouched() {
+        let w = |pk: &str, units| PartitionWrite { table: "t".into(), partition: pk.into(), units };
+        let mut p = Partitions::default();
+        let t0 = std::time::Instant::now();
+        // 10 units/s: five 2-unit writes pass, the sixth is throttled, another partition is not.
+        for _ in 0..5 {
+            assert_eq!(p.spend(&[w("hot", 2.0)], 10.0, t0), Ok(()));
+        }
+        assert_eq!(p.spend(&[w("cold", 2.0), w("hot", 2.0)], 10.0, t0), Err(1));
+        assert_eq!(p.spend(&[w("cold", 2.0)], 10.0, t0), Ok(()), "a refused transaction spends nothing");
+        assert_eq!(p.spend(&[w("hot", 2.0)], 10.0, t0 + std::time::Duration::from_millis(200)), Ok(()));
+        assert_eq!(p.spend(&[w("hot", 2.0)], 10.0, t0 + std::time::Duration::from_millis(200)), Err(0));
+    }
+
+    #[tokio::test]
+    async fn a_throttled_transaction_is_cancelled_with_a_throttling_reason() {
+        let response = transaction_throttled(3, 1);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["__type"], "com.amazonaws.dynamodb.v20120810#TransactionCanceledException");
+        assert_eq!(v["CancellationReasons"][0], json!({ "Code": "None" }));
+        assert_eq!(v["CancellationReasons"][1]["Code"], "ThrottlingError");
+        assert!(v["message"].as_str().unwrap().ends_with("[None, ThrottlingError, None]"));
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! `TransactWriteItems` with the retry DynamoDB asks for.
 //!
 //! Under contention DynamoDB cancels a transaction with reason `TransactionConflict` when another
-//! transaction touches one of its items at the same moment. That is not a business failure: it is
-//! retried with jittered exponential backoff, a bounded number of times. A cancellation for any
+//! transaction touches one of its items at the same moment, and with `ThrottlingError` when one of
+//! its items' partitions is over its write limit (about 1,000 write units/s, 2 per transactional
+//! item: a hot product). Neither is a business failure: both are retried with jittered
+//! exponential backoff, a bounded number of times (about 2 s in all, well inside API Gateway's
+//! 29 s), and what still fails becomes [`StoreError::Unavailable`], a 503 the client may retry
+//! with the same Idempotency-Key. A cancellation for any
 //! other reason (a condition failed) is returned with the per-item reasons, in item order, so the
 //! caller can say *which* condition failed (e.g. which product is out of stock).
 
@@ -37,8 +41,11 @@ pub enum TransactError {
 }
 
 impl TransactError {
-    fn is_conflict(&self) -> bool {
-        matches!(self, Self::Cancelled(reasons) if reasons.iter().any(|r| r.code.as_deref() == Some("TransactionConflict")))
+    /// Cancelled for a reason that passes with time (conflict, throttling), not for a condition.
+    fn is_transient(&self) -> bool {
+        matches!(self, Self::Cancelled(reasons)
+            if reasons.iter().any(|r| matches!(r.code.as_deref(), Some("TransactionConflict" | "ThrottlingError")))
+                && !reasons.iter().any(|r| r.code.as_deref() == Some("ConditionalCheckFailed")))
     }
 
     /// Indexes of the items whose condition failed.
@@ -58,8 +65,8 @@ impl TransactError {
 fn backoff() -> ExponentialBuilder {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(10))
-        .with_max_delay(Duration::from_millis(200))
-        .with_max_times(6)
+        .with_max_delay(Duration::from_millis(400))
+        .with_max_times(8)
         .with_jitter()
 }
 
@@ -88,15 +95,33 @@ impl DynamoStore {
         };
         attempt
             .retry(backoff())
-            .when(TransactError::is_conflict)
-            .notify(|_, after| tracing::debug!(?after, "transaction conflict, retrying"))
+            .when(TransactError::is_transient)
+            .notify(|e, after| tracing::debug!(?after, "{e}, retrying"))
             .await
             .map_err(|e| {
-                if e.is_conflict() {
-                    StoreError::Unavailable("transaction conflict persisted".into()).into()
+                if e.is_transient() {
+                    StoreError::Unavailable(format!("still cancelled after retries: {e}")).into()
                 } else {
                     e
                 }
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cancelled(codes: &[Option<&str>]) -> TransactError {
+        TransactError::Cancelled(codes.iter().map(|c| Reason { code: c.map(str::to_owned), item: None }).collect())
+    }
+
+    #[test]
+    fn conflicts_and_throttling_are_retried_failed_conditions_are_not() {
+        assert!(cancelled(&[None, Some("TransactionConflict")]).is_transient());
+        assert!(cancelled(&[Some("ThrottlingError"), None]).is_transient());
+        assert!(!cancelled(&[Some("ConditionalCheckFailed"), Some("ThrottlingError")]).is_transient());
+        assert!(!cancelled(&[None, Some("ConditionalCheckFailed")]).is_transient());
+        assert!(!TransactError::Store(StoreError::Other("x".into())).is_transient());
     }
 }
