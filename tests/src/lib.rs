@@ -167,14 +167,18 @@ pub fn shop_admin(args: &[&str]) -> (bool, String) {
 
 /// Creates a product as admin and returns its JSON.
 pub async fn new_product(admin: &str, name: &str, price: i64, stock: i64) -> Value {
-    let r = call(
-        Method::POST,
-        "/products",
-        Some(admin),
-        Some(json!({"name": name, "price": {"amount": price, "currency": "EUR"}, "stock": stock})),
-    )
-    .await;
+    new_product_in_buckets(admin, name, price, stock, 1).await
+}
+
+/// Creates a product whose stock is spread over `buckets` stock buckets.
+pub async fn new_product_in_buckets(admin: &str, name: &str, price: i64, stock: i64, buckets: u16) -> Value {
+    let mut body = json!({"name": name, "price": {"amount": price, "currency": "EUR"}, "stock": stock});
+    if buckets != 1 {
+        body["stock_buckets"] = json!(buckets);
+    }
+    let r = call(Method::POST, "/products", Some(admin), Some(body)).await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["stock_buckets"], buckets);
     r.body
 }
 
@@ -270,13 +274,33 @@ pub async fn place_order(token: &str, key: &str, lines: Option<&[(&str, u32)]>) 
     into_reply(req.send().await.expect("request to the local API")).await
 }
 
-/// A product's stock as `(available, reserved, sellable)`, read from the table (deleted ones too).
+/// A product's stock as `(available, reserved, sellable)`, summed over its stock buckets, read
+/// from the table (deleted ones too); the invariant is checked per bucket.
 pub async fn stock(product_id: &str) -> (i64, i64, i64) {
-    let item = get_item(&format!("PRODUCT#{product_id}"), "PRODUCT").await.expect("product item");
-    let n = |k: &str| item[k].as_n().unwrap().parse::<i64>().unwrap();
-    let s = (n("available_stock"), n("reserved_stock"), n("sellable_stock"));
-    assert!(0 <= s.1 && s.1 <= s.0 && s.2 == s.0 - s.1, "stock invariant broken for {product_id}: {s:?}");
-    s
+    bucket_stocks(product_id).await.into_iter().fold((0, 0, 0), |t, (_, s)| (t.0 + s.0, t.1 + s.1, t.2 + s.2))
+}
+
+/// Every stock bucket of a product, `(bucket, (available, reserved, sellable))`, each checked
+/// against `0 <= reserved <= available`, `sellable = available - reserved`.
+pub async fn bucket_stocks(product_id: &str) -> Vec<(u16, (i64, i64, i64))> {
+    let product = get_item(&format!("PRODUCT#{product_id}"), "PRODUCT").await.expect("product item");
+    let slots: u16 = product.get("bucket_slots").map_or(1, |v| v.as_n().unwrap().parse().unwrap());
+    let mut out = Vec::new();
+    for k in 0..slots {
+        let item = if k == 0 {
+            product.clone()
+        } else {
+            get_item(&format!("PRODUCT#{product_id}#STOCK#{k}"), "STOCK").await.expect("stock bucket item")
+        };
+        let n = |k: &str| item[k].as_n().unwrap().parse::<i64>().unwrap();
+        let s = (n("available_stock"), n("reserved_stock"), n("sellable_stock"));
+        assert!(
+            0 <= s.1 && s.1 <= s.0 && s.2 == s.0 - s.1,
+            "stock invariant broken for {product_id} bucket {k}: {s:?}"
+        );
+        out.push((k, s));
+    }
+    out
 }
 
 /// Runs the sweeper as the schedule would, at `at` (its "now").
@@ -288,6 +312,17 @@ pub async fn sweep_at(at: time::OffsetDateTime) -> Value {
 
 /// Every order item in the table, as `(state, [(product id, quantity)])`.
 pub async fn all_orders() -> Vec<(String, Vec<(String, i64)>)> {
+    all_orders_by_bucket()
+        .await
+        .into_iter()
+        .map(|(state, lines)| {
+            (state, lines.into_iter().map(|(p, shares)| (p, shares.iter().map(|(_, q)| q).sum())).collect())
+        })
+        .collect()
+}
+
+/// Every order item in the table, as `(state, [(product id, [(bucket, quantity)])])`.
+pub async fn all_orders_by_bucket() -> Vec<(String, Vec<(String, Vec<(u16, i64)>)>)> {
     let db = dynamodb().await;
     let mut out = Vec::new();
     let mut start: Option<HashMap<String, AttributeValue>> = None;
@@ -308,7 +343,24 @@ pub async fn all_orders() -> Vec<(String, Vec<(String, i64)>)> {
                 .iter()
                 .map(|l| {
                     let m = l.as_m().unwrap();
-                    (m["product_id"].as_s().unwrap().clone(), m["quantity"].as_n().unwrap().parse().unwrap())
+                    let quantity: i64 = m["quantity"].as_n().unwrap().parse().unwrap();
+                    let shares = match m.get("buckets") {
+                        None => vec![(0, quantity)],
+                        Some(b) => b
+                            .as_l()
+                            .unwrap()
+                            .iter()
+                            .map(|s| {
+                                let s = s.as_m().unwrap();
+                                (
+                                    s["bucket"].as_n().unwrap().parse().unwrap(),
+                                    s["quantity"].as_n().unwrap().parse().unwrap(),
+                                )
+                            })
+                            .collect(),
+                    };
+                    assert_eq!(shares.iter().map(|(_, q)| q).sum::<i64>(), quantity, "a line's shares add up");
+                    (m["product_id"].as_s().unwrap().clone(), shares)
                 })
                 .collect();
             out.push((s(item, "state"), lines));
@@ -320,20 +372,27 @@ pub async fn all_orders() -> Vec<(String, Vec<(String, i64)>)> {
     }
 }
 
-/// Asserts, for each product, that the units held by live (`PENDING_PAYMENT`) orders are exactly
-/// its `reserved_stock`: no unit lost, none counted twice.
+/// Asserts, for each product and each of its stock buckets, that the units held there by live
+/// (`PENDING_PAYMENT`) orders are exactly its `reserved_stock`: no unit lost, none counted twice.
 pub async fn assert_units_conserved(product_ids: &[&str]) {
-    let orders = all_orders().await;
+    let orders = all_orders_by_bucket().await;
     for id in product_ids {
-        let held: i64 = orders
+        let mut held: HashMap<u16, i64> = HashMap::new();
+        for (_, shares) in orders
             .iter()
             .filter(|(state, _)| state == "PENDING_PAYMENT")
             .flat_map(|(_, lines)| lines.iter())
             .filter(|(p, _)| p == id)
-            .map(|(_, q)| q)
-            .sum();
-        let (_, reserved, _) = stock(id).await;
-        assert_eq!(reserved, held, "product {id}: reserved_stock {reserved} but live orders hold {held}");
+        {
+            for (bucket, q) in shares {
+                *held.entry(*bucket).or_default() += q;
+            }
+        }
+        for (bucket, (_, reserved, _)) in bucket_stocks(id).await {
+            let h = held.remove(&bucket).unwrap_or(0);
+            assert_eq!(reserved, h, "product {id} bucket {bucket}: reserved_stock {reserved} but live orders hold {h}");
+        }
+        assert!(held.is_empty(), "product {id}: live orders hold units in buckets that do not exist: {held:?}");
     }
 }
 
@@ -418,13 +477,24 @@ pub struct Race {
 
 impl Race {
     pub async fn set_up(tag: &str, units: i64, buyers: usize) -> Self {
+        Self::set_up_in_buckets(tag, units, buyers, 1).await
+    }
+
+    /// [`Race::set_up`] with the product's stock spread over `buckets` stock buckets.
+    pub async fn set_up_in_buckets(tag: &str, units: i64, buyers: usize, buckets: u16) -> Self {
         let admin = admin_token().await;
-        let product = new_product(&admin, &format!("{tag} limited edition"), 4900, units).await["id"]
-            .as_str()
-            .expect("product id")
-            .to_owned();
+        let product =
+            new_product_in_buckets(&admin, &format!("{tag} limited edition"), 4900, units, buckets).await["id"]
+                .as_str()
+                .expect("product id")
+                .to_owned();
         let buyers = futures::future::join_all((0..buyers).map(|_| new_customer(tag))).await;
         Self { product, buyers: buyers.into_iter().map(|(_, token)| token).collect() }
+    }
+
+    /// The token of buyer `i` (wrapping around).
+    pub fn buyer(&self, i: usize) -> &str {
+        &self.buyers[i % self.buyers.len()]
     }
 
     /// `attempts` one-unit orders from the buyers, all at once; each buyer retries a 503 like a

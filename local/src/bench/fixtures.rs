@@ -81,13 +81,18 @@ impl<'a> Fixtures<'a> {
 
     /// Creates a product with `units` in stock through the API; returns its id.
     pub async fn product(&self, name: &str, units: usize) -> Result<String> {
-        let r = self
-            .http
-            .post(format!("{}/products", self.api))
-            .bearer_auth(&self.admin)
-            .json(&json!({ "name": name, "price": { "amount": PRICE, "currency": "EUR" }, "stock": units }))
-            .send()
-            .await?;
+        self.product_in_buckets(name, units, 1).await
+    }
+
+    /// Creates a product with `units` in stock spread over `buckets` stock buckets.
+    pub async fn product_in_buckets(&self, name: &str, units: usize, buckets: u16) -> Result<String> {
+        let body = json!({
+            "name": name,
+            "price": { "amount": PRICE, "currency": "EUR" },
+            "stock": units,
+            "stock_buckets": buckets,
+        });
+        let r = self.http.post(format!("{}/products", self.api)).bearer_auth(&self.admin).json(&body).send().await?;
         let status = r.status();
         let body: Value = r.json().await.unwrap_or_default();
         body["id"].as_str().map(str::to_owned).with_context(|| format!("creating product {name}: {status} {body}"))
@@ -144,6 +149,13 @@ impl<'a> Fixtures<'a> {
             .with_context(|| format!("no item {what}"))
     }
 
+    /// Sets the DynamoDB proxy's faults and limits (`POST /_local/dynamodb/faults`; `{}`: none).
+    pub async fn set_dynamodb_faults(&self, faults: Value) -> Result<()> {
+        let url = format!("{}/_local/dynamodb/faults", self.invoke_url()?);
+        self.http.post(url).json(&faults).send().await?.error_for_status().context("setting DynamoDB faults")?;
+        Ok(())
+    }
+
     /// Zeroes the DynamoDB proxy's call counters (`POST /_local/dynamodb/stats/reset`).
     pub async fn reset_dynamodb_calls(&self) -> Result<()> {
         let url = format!("{}/_local/dynamodb/stats/reset", self.invoke_url()?);
@@ -164,13 +176,25 @@ impl<'a> Fixtures<'a> {
         self.stack.invoke_url.as_deref().context("the stack serves no Invoke API")
     }
 
-    /// A product's stock `(available, reserved, sellable)`, from the table.
+    /// A product's stock `(available, reserved, sellable)`, summed over its stock buckets, from
+    /// the table; an error if one bucket breaks `0 <= reserved <= available`.
     pub async fn stock(&self, product: &str) -> Result<(i64, i64, i64)> {
-        let item = self.item(keys::product(uuid(product)?)).await?;
-        let n = |k: &str| -> Result<i64> {
+        let id = uuid(product)?;
+        let first = self.item(keys::product(id)).await?;
+        let n = |item: &Item, k: &str| -> Result<i64> {
             item.get(k).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).with_context(|| format!("no {k}"))
         };
-        Ok((n("available_stock")?, n("reserved_stock")?, n("sellable_stock")?))
+        let slots = n(&first, "bucket_slots").unwrap_or(1);
+        let mut total = (0, 0, 0);
+        for k in 0..u16::try_from(slots)? {
+            let item = if k == 0 { first.clone() } else { self.item(keys::stock_bucket(id, k)).await? };
+            let s = (n(&item, "available_stock")?, n(&item, "reserved_stock")?, n(&item, "sellable_stock")?);
+            if !(0 <= s.1 && s.1 <= s.0 && s.2 == s.0 - s.1) {
+                bail!("product {product} bucket {k}: stock invariant broken: {s:?}");
+            }
+            total = (total.0 + s.0, total.1 + s.1, total.2 + s.2);
+        }
+        Ok(total)
     }
 }
 

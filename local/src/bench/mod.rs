@@ -12,6 +12,7 @@
 //! | `place-order` | [`place_order`] | `POST /orders` p50/p95/p99 through the API, against its floor: the same read + `TransactWriteItems` with the SDK |
 //! | `race` | [`race`] | orders/s while 500 buyers race for 50 units (exactly 50 must win), against the same race with the SDK |
 //! | `settle` | [`settle`] | signed `charge.succeeded` webhook → order `PAID`, p50/p95/p99 |
+//! | `hot-product` | [`hot_product`] | reservations/s of one product under DynamoDB's partition write limit (scaled), 1 bucket vs 16 |
 //! | (always) | [`functions`] | per function: stripped binary size (x86_64, and arm64 with `--arm64`), init, peak RSS |
 //!
 //! The cold starts run first, on an idle stack, then the one-at-a-time requests and the notifier
@@ -29,6 +30,7 @@ mod cold_start;
 mod events;
 mod fixtures;
 mod functions;
+mod hot_product;
 mod measure;
 mod notifier;
 mod place_order;
@@ -75,6 +77,13 @@ pub struct Args {
     /// Event latency: orders followed to Kafka and to the mailbox.
     #[arg(long, default_value_t = 100)]
     events: usize,
+    /// Hot product: one-unit orders per run (1 bucket, then 16), 32 in flight.
+    #[arg(long, default_value_t = 120)]
+    hot_orders: usize,
+    /// Hot product: the fraction of AWS's per-partition write limit (1,000 units/s) the local
+    /// DynamoDB proxy enforces (small, so that the limit shows below DynamoDB Local's ceiling).
+    #[arg(long, default_value_t = 0.005)]
+    capacity_scale: f64,
     /// Only these benchmarks (comma-separated); the per-function table is always printed.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Benchmark>,
@@ -127,6 +136,7 @@ enum Benchmark {
     PlaceOrder,
     Race,
     Settle,
+    HotProduct,
 }
 
 impl Args {
@@ -146,11 +156,15 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         args.events,
         args.cold_starts,
         args.logins,
+        args.hot_orders,
     ];
+    if !(args.capacity_scale > 0.0 && args.capacity_scale <= 1.0) {
+        bail!("--capacity-scale must be in (0, 1]");
+    }
     if sizes.contains(&0) {
         bail!(
-            "--requests, --concurrency, --customers, --buyers, --units, --emails, --events, --cold-starts and \
-             --logins must be positive"
+            "--requests, --concurrency, --customers, --buyers, --units, --emails, --events, --cold-starts, \
+             --logins and --hot-orders must be positive"
         );
     }
     let ws = Workspace::locate().await?;
@@ -208,6 +222,13 @@ async fn bench(template: &Template, stack: &Stack, args: &Args, report: &mut Rep
     }
     if args.runs(Benchmark::Settle) {
         report.rows.extend(settle::run(&fx, args.requests, args.concurrency).await?);
+    }
+    if args.runs(Benchmark::HotProduct) {
+        if args.no_proxy {
+            report.rows.push(report::Row::figure("hot product", "skipped: --no-proxy (the proxy enforces the limit)"));
+        } else {
+            report.rows.extend(hot_product::run(&fx, args.hot_orders, args.capacity_scale).await?);
+        }
     }
     Ok(())
 }

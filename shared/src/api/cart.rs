@@ -82,7 +82,13 @@ impl<S: CartStore + ProductStore> Cart<S> {
         if !lines.iter().any(|l| l.product_id == id) && lines.len() >= max {
             return Err(ApiError::bad_request("cart_full", format!("a cart holds at most {max} different products")));
         }
-        let line = CartLine { product_id: id, quantity: body.quantity, name: product.name, unit_price: product.price };
+        let line = CartLine {
+            product_id: id,
+            quantity: body.quantity,
+            name: product.name,
+            unit_price: product.price,
+            stock_buckets: product.stock_buckets,
+        };
         self.store.put_cart_line(me.user_id, &line).await?;
         lines.retain(|l| l.product_id != id);
         lines.push(line);

@@ -6,8 +6,15 @@
 //! the server's. On the happy path this is two DynamoDB round trips: one read (the products, or the
 //! cart) and one transaction (see `store::dynamo::reserve`), which also writes the `order.placed`
 //! event to the outbox; the table's stream carries it on, so the buyer never waits for Kafka.
+//!
+//! A product whose stock is spread over buckets (`domain::buckets`) is reserved from one bucket
+//! picked at random. If that bucket is short, the order is not refused yet: every bucket of the
+//! product is read strongly consistent, the line is allocated where units are (split if it must
+//! be) and the transaction is tried again, a bounded number of times. `out_of_stock` is only
+//! answered when the buckets together are short.
 
 use crate::auth::jwt::{Principal, Tokens};
+use crate::domain::buckets::{self, StockBuckets};
 use crate::domain::order::{self, LinesError, Order, OrderState, PriceQuote, PricingError, RequestedLine};
 use crate::error::ApiError;
 use crate::events::event::{Event, OrderPlaced, Payload};
@@ -22,6 +29,10 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use crate::http::MAX_IDEMPOTENCY_KEY_LEN as MAX_KEY_LEN;
+
+/// Transactions one order may try when the buckets it picked were short: the first pick, then
+/// after a consistent look at every bucket, again and again while a sell-out outruns it.
+const PLACE_ATTEMPTS: usize = 4;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,6 +107,7 @@ impl From<PlaceOrderError> for ApiError {
                 ApiError::conflict("cart_changed", "the cart changed while ordering; review it and order again")
             }
             E::Place(PlaceError::KeyUsed) => ApiError::internal(&"idempotency key conflict not resolved"),
+            E::Place(cause @ PlaceError::BucketsShort(_)) => ApiError::unavailable(&cause),
             E::Place(PlaceError::Store(cause)) | E::Store(cause) => cause.into(),
         }
     }
@@ -163,17 +175,27 @@ impl<S: OrderStore + CartStore> PlaceOrder<S> {
                 order::check_lines(&lines, true)?;
                 let quotes: HashMap<Uuid, PriceQuote> = cart
                     .iter()
-                    .map(|l| (l.product_id, PriceQuote { name: l.name.clone(), price: l.unit_price }))
+                    .map(|l| {
+                        let quote =
+                            PriceQuote { name: l.name.clone(), price: l.unit_price, stock_buckets: l.stock_buckets };
+                        (l.product_id, quote)
+                    })
                     .collect();
                 (lines, quotes)
             }
         };
-        let (priced, total) = match order::price(&lines, &quotes) {
+        let (mut priced, total) = match order::price(&lines, &quotes) {
             Ok(p) => p,
             // A retry after the first request succeeded is answered with that order, whatever changed since.
             Err(e) => return self.replay(me, &key, &request_hash).await?.ok_or(e.into()),
         };
 
+        for line in &mut priced {
+            let n = quotes.get(&line.product_id).map_or(StockBuckets::ONE, |q| q.stock_buckets);
+            if n != StockBuckets::ONE {
+                line.buckets = buckets::first_choice(line.quantity, n, rand::random());
+            }
+        }
         let now = time::OffsetDateTime::now_utc();
         let order = Order {
             id: Uuid::now_v7(),
@@ -194,14 +216,14 @@ impl<S: OrderStore + CartStore> PlaceOrder<S> {
                 reservation_deadline: order.reservation_deadline,
             }),
         );
-        let placement = Placement {
+        let mut placement = Placement {
             order,
             idempotency_key: key.clone(),
             request_hash: request_hash.clone(),
             event,
             clear_cart: if from_cart { lines.iter().map(|l| (l.product_id, l.quantity)).collect() } else { Vec::new() },
         };
-        match self.store.place_order(&placement).await {
+        match self.reserve(&mut placement).await {
             Ok(()) => {
                 tracing::info!(order_id = %placement.order.id, lines = placement.order.lines.len(), "order placed");
                 Ok((StatusCode::CREATED, placement.order))
@@ -213,6 +235,30 @@ impl<S: OrderStore + CartStore> PlaceOrder<S> {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Places the order; when a bucket it picked was short, looks at every bucket of the short
+    /// products and tries again where the units are.
+    async fn reserve(&self, placement: &mut Placement) -> Result<(), PlaceError> {
+        for attempt in 1..=PLACE_ATTEMPTS {
+            let short = match self.store.place_order(placement).await {
+                Err(PlaceError::BucketsShort(short)) => short,
+                other => return other,
+            };
+            let stock = self.store.bucket_stock(&short).await?;
+            let mut none_fit = Vec::new();
+            for line in placement.order.lines.iter_mut().filter(|l| short.contains(&l.product_id)) {
+                match stock.get(&line.product_id).and_then(|b| buckets::allocate(line.quantity, b, rand::random())) {
+                    Some(shares) => line.buckets = shares,
+                    None => none_fit.push(line.product_id),
+                }
+            }
+            if !none_fit.is_empty() {
+                return Err(PlaceError::OutOfStock(none_fit));
+            }
+            tracing::debug!(attempt, products = ?short, "picked stock buckets were short, trying where the units are");
+        }
+        Err(StoreError::Unavailable("stock buckets kept changing under the order".into()).into())
     }
 
     /// The order an earlier request with this key placed: `Ok(None)` if there is none,

@@ -100,6 +100,7 @@ impl<S: ProductStore + RoleStore> Products<S> {
             description: new.description,
             price: new.price,
             stock: Stock::new(new.stock),
+            stock_buckets: new.stock_buckets,
             created_at: now,
             updated_at: now,
         };

@@ -1,5 +1,6 @@
 //! Pure domain logic: no AWS types, no I/O. Everything here is unit-tested.
 
+pub mod buckets;
 pub mod money;
 pub mod order;
 pub mod payment;

@@ -88,6 +88,21 @@ pub struct OrderLine {
     pub name: String,
     pub quantity: u32,
     pub unit_price: Money,
+    /// Which stock buckets hold the line's units (see [`super::buckets`]); empty = all in bucket
+    /// 0, the product item. Settling touches exactly these. Internal: not part of the API.
+    #[serde(skip)]
+    pub buckets: Vec<super::buckets::Share>,
+}
+
+impl OrderLine {
+    /// The line's units per bucket.
+    pub fn shares(&self) -> Vec<super::buckets::Share> {
+        if self.buckets.is_empty() {
+            vec![super::buckets::Share { bucket: 0, quantity: self.quantity }]
+        } else {
+            self.buckets.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +141,8 @@ pub struct RequestedLine {
 pub struct PriceQuote {
     pub name: String,
     pub price: Money,
+    /// How many stock buckets the product's reservations spread over.
+    pub stock_buckets: super::buckets::StockBuckets,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -185,7 +202,13 @@ pub fn price(
         .iter()
         .map(|l| {
             let q = &quotes[&l.product_id];
-            OrderLine { product_id: l.product_id, name: q.name.clone(), quantity: l.quantity, unit_price: q.price }
+            OrderLine {
+                product_id: l.product_id,
+                name: q.name.clone(),
+                quantity: l.quantity,
+                unit_price: q.price,
+                buckets: Vec::new(),
+            }
         })
         .collect();
     let currency = priced[0].unit_price.currency;
@@ -206,7 +229,11 @@ mod tests {
     use crate::domain::money::Currency;
 
     fn quote(amount: i64, currency: &str) -> PriceQuote {
-        PriceQuote { name: "P".into(), price: Money { amount, currency: Currency::parse(currency).unwrap() } }
+        PriceQuote {
+            name: "P".into(),
+            price: Money { amount, currency: Currency::parse(currency).unwrap() },
+            stock_buckets: Default::default(),
+        }
     }
 
     #[test]

@@ -3,7 +3,12 @@
 //! Stock is not a plain field an update can overwrite: a new product starts with `stock` units,
 //! and afterwards only a signed `stock_adjustment` moves it, through [`crate::domain::stock::Transition::Adjust`],
 //! so an admin edit can never clobber units that orders reserved in the meantime.
+//!
+//! `stock_buckets` (1 to 32, default 1) spreads a product's stock over that many items so that a
+//! hot product is not one hot partition (see [`crate::domain::buckets`]); `stock` always shows
+//! the sum.
 
+use super::buckets::StockBuckets;
 use super::money::{Currency, Money};
 use super::stock::Stock;
 use crate::http::absent_or_value;
@@ -21,7 +26,9 @@ pub struct Product {
     pub name: String,
     pub description: String,
     pub price: Money,
+    /// The sum over every bucket.
     pub stock: Stock,
+    pub stock_buckets: StockBuckets,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: time::OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -38,6 +45,8 @@ pub struct NewProductInput {
     pub price: PriceInput,
     #[serde(default, deserialize_with = "absent_or_value")]
     pub stock: Option<i64>,
+    #[serde(default, deserialize_with = "absent_or_value")]
+    pub stock_buckets: Option<i64>,
 }
 
 /// `PUT /products/{id}` body: every field optional, at least one present.
@@ -53,6 +62,9 @@ pub struct ProductUpdateInput {
     /// Units to add (> 0) or remove (< 0); refused if it would take reserved units.
     #[serde(default, deserialize_with = "absent_or_value")]
     pub stock_adjustment: Option<i64>,
+    /// Spread the stock over this many buckets from now on (units move by conditional transaction).
+    #[serde(default, deserialize_with = "absent_or_value")]
+    pub stock_buckets: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -69,6 +81,7 @@ pub struct NewProduct {
     pub description: String,
     pub price: Money,
     pub stock: i64,
+    pub stock_buckets: StockBuckets,
 }
 
 /// A validated update.
@@ -78,6 +91,14 @@ pub struct ProductUpdate {
     pub description: Option<String>,
     pub price: Option<Money>,
     pub stock_adjustment: Option<i64>,
+    pub stock_buckets: Option<StockBuckets>,
+}
+
+impl ProductUpdate {
+    /// Whether the update moves stock between or into buckets (else it only edits the catalog).
+    pub fn moves_stock(&self) -> bool {
+        self.stock_adjustment.is_some() || self.stock_buckets.is_some()
+    }
 }
 
 /// Field name → reason, reported together so a form can show every problem at once.
@@ -96,6 +117,10 @@ fn check_description(d: &str, errors: &mut FieldErrors) -> String {
         errors.push(("description", format!("must be at most {MAX_DESCRIPTION_CHARS} characters")));
     }
     d.trim().to_owned()
+}
+
+fn check_buckets(n: Option<i64>, errors: &mut FieldErrors) -> Option<StockBuckets> {
+    n.and_then(|n| StockBuckets::parse(n).map_err(|e| errors.push(("stock_buckets", e))).ok())
 }
 
 fn check_price(p: &PriceInput, errors: &mut FieldErrors) -> Option<Money> {
@@ -118,8 +143,9 @@ impl NewProductInput {
         if !(0..=MAX_STOCK_CHANGE).contains(&stock) {
             errors.push(("stock", format!("must be between 0 and {MAX_STOCK_CHANGE}")));
         }
+        let stock_buckets = check_buckets(self.stock_buckets, &mut errors).unwrap_or_default();
         match price {
-            Some(price) if errors.is_empty() => Ok(NewProduct { name, description, price, stock }),
+            Some(price) if errors.is_empty() => Ok(NewProduct { name, description, price, stock, stock_buckets }),
             _ => Err(errors),
         }
     }
@@ -133,6 +159,7 @@ impl ProductUpdateInput {
             description: self.description.as_deref().map(|d| check_description(d, &mut errors)),
             price: self.price.as_ref().and_then(|p| check_price(p, &mut errors)),
             stock_adjustment: self.stock_adjustment,
+            stock_buckets: check_buckets(self.stock_buckets, &mut errors),
         };
         match update.stock_adjustment {
             Some(0) => errors.push(("stock_adjustment", "must not be 0".into())),
@@ -143,7 +170,10 @@ impl ProductUpdateInput {
             _ => {}
         }
         if errors.is_empty() && update == ProductUpdate::default() {
-            errors.push(("body", "nothing to update: give name, description, price or stock_adjustment".into()));
+            errors.push((
+                "body",
+                "nothing to update: give name, description, price, stock_adjustment or stock_buckets".into(),
+            ));
         }
         if errors.is_empty() { Ok(update) } else { Err(errors) }
     }
@@ -159,6 +189,7 @@ mod tests {
             description: None,
             price: PriceInput { amount, currency: currency.into() },
             stock,
+            stock_buckets: None,
         }
     }
 
@@ -174,9 +205,10 @@ mod tests {
     fn every_invalid_field_is_reported() {
         let mut bad = input(0, "eur", Some(-1));
         bad.name = "  ".into();
+        bad.stock_buckets = Some(0);
         let errors = bad.validate().unwrap_err();
         let fields: Vec<_> = errors.iter().map(|(f, _)| *f).collect();
-        assert_eq!(fields, vec!["name", "price", "stock"]);
+        assert_eq!(fields, vec!["name", "price", "stock", "stock_buckets"]);
     }
 
     #[test]

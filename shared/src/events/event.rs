@@ -315,6 +315,7 @@ pub(crate) mod tests {
                 name: "Mug <b>".into(),
                 quantity: 2,
                 unit_price: Money { amount: 1299, currency: eur },
+                buckets: Vec::new(),
             }],
         }
     }

@@ -165,6 +165,8 @@ pub struct CartLine {
     pub quantity: u32,
     pub name: String,
     pub unit_price: Money,
+    /// The product's stock buckets when the line was added: where placing the order first looks.
+    pub stock_buckets: crate::domain::buckets::StockBuckets,
 }
 
 pub trait CartStore: Send + Sync {
@@ -200,8 +202,13 @@ pub struct PriorPlacement {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlaceError {
+    /// The products as a whole are short.
     #[error("out of stock: {0:?}")]
     OutOfStock(Vec<Uuid>),
+    /// A stock bucket the order tried was short (or gone), which says nothing of the product's
+    /// other buckets: look at all of them before answering.
+    #[error("stock buckets short: {0:?}")]
+    BucketsShort(Vec<Uuid>),
     #[error("price changed: {0:?}")]
     PriceChanged(Vec<Uuid>),
     #[error("no longer sold: {0:?}")]
@@ -220,6 +227,11 @@ pub trait OrderStore: Send + Sync {
     /// Reserves every line, creates the order, the idempotency marker and the outbox event, and
     /// clears the cart lines, all or nothing.
     fn place_order(&self, placement: &Placement) -> impl Future<Output = Result<(), PlaceError>> + Send;
+    /// Every stock bucket of these products, `(bucket, stock)`, read strongly consistent.
+    fn bucket_stock(
+        &self,
+        ids: &[Uuid],
+    ) -> impl Future<Output = Result<HashMap<Uuid, Vec<(u16, crate::domain::stock::Stock)>>, StoreError>> + Send;
     fn prior_placement(
         &self,
         user_id: Uuid,

@@ -2,6 +2,7 @@
 //! so reading the cart is one query and placing an order can delete exactly the lines it used.
 
 use super::{DynamoStore, decode_error, keys, store_error};
+use crate::domain::buckets::StockBuckets;
 use crate::domain::money::{Currency, Money};
 use crate::store::{CartLine, CartStore, StoreError};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -17,6 +18,8 @@ pub(super) struct CartItem {
     name: String,
     price_amount: i64,
     currency: Currency,
+    #[serde(default)]
+    stock_buckets: StockBuckets,
 }
 
 impl CartItem {
@@ -26,6 +29,7 @@ impl CartItem {
             quantity: self.quantity,
             name: self.name,
             unit_price: Money { amount: self.price_amount, currency: self.currency },
+            stock_buckets: self.stock_buckets,
         }
     }
 }
@@ -61,6 +65,7 @@ impl CartStore for DynamoStore {
             name: line.name.clone(),
             price_amount: line.unit_price.amount,
             currency: line.unit_price.currency,
+            stock_buckets: line.stock_buckets,
         };
         self.client
             .put_item()

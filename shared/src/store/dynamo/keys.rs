@@ -29,6 +29,12 @@ pub fn product(id: Uuid) -> (String, &'static str) {
     (format!("PRODUCT#{id}"), "PRODUCT")
 }
 
+/// Stock bucket `k` of a product (see `domain::buckets`): bucket 0 is the product item itself,
+/// bucket `k > 0` an item with a partition key of its own, so reservations spread over partitions.
+pub fn stock_bucket(product: Uuid, k: u16) -> (String, &'static str) {
+    if k == 0 { self::product(product) } else { (format!("PRODUCT#{product}#STOCK#{k}"), "STOCK") }
+}
+
 pub fn event(id: Uuid) -> (String, &'static str) {
     (format!("EVENT#{id}"), "EVENT")
 }

@@ -6,7 +6,8 @@
 //! |---|---|---|---|
 //! | user profile | `USER#<id>` | `PROFILE` | |
 //! | e-mail claim + credentials | `EMAIL#<lower-case email>` | `CREDENTIALS` | |
-//! | product | `PRODUCT#<id>` | `PRODUCT` | `CATALOG` / `<id>` (absent once deleted) |
+//! | product (and its stock bucket 0) | `PRODUCT#<id>` | `PRODUCT` | `CATALOG` / `<id>` (absent once deleted) |
+//! | stock bucket `k > 0` of a product | `PRODUCT#<id>#STOCK#<k>` | `STOCK` | |
 //! | cart line | `USER#<id>` | `CART#<product id>` | |
 //! | order | `ORDER#<id>` | `ORDER` | `ORDERS#<user id>` / `<order id>`; gsi2 `PENDING` / `<deadline>#<id>` while pending |
 //! | idempotency marker | `IDEMPOTENCY#<user id>#<key>` | `PLACE_ORDER` | |
@@ -22,6 +23,7 @@
 //! The client is built once at cold start; `AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB
 //! Local or LocalStack without code changes.
 
+mod buckets;
 mod cart;
 mod charges;
 mod cursor;
@@ -87,6 +89,38 @@ impl DynamoStore {
         key: (String, impl Into<String>),
     ) -> Result<Option<T>, StoreError> {
         self.get_item(key).await?.map(|i| serde_dynamo::from_item(i).map_err(decode_error)).transpose()
+    }
+
+    /// Items by key with `BatchGetItem` (100 keys a call), in no particular order; missing keys are
+    /// left out. Keys DynamoDB leaves unprocessed (throttling) are asked again, a bounded number
+    /// of times.
+    async fn batch_get(&self, keys: Vec<Item>, consistent: bool) -> Result<Vec<Item>, StoreError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut items = Vec::new();
+        for chunk in keys.chunks(100) {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .consistent_read(consistent)
+                .build()
+                .map_err(|e| StoreError::Other(e.to_string()))?;
+            let mut pending = Some(HashMap::from([(self.table.clone(), request)]));
+            for _ in 0..5 {
+                let Some(request_items) = pending.take().filter(|m| !m.is_empty()) else { break };
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(request_items))
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                items.extend(out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default());
+                pending = out.unprocessed_keys;
+            }
+            if pending.is_some_and(|m| !m.is_empty()) {
+                return Err(StoreError::Unavailable("batch read left keys unprocessed".into()));
+            }
+        }
+        Ok(items)
     }
 
     /// The client from the environment Lambda provides (see [`crate::aws`]).
@@ -156,6 +190,13 @@ impl crate::store::OrderStore for DynamoStore {
 
     async fn place_order(&self, placement: &crate::store::Placement) -> Result<(), crate::store::PlaceError> {
         self.place_order_impl(placement).await
+    }
+
+    async fn bucket_stock(
+        &self,
+        ids: &[uuid::Uuid],
+    ) -> Result<HashMap<uuid::Uuid, Vec<(u16, crate::domain::stock::Stock)>>, StoreError> {
+        self.bucket_stock_impl(ids).await
     }
 
     async fn prior_placement(

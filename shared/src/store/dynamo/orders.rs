@@ -7,11 +7,12 @@
 //!   reservation, so the sweeper reads exactly the orders it may have to expire.
 
 use super::index::{Listing, Partition};
-use super::{DynamoStore, decode_error, keys, store_error};
+use super::{DynamoStore, decode_error, keys};
+use crate::domain::buckets::Share;
 use crate::domain::money::{Currency, Money};
 use crate::domain::order::{Order, OrderLine, OrderState, PriceQuote};
 use crate::store::{ListError, Page, PriorPlacement, StoreError};
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -23,6 +24,9 @@ pub(super) struct LineItem {
     quantity: u32,
     price_amount: i64,
     currency: Currency,
+    /// Units per stock bucket; absent = all in bucket 0 (the product item).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    buckets: Vec<Share>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -76,6 +80,7 @@ impl OrderItem {
                     quantity: l.quantity,
                     price_amount: l.unit_price.amount,
                     currency: l.unit_price.currency,
+                    buckets: l.buckets.clone(),
                 })
                 .collect(),
             total_amount: o.total.amount,
@@ -101,6 +106,7 @@ impl OrderItem {
                     name: l.name,
                     quantity: l.quantity,
                     unit_price: Money { amount: l.price_amount, currency: l.currency },
+                    buckets: l.buckets,
                 })
                 .collect(),
             total: Money { amount: self.total_amount, currency: self.currency },
@@ -135,45 +141,24 @@ struct QuoteItem {
     price_amount: i64,
     currency: Currency,
     #[serde(default)]
+    stock_buckets: crate::domain::buckets::StockBuckets,
+    #[serde(default)]
     deleted_at: Option<String>,
 }
 
 impl DynamoStore {
     pub(super) async fn quotes_impl(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, PriceQuote>, StoreError> {
+        // Orders are bounded below 100 lines (see domain::order::max_lines): one BatchGetItem.
+        // Eventually consistent (half a read unit, on the product's partition at every order): the
+        // transaction checks the price and that the product is sold, so a stale read costs at most
+        // a `price_changed` answer, never a wrong order.
+        let keys = ids.iter().map(|id| keys::key(keys::product(*id))).collect();
         let mut quotes = HashMap::new();
-        // BatchGetItem takes 100 keys; orders are bounded below that (see domain::order::max_lines).
-        for chunk in ids.chunks(100) {
-            let mut request = KeysAndAttributes::builder().consistent_read(true);
-            for id in chunk {
-                request = request.keys(keys::key(keys::product(*id)));
-            }
-            let mut pending = Some(HashMap::from([(
-                self.table.clone(),
-                request.build().map_err(|e| StoreError::Other(e.to_string()))?,
-            )]));
-            // Unprocessed keys (throttling) are retried; with a bounded number of rounds.
-            for _ in 0..5 {
-                let Some(request_items) = pending.take().filter(|m| !m.is_empty()) else { break };
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .set_request_items(Some(request_items))
-                    .send()
-                    .await
-                    .map_err(store_error)?;
-                for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
-                    let q: QuoteItem = serde_dynamo::from_item(item).map_err(decode_error)?;
-                    if q.deleted_at.is_none() {
-                        quotes.insert(
-                            q.id,
-                            PriceQuote { name: q.name, price: Money { amount: q.price_amount, currency: q.currency } },
-                        );
-                    }
-                }
-                pending = out.unprocessed_keys;
-            }
-            if pending.is_some_and(|m| !m.is_empty()) {
-                return Err(StoreError::Unavailable("batch read left keys unprocessed".into()));
+        for item in self.batch_get(keys, false).await? {
+            let q: QuoteItem = serde_dynamo::from_item(item).map_err(decode_error)?;
+            if q.deleted_at.is_none() {
+                let price = Money { amount: q.price_amount, currency: q.currency };
+                quotes.insert(q.id, PriceQuote { name: q.name, price, stock_buckets: q.stock_buckets });
             }
         }
         Ok(quotes)

@@ -4,32 +4,41 @@
 //! 1. the idempotency marker, `attribute_not_exists` — a repeated key fails here, not later;
 //! 2. the order, `attribute_not_exists`;
 //! 3. the `order.placed` outbox event;
-//! 4. per line, the product: `reserved += q, sellable -= q` if the product is live, still has the
-//!    price the order was priced at, and `sellable >= q` (see [`super::stock`]);
+//! 4. per line, and per stock bucket the line takes units from (bucket 0 is the product item,
+//!    see [`super::buckets`]): `reserved += q, sellable -= q` if the product is live, still has
+//!    the price the order was priced at, and `sellable >= q` (see [`super::stock`]);
 //! 5. per cart line used, its delete, if the quantity is still the one ordered.
 //!
 //! If any condition fails nothing is written, and the per-item cancellation reasons (with the
-//! product as it was) say which products were short, repriced or gone.
+//! product as it was) say which products were short, repriced or gone. A short bucket of a
+//! product with several is [`PlaceError::BucketsShort`], not out of stock: its other buckets may
+//! hold the units, and the use case looks.
 
 use super::orders::{MarkerItem, OrderItem};
 use super::stock::stock_write;
-use super::transact::{Reason, TransactError};
+use super::transact::{MAX_TRANSACT_ITEMS, Reason, TransactError};
 use super::transition::{built, put_new};
 use super::{DynamoStore, decode_error, keys, outbox};
 use crate::domain::stock::Transition;
 use crate::store::{PlaceError, Placement, StoreError};
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 
-/// Why a product line's condition failed, judged from the product as it was.
+/// Why a product line's condition failed, judged from the bucket as it was.
 enum LineFailure {
     Gone,
     PriceChanged,
     OutOfStock,
+    BucketShort,
 }
 
-fn judge(reason: &Reason, expected_amount: i64, expected_currency: &str) -> LineFailure {
-    let Some(item) = &reason.item else { return LineFailure::Gone };
-    if item.is_empty() || item.contains_key("deleted_at") {
+fn judge(reason: &Reason, bucket: u16, expected_amount: i64, expected_currency: &str) -> LineFailure {
+    let item = reason.item.as_ref().filter(|i| !i.is_empty());
+    let Some(item) = item else {
+        // The product item is missing: no such product. A missing bucket item: the order picked
+        // a bucket from a count that has shrunk since (a cart's), which says nothing of the others.
+        return if bucket == 0 { LineFailure::Gone } else { LineFailure::BucketShort };
+    };
+    if item.contains_key("deleted_at") {
         return LineFailure::Gone;
     }
     let amount = item.get("price_amount").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok());
@@ -37,7 +46,8 @@ fn judge(reason: &Reason, expected_amount: i64, expected_currency: &str) -> Line
     if amount != Some(expected_amount) || currency.map(String::as_str) != Some(expected_currency) {
         return LineFailure::PriceChanged;
     }
-    LineFailure::OutOfStock
+    let slots = item.get("bucket_slots").and_then(|v| v.as_n().ok()).map_or("1", String::as_str);
+    if bucket == 0 && slots == "1" { LineFailure::OutOfStock } else { LineFailure::BucketShort }
 }
 
 impl DynamoStore {
@@ -57,24 +67,29 @@ impl DynamoStore {
             outbox::put_event(&self.table, &p.event)?,
         ];
         let first_line = items.len();
-        for line in &order.lines {
-            let w = stock_write(Transition::Reserve(i64::from(line.quantity)));
-            let mut update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(keys::key(keys::product(line.product_id))))
-                .update_expression(format!("SET {}", w.assignments.join(", ")))
-                .condition_expression(format!(
-                    "{} AND price_amount = :price AND currency = :currency AND {}",
-                    super::stock::LIVE,
-                    w.condition
-                ))
-                .expression_attribute_values(":price", AttributeValue::N(line.unit_price.amount.to_string()))
-                .expression_attribute_values(":currency", AttributeValue::S(line.unit_price.currency.to_string()))
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-            for (k, v) in w.values {
-                update = update.expression_attribute_values(k, v);
+        // (line, bucket) of each stock item, in item order.
+        let mut stock_items = Vec::new();
+        for (i, line) in order.lines.iter().enumerate() {
+            for share in line.shares() {
+                stock_items.push((i, share.bucket));
+                let w = stock_write(Transition::Reserve(i64::from(share.quantity)));
+                let mut update = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(keys::key(keys::stock_bucket(line.product_id, share.bucket))))
+                    .update_expression(format!("SET {}", w.assignments.join(", ")))
+                    .condition_expression(format!(
+                        "{} AND price_amount = :price AND currency = :currency AND {}",
+                        super::stock::LIVE,
+                        w.condition
+                    ))
+                    .expression_attribute_values(":price", AttributeValue::N(line.unit_price.amount.to_string()))
+                    .expression_attribute_values(":currency", AttributeValue::S(line.unit_price.currency.to_string()))
+                    .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+                for (k, v) in w.values {
+                    update = update.expression_attribute_values(k, v);
+                }
+                items.push(TransactWriteItem::builder().update(built(update.build())?).build());
             }
-            items.push(TransactWriteItem::builder().update(built(update.build())?).build());
         }
         let first_cart = items.len();
         for (product_id, quantity) in &p.clear_cart {
@@ -86,6 +101,13 @@ impl DynamoStore {
             items.push(TransactWriteItem::builder().delete(built(delete.build())?).build());
         }
 
+        if items.len() > MAX_TRANSACT_ITEMS {
+            return Err(StoreError::Unavailable(format!(
+                "the order needs {} writes, more than one transaction takes: its stock is spread too thin",
+                items.len()
+            ))
+            .into());
+        }
         let reasons = match self.transact(items).await {
             Ok(()) => return Ok(()),
             Err(TransactError::Store(e)) => return Err(e.into()),
@@ -95,16 +117,20 @@ impl DynamoStore {
         if failed(0) {
             return Err(PlaceError::KeyUsed);
         }
-        let (mut gone, mut repriced, mut short) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, line) in order.lines.iter().enumerate() {
-            if failed(first_line + i) {
-                let bucket =
-                    match judge(&reasons[first_line + i], line.unit_price.amount, line.unit_price.currency.as_str()) {
-                        LineFailure::Gone => &mut gone,
-                        LineFailure::PriceChanged => &mut repriced,
-                        LineFailure::OutOfStock => &mut short,
-                    };
-                bucket.push(line.product_id);
+        let (mut gone, mut repriced, mut short, mut buckets_short) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (j, (i, bucket)) in stock_items.into_iter().enumerate() {
+            if failed(first_line + j) {
+                let line = &order.lines[i];
+                let price = &line.unit_price;
+                let list = match judge(&reasons[first_line + j], bucket, price.amount, price.currency.as_str()) {
+                    LineFailure::Gone => &mut gone,
+                    LineFailure::PriceChanged => &mut repriced,
+                    LineFailure::OutOfStock => &mut short,
+                    LineFailure::BucketShort => &mut buckets_short,
+                };
+                if !list.contains(&line.product_id) {
+                    list.push(line.product_id);
+                }
             }
         }
         // Report what the customer can act on first: missing products, then prices, then stock.
@@ -116,6 +142,9 @@ impl DynamoStore {
         }
         if !short.is_empty() {
             return Err(PlaceError::OutOfStock(short));
+        }
+        if !buckets_short.is_empty() {
+            return Err(PlaceError::BucketsShort(buckets_short));
         }
         if (first_cart..reasons.len()).any(failed) {
             return Err(PlaceError::CartChanged);

@@ -51,8 +51,9 @@ pub(super) fn order_state(
     Ok(TransactWriteItem::builder().update(built(update.build())?).build())
 }
 
-/// One guarded stock update per line (see [`super::stock`]); `transition` maps a line's quantity
-/// to its move. `live`: only while the product is still sold (not deleted).
+/// One guarded stock update per line and stock bucket it holds units in (see [`super::stock`],
+/// [`super::buckets`]); `transition` maps those units to their move. `live`: only while the
+/// product is still sold (not deleted).
 pub(super) fn stock_updates(
     table: &str,
     lines: &[OrderLine],
@@ -61,11 +62,12 @@ pub(super) fn stock_updates(
 ) -> Result<Vec<TransactWriteItem>, StoreError> {
     lines
         .iter()
-        .map(|line| {
-            let w = stock_write(transition(i64::from(line.quantity)));
+        .flat_map(|line| line.shares().into_iter().map(move |share| (line.product_id, share)))
+        .map(|(product_id, share)| {
+            let w = stock_write(transition(i64::from(share.quantity)));
             let mut update = Update::builder()
                 .table_name(table)
-                .set_key(Some(keys::key(keys::product(line.product_id))))
+                .set_key(Some(keys::key(keys::stock_bucket(product_id, share.bucket))))
                 .update_expression(format!("SET {}", w.assignments.join(", ")))
                 .condition_expression(if live {
                     format!("{} AND {}", super::stock::LIVE, w.condition)
