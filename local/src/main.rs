@@ -27,7 +27,7 @@
 //!   (their processes) and [`outage`] (their off switches),
 //!   and [`stack`] starts them in order; the API port also serves the [`storefront`] page;
 //! * [`schedule`] fires the template's `Schedule` events (on in `up`, off in `test`);
-//! * [`seed`] creates demo data through the API; [`up`], [`test_command`], [`bench`] and
+//! * [`seed`] creates demo data through the API; [`up`], [`test_command`], [`mod@bench`] and
 //!   [`browser_test`] (the storefront in headless Chromium) are the subcommands.
 
 mod api_gateway;

@@ -4,7 +4,7 @@
 //! variable: everything it runs is derived from the SAM template here.
 //!
 //! CloudFormation templates are YAML with custom tags (`!Ref`, `!Sub`, `!GetAtt`, ...). A plain
-//! YAML parser rejects them or drops them; `serde_yaml_ng` keeps them as [`Value::Tagged`], so we
+//! YAML parser rejects them or drops them; `serde_yaml_ng` keeps them as [`serde_yaml_ng::Value::Tagged`], so we
 //! walk the tree once and *resolve* what can be known locally:
 //!
 //! * `!Ref Param` becomes the parameter's `Default` (a `CommaDelimitedList` becomes a list),

@@ -1,7 +1,9 @@
 //! `cargo local test`: the whole quality gate, the same on a laptop and in CI.
 //!
 //! 1. `cargo fmt --all --check`, `cargo clippy --workspace --all-targets -- -D warnings`,
-//!    `cfn-lint template.yaml` and `sam validate --lint` (both from the cache venv, pinned), failing fast; `--skip-lint` skips
+//!    `cargo doc --workspace --no-deps --document-private-items` with `RUSTDOCFLAGS=-D warnings`
+//!    (a broken intra-doc link in a module doc fails here), `cfn-lint template.yaml` and
+//!    `sam validate --lint` (both from the cache venv, pinned), failing fast; `--skip-lint` skips
 //!    them. They run before the stack starts: a lint failure costs no emulator start-up.
 //! 2. A throw-away stack on random ports (so it never clashes with a running `up`), with
 //!    function output in `target/local-logs/<Function>.log` to keep test output readable.
@@ -73,6 +75,14 @@ pub async fn run(args: Args) -> Result<ExitCode> {
             &ws,
             "cargo clippy --workspace --all-targets -- -D warnings",
             cargo_command().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+        )
+        .await?;
+        gate(
+            &ws,
+            "cargo doc --workspace --no-deps --document-private-items (RUSTDOCFLAGS=-D warnings)",
+            cargo_command()
+                .args(["doc", "--workspace", "--no-deps", "--document-private-items"])
+                .env("RUSTDOCFLAGS", "-D warnings"),
         )
         .await?;
         gate(&ws, "cfn-lint template.yaml", Command::new(tools.venv_bin.join("cfn-lint")).arg("template.yaml")).await?;

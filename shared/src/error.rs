@@ -1,8 +1,10 @@
 //! The one error shape every endpoint returns:
 //! `{"error": {"code": "out_of_stock", "message": "...", "details": ..., "request_id": "..."}}`.
 //!
-//! Each route has its own `thiserror` enum that says what can go wrong there, and converts into
-//! [`ApiError`], which only knows statuses, codes and messages safe to show a client. Internal
+//! Routes whose failures are their own (placing an order, paying, logging in, …) have a
+//! `thiserror` enum that says what can go wrong there; simple routes use the store's errors and
+//! [`ApiError`]'s constructors directly. Either way everything converts into [`ApiError`], which
+//! only knows statuses, codes and messages safe to show a client. Internal
 //! causes are logged where they happen ([`ApiError::internal`]) and never reach the response.
 
 use http::StatusCode;
@@ -99,6 +101,18 @@ impl From<crate::store::StoreError> for ApiError {
         match e {
             crate::store::StoreError::Unavailable(_) => Self::unavailable(&e),
             crate::store::StoreError::Other(_) => Self::internal(&e),
+        }
+    }
+}
+
+/// A list's failure: a cursor this API never returned is the client's to fix.
+impl From<crate::store::ListError> for ApiError {
+    fn from(e: crate::store::ListError) -> Self {
+        match e {
+            crate::store::ListError::BadCursor => {
+                ApiError::bad_request("invalid_cursor", "cursor must be a next_cursor value this API returned")
+            }
+            crate::store::ListError::Store(cause) => cause.into(),
         }
     }
 }

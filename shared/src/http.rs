@@ -65,16 +65,6 @@ pub fn json_from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError>
     })
 }
 
-/// An optional field may be left out, but not sent as `null`: the API documents a value, and a
-/// client sending `null` most likely meant something else than "leave it as it is".
-pub fn absent_or_value<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de>,
-{
-    T::deserialize(d).map(Some)
-}
-
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     let body = serde_json::to_string(value).unwrap_or_else(|_| "null".into());
     let mut resp = Response::new(Body::Text(body));
@@ -123,6 +113,26 @@ pub fn path_param(req: &Request, name: &str) -> Option<String> {
 
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters_ref().and_then(|q| q.first(name)).map(str::to_owned)
+}
+
+/// The id in path parameter `name`: a malformed id names nothing, so it is a 404 for `what`,
+/// exactly like an unknown one.
+pub fn path_id(req: &Request, name: &str, what: &str) -> Result<uuid::Uuid, ApiError> {
+    path_param(req, name).and_then(|s| uuid::Uuid::parse_str(&s).ok()).ok_or_else(|| ApiError::not_found(what))
+}
+
+/// Items per page of a list when `limit` is absent, and the most a client may ask for.
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// The `limit` query parameter of a list: 1 to [`MAX_PAGE_SIZE`], default [`DEFAULT_PAGE_SIZE`].
+pub fn page_size(req: &Request) -> Result<u32, ApiError> {
+    match query_param(req, "limit") {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(raw) => raw.parse::<u32>().ok().filter(|n| (1..=MAX_PAGE_SIZE).contains(n)).ok_or_else(|| {
+            ApiError::bad_request("invalid_limit", format!("limit must be an integer from 1 to {MAX_PAGE_SIZE}"))
+        }),
+    }
 }
 
 /// The signed-in caller: 401 without a valid `Authorization: Bearer <jwt>`.

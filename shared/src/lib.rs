@@ -28,5 +28,6 @@ pub mod http;
 pub mod mock_gateway;
 pub mod payments;
 pub mod schedule;
+pub mod serde_ext;
 pub mod store;
 pub mod telemetry;

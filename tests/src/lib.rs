@@ -65,7 +65,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// Asserts the DESIGN's error shape and returns the error code.
+    /// Asserts the API's error shape (README, "The HTTP API") and returns the error code.
     pub fn error_code(&self) -> &str {
         let e = &self.body["error"];
         assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "no error message in {}", self.body);

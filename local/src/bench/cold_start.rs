@@ -5,7 +5,7 @@
 //! then the first request runs with whatever init left undone (the first connection to DynamoDB,
 //! its TLS handshake on AWS, lazily built clients). So per function, `--cold-starts` times:
 //!
-//! 1. every idle instance of the function is stopped ([`Pool::retire_idle`]), so the next
+//! 1. every idle instance of the function is stopped ([`crate::runtime_api::Pool::retire_idle`]), so the next
 //!    invocation must start a process;
 //! 2. the function's sample event from `events/` (the first request a user would send, a
 //!    customer's token swapped in) is invoked, timed from the invocation to the answer: **first

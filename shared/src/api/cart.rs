@@ -8,7 +8,7 @@ use crate::auth::jwt::{Principal, Tokens};
 use crate::domain::money::Money;
 use crate::domain::order::{MAX_QUANTITY_PER_LINE, max_lines};
 use crate::error::ApiError;
-use crate::http::{authenticate, json, json_body, no_content, path_param, route_key};
+use crate::http::{authenticate, json, json_body, no_content, route_key};
 use crate::store::{CartLine, CartStore, ProductStore};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -46,7 +46,7 @@ pub fn cart_view(lines: &[CartLine]) -> Value {
 }
 
 fn product_id(req: &Request) -> Result<Uuid, ApiError> {
-    path_param(req, "productId").and_then(|s| Uuid::parse_str(&s).ok()).ok_or_else(|| ApiError::not_found("product"))
+    crate::http::path_id(req, "productId", "product")
 }
 
 pub struct Cart<S> {

@@ -10,15 +10,11 @@ use crate::auth::jwt::{Principal, Tokens};
 use crate::domain::order::{Order, OrderState, Release};
 use crate::error::ApiError;
 use crate::events::event::{Event, OrderCancelled, Payload};
-use crate::http::{authenticate, json, path_param, query_param, route_key};
+use crate::http::{authenticate, json, page_size, path_id, query_param, route_key};
 use crate::store::OrderStore;
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
-use uuid::Uuid;
-
-pub const DEFAULT_PAGE_SIZE: u32 = 20;
-pub const MAX_PAGE_SIZE: u32 = 100;
 
 pub struct Orders<S> {
     pub store: S,
@@ -39,20 +35,14 @@ impl<S: OrderStore + 'static> crate::http::HttpHandler for Orders<S> {
 
 impl<S: OrderStore> Orders<S> {
     async fn list(&self, req: &Request, me: &Principal) -> Result<Response<Body>, ApiError> {
-        let limit = match query_param(req, "limit") {
-            None => DEFAULT_PAGE_SIZE,
-            Some(raw) => raw.parse::<u32>().ok().filter(|n| (1..=MAX_PAGE_SIZE).contains(n)).ok_or_else(|| {
-                ApiError::bad_request("invalid_limit", format!("limit must be an integer from 1 to {MAX_PAGE_SIZE}"))
-            })?,
-        };
+        let limit = page_size(req)?;
         let cursor = query_param(req, "cursor");
         let page = self.store.list_orders(me.user_id, limit, cursor.as_deref()).await?;
         Ok(json(StatusCode::OK, &json!({ "items": page.items, "next_cursor": page.next_cursor })))
     }
 
     async fn own_order(&self, req: &Request, me: &Principal) -> Result<Order, ApiError> {
-        let id =
-            path_param(req, "id").and_then(|s| Uuid::parse_str(&s).ok()).ok_or_else(|| ApiError::not_found("order"))?;
+        let id = path_id(req, "id", "order")?;
         match self.store.get_order(id).await? {
             Some(order) if order.user_id == me.user_id => Ok(order),
             _ => Err(ApiError::not_found("order")),

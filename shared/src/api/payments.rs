@@ -35,9 +35,9 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 struct PayRequest {
     order_id: Uuid,
-    #[serde(default, deserialize_with = "crate::http::absent_or_value")]
+    #[serde(default, deserialize_with = "crate::serde_ext::absent_or_value")]
     token: Option<String>,
-    #[serde(default, deserialize_with = "crate::http::absent_or_value")]
+    #[serde(default, deserialize_with = "crate::serde_ext::absent_or_value")]
     transaction_id: Option<String>,
 }
 

@@ -2,33 +2,21 @@
 //! `POST /products`, `PUT /products/{id}`, `DELETE /products/{id}` for admins.
 //!
 //! `PUT` changes name, description or price, and moves stock only by a signed
-//! `stock_adjustment`, applied as the conditional adjust of DESIGN §3: an admin can add units
-//! at any time and remove only units nobody has reserved.
+//! `stock_adjustment`, applied as the conditional adjust of `docs/data-model.md` ("Product
+//! stock"): an admin can add units at any time and remove only units nobody has reserved.
+//! `stock_buckets` (on `POST` and `PUT`) spreads the stock over that many items for a hot product
+//! (`domain::buckets`); the store moves the units, reads show the sum.
 
 use crate::auth::jwt::Tokens;
 use crate::domain::product::{NewProductInput, Product, ProductUpdateInput};
 use crate::domain::stock::Stock;
 use crate::error::ApiError;
-use crate::http::{json, json_body, no_content, path_param, query_param, require_admin, route_key};
-use crate::store::{ListError, ProductStore, RoleStore, UpdateProductError};
+use crate::http::{json, json_body, no_content, page_size, path_id, query_param, require_admin, route_key};
+use crate::store::{ProductStore, RoleStore, UpdateProductError};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use uuid::Uuid;
-
-pub const DEFAULT_PAGE_SIZE: u32 = 20;
-pub const MAX_PAGE_SIZE: u32 = 100;
-
-impl From<ListError> for ApiError {
-    fn from(e: ListError) -> Self {
-        match e {
-            ListError::BadCursor => {
-                ApiError::bad_request("invalid_cursor", "cursor must be a next_cursor value this API returned")
-            }
-            ListError::Store(cause) => cause.into(),
-        }
-    }
-}
 
 impl From<UpdateProductError> for ApiError {
     fn from(e: UpdateProductError) -> Self {
@@ -44,17 +32,7 @@ impl From<UpdateProductError> for ApiError {
 }
 
 fn product_id(req: &Request) -> Result<Uuid, ApiError> {
-    // A malformed id names no product: 404, as for an unknown one.
-    path_param(req, "id").and_then(|s| Uuid::parse_str(&s).ok()).ok_or_else(|| ApiError::not_found("product"))
-}
-
-fn page_size(req: &Request) -> Result<u32, ApiError> {
-    match query_param(req, "limit") {
-        None => Ok(DEFAULT_PAGE_SIZE),
-        Some(raw) => raw.parse::<u32>().ok().filter(|n| (1..=MAX_PAGE_SIZE).contains(n)).ok_or_else(|| {
-            ApiError::bad_request("invalid_limit", format!("limit must be an integer from 1 to {MAX_PAGE_SIZE}"))
-        }),
-    }
+    path_id(req, "id", "product")
 }
 
 pub struct Products<S> {

@@ -21,7 +21,7 @@ use uuid::Uuid;
 struct SignupRequest {
     email: String,
     password: SecretString,
-    #[serde(default, deserialize_with = "crate::http::absent_or_value")]
+    #[serde(default, deserialize_with = "crate::serde_ext::absent_or_value")]
     name: Option<String>,
 }
 

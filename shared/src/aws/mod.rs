@@ -18,7 +18,7 @@
 //!   of every cold start 3–5 ms (reading and parsing ~145 certificates of `/etc/ssl/certs`,
 //!   measured); an endpoint override to `https://` (LocalStack, a proxy with its own CA) gets the
 //!   system store, as does `TLS_TRUST_ROOTS=system`;
-//! - a **pinned behavior version** ([`BEHAVIOR_VERSION`]), so an SDK update cannot change retry or
+//! - a **pinned behavior version** ([`behavior_version`]), so an SDK update cannot change retry or
 //!   timeout defaults under us unnoticed;
 //! - the **app name** from `AWS_SDK_UA_APP_ID` in the user agent (the local DynamoDB proxy counts
 //!   calls per function by it).

@@ -11,7 +11,7 @@
 use super::buckets::StockBuckets;
 use super::money::{Currency, Money};
 use super::stock::Stock;
-use crate::http::absent_or_value;
+use crate::serde_ext::absent_or_value;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

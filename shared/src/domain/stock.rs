@@ -1,6 +1,7 @@
 //! Stock of one product and the five transitions that may change it.
 //!
-//! The product item stores three counters (DESIGN §3):
+//! The product item (and every stock bucket, see [`super::buckets`]) stores three counters
+//! (`docs/data-model.md`, "Product stock"):
 //! `available` (units on hand, reserved ones included), `reserved` (held by unpaid orders) and
 //! `sellable = available - reserved`. `sellable` is redundant on purpose: DynamoDB condition
 //! expressions cannot do arithmetic, so "is there enough to reserve?" must be a comparison against a

@@ -1,4 +1,4 @@
-//! Payments, as the shop sees them (DESIGN §5):
+//! Payments, as the shop sees them (`docs/payments.md`):
 //!
 //! - [`gateway`]: the gateway's HTTP contract (charges, webhook events) and the client for it;
 //! - [`signature`]: the `Payment-Signature` webhook header, made and checked;
