@@ -28,7 +28,7 @@ pub struct Args {
 }
 
 /// `cargo local browser-test`.
-pub async fn command(args: Args) -> Result<ExitCode> {
+pub async fn run(args: Args) -> Result<ExitCode> {
     let ws = Workspace::locate().await?;
     let env = match args.url {
         Some(url) => vec![
@@ -39,7 +39,7 @@ pub async fn command(args: Args) -> Result<ExitCode> {
         None => running_stack_env(&ws)?,
     };
     let tools = install::ensure_browser_tools(&install::cache_dir()?).await?;
-    let status = run(&ws, &tools, &env).await?;
+    let status = run_against(&ws, &tools, &env).await?;
     Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
@@ -52,7 +52,7 @@ fn running_stack_env(ws: &Workspace) -> Result<Vec<(String, String)>> {
 }
 
 /// Runs every `tests/browser/*.test.mjs` with `env` (the stack's test contract) and the tools.
-pub async fn run(ws: &Workspace, tools: &BrowserTools, env: &[(String, String)]) -> Result<ExitStatus> {
+pub async fn run_against(ws: &Workspace, tools: &BrowserTools, env: &[(String, String)]) -> Result<ExitStatus> {
     let dir = ws.root.join("tests/browser");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("reading {}", dir.display()))?
@@ -76,7 +76,7 @@ pub async fn run(ws: &Workspace, tools: &BrowserTools, env: &[(String, String)])
         .env("SHOP_BROWSER_ARTIFACTS", &artifacts);
     let shown: Vec<String> = cmd.as_std().get_args().map(|a| a.to_string_lossy().into_owned()).collect();
     eprintln!("▶ node {}", shown.join(" "));
-    let status = crate::test_command::wait_interruptible(cmd.spawn().context("running node")?).await?;
+    let status = crate::process::wait_interruptible(cmd.spawn().context("running node")?).await?;
     if !status.success() && artifacts.exists() {
         eprintln!("✗ browser test failed; screenshots in {}", artifacts.display());
     }

@@ -1,4 +1,5 @@
-//! The Lambda Invoke API, and `cargo local invoke`, the Docker-free twin of `sam local invoke`.
+//! The Lambda Invoke API (`cargo local invoke`, the Docker-free twin of `sam local invoke`, is
+//! [`crate::invoke_command`], a client of it).
 //!
 //! The stack serves the Invoke API on its own port (printed by `up`, `SHOP_INVOKE_URL` in
 //! tests), with the same path and error convention as Lambda, so an SDK client pointed at it
@@ -121,44 +122,4 @@ pub async fn local(pool: &Pool, event: Bytes) -> Invoked {
             Invoked { body: Outcome::failure_body(error_type, &message), function_error: true }
         }
     }
-}
-
-/// `cargo local invoke`: the result goes to stdout (pipe it to `jq`), everything else to stderr;
-/// the exit status is non-zero when the function failed.
-pub async fn command(
-    function: String,
-    event: std::path::PathBuf,
-    url: Option<String>,
-) -> Result<std::process::ExitCode> {
-    let payload = Bytes::from(std::fs::read(&event).with_context(|| format!("reading {}", event.display()))?);
-    let invoked = match url {
-        Some(url) => remote(&url, &function, payload).await?,
-        None => {
-            let ws = crate::workspace::Workspace::locate().await?;
-            let template = crate::template::Template::load(&ws.root.join("template.yaml"))?;
-            let f = template.function(&function).with_context(|| {
-                let known: Vec<_> = template.functions.iter().map(|f| f.logical_id.as_str()).collect();
-                format!("no function `{function}` in template.yaml (known: {})", known.join(", "))
-            })?;
-            ws.build(&[&f.binary]).await?;
-            let jar_dir = crate::install::ensure_dynamodb_local(&crate::install::cache_dir()?).await?;
-            let opts = crate::stack::Options {
-                api_port: None,
-                invoke_port: None,
-                pool_size: 1,
-                freeze: false,
-                function_logs: None,
-                only: Some(vec![function.clone()]),
-                schedule: crate::schedule::Mode::Off,
-                profile: crate::workspace::PROFILE,
-                dynamodb_proxy: true,
-            };
-            let stack = crate::stack::Stack::start(&ws, &template, &jar_dir, opts).await?;
-            let invoked = local(&stack.pools[&function], payload).await;
-            stack.stop().await;
-            invoked
-        }
-    };
-    println!("{}", String::from_utf8_lossy(&invoked.body));
-    Ok(if invoked.function_error { std::process::ExitCode::FAILURE } else { std::process::ExitCode::SUCCESS })
 }

@@ -53,7 +53,7 @@ impl Kafka {
     pub async fn start(venv_bin: &Path, log: &Path, topics: &[String]) -> Result<Self> {
         let relay_listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let relay_port = relay_listener.local_addr()?.port();
-        let port = crate::stack::free_port()?;
+        let port = crate::process::free_port()?;
         let mut cmd = crate::process::command(tansu_binary(venv_bin)?);
         cmd.args(["broker", "--listener-url", &format!("tcp://127.0.0.1:{port}")])
             .args(["--advertised-listener-url", &format!("tcp://127.0.0.1:{relay_port}")])

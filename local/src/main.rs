@@ -27,8 +27,13 @@
 //!   (their processes) and [`outage`] (their off switches),
 //!   and [`stack`] starts them in order; the API port also serves the [`storefront`] page;
 //! * [`schedule`] fires the template's `Schedule` events (on in `up`, off in `test`);
-//! * [`seed`] creates demo data through the API; [`up`], [`test_command`], [`mod@bench`] and
-//!   [`browser_test`] (the storefront in headless Chromium) are the subcommands.
+//! * [`seed`] creates demo data through the API; [`up`], [`test_command`], [`mod@bench`],
+//!   [`invoke_command`], [`mail_command`] and [`browser_test`] (the storefront in headless
+//!   Chromium) are the subcommands, each with a `run`.
+//!
+//! Imports point one way: the commands over [`stack`], the stack over the emulators, the
+//! emulators over [`process`] and [`emulator`] (processes, free ports). No emulator imports the
+//! stack or a command.
 
 mod api_gateway;
 mod bench;
@@ -39,7 +44,9 @@ mod emulator;
 mod env_vars;
 mod install;
 mod invoke;
+mod invoke_command;
 mod kafka;
+mod mail_command;
 mod messaging;
 mod msk;
 mod outage;
@@ -133,9 +140,9 @@ async fn main() -> ExitCode {
         Command::Up(args) => up::run(args).await,
         Command::Test(args) => test_command::run(args).await,
         Command::Bench(args) => bench::run(args).await,
-        Command::BrowserTest(args) => browser_test::command(args).await,
-        Command::Invoke { function, event, url } => invoke::command(function, event, url).await,
-        Command::Mail { last, url } => ses::command(url, last).await,
+        Command::BrowserTest(args) => browser_test::run(args).await,
+        Command::Invoke { function, event, url } => invoke_command::run(function, event, url).await,
+        Command::Mail { last, url } => mail_command::run(url, last).await,
     };
     match result {
         Ok(code) => code,
@@ -143,15 +150,5 @@ async fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM, so both stop the stack cleanly.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }

@@ -97,3 +97,33 @@ async fn pump(stream: impl AsyncRead + Unpin, output: Output) {
         }
     }
 }
+
+/// A port that was free a moment ago, for programs that must be told a port (the JVM, the broker,
+/// moto).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Waits for a test runner; on Ctrl-C or SIGTERM gives it a moment to finish, then kills it.
+pub async fn wait_interruptible(mut child: tokio::process::Child) -> anyhow::Result<std::process::ExitStatus> {
+    tokio::select! {
+        status = child.wait() => Ok(status?),
+        _ = shutdown_signal() => {
+            // The test runner got the terminal's Ctrl-C too; give it a moment to finish.
+            if tokio::time::timeout(std::time::Duration::from_secs(5), child.wait()).await.is_err() {
+                let _ = child.kill().await;
+            }
+            anyhow::bail!("interrupted")
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM, so both stop the stack cleanly.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -157,7 +157,7 @@ const SES_AUTH: &str =
 
 impl Ses {
     pub async fn start(venv_bin: &Path, log: &Path, sender: Option<&str>) -> Result<Self> {
-        let port = crate::stack::free_port()?;
+        let port = crate::process::free_port()?;
         let mut cmd = crate::process::command(venv_bin.join("moto_server"));
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
         let moto = Emulator::spawn("moto", cmd, port, log).await?;
@@ -230,40 +230,6 @@ pub async fn sent_mail(moto_endpoint: &str) -> Result<Vec<SentMail>> {
         .collect())
 }
 
-/// `cargo local mail`: prints the mail a running stack sent, read through its Invoke API.
-pub async fn command(url: String, last: Option<usize>) -> Result<std::process::ExitCode> {
-    let url = format!("{}/_local/mail", url.trim_end_matches('/'));
-    let mail: Vec<SentMail> = reqwest::get(&url)
-        .await
-        .with_context(|| format!("GET {url} (is `cargo local up` running?)"))?
-        .error_for_status()?
-        .json()
-        .await?;
-    let skip = last.map_or(0, |n| mail.len().saturating_sub(n));
-    for m in &mail[skip..] {
-        println!("━━ {} → {}\n   {}\n", m.from, m.to.join(", "), m.subject);
-        println!("{}\n", strip_tags(&m.body));
-    }
-    eprintln!("{} e-mail(s) sent by the local stack", mail.len());
-    Ok(std::process::ExitCode::SUCCESS)
-}
-
-/// A terminal-friendly view of an HTML body: tags dropped, blank lines squeezed.
-fn strip_tags(html: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => in_tag = false,
-            c if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    let lines: Vec<&str> = out.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    lines.iter().map(|l| format!("   {l}")).collect::<Vec<_>>().join("\n")
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -277,10 +243,5 @@ mod tests {
         assert!(message.contains("not verified") && message.contains("sandboxed@example.com"), "{message}");
         r.clear();
         assert_eq!(super::refusal(&["sandboxed@example.com"], &r), None);
-    }
-
-    #[test]
-    fn strip_tags_keeps_the_text() {
-        assert_eq!(super::strip_tags("<h1>Hi</h1>\n\n<p>there &amp; you</p>"), "   Hi\n   there &amp; you");
     }
 }

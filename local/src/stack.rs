@@ -2,8 +2,9 @@
 //!
 //! Order matters and mirrors a deployment: the database first (tables created from the
 //! template) with the [`crate::dynamodb_proxy`] in front of it (the functions' DynamoDB
-//! endpoint; tests read the table directly), then the function pools (their first instance initialises against a database
-//! that is ready; before them the Kafka broker and the SES emulator they publish and send to,
+//! endpoint, counting calls, injecting faults and enforcing partition limits when asked; tests
+//! read the table directly; `cargo local bench --no-proxy` leaves it out), then the function
+//! pools (their first instance initialises against a database that is ready; before them the Kafka broker and the SES emulator they publish and send to,
 //! see [`crate::messaging`]), then the front doors: the API Gateway emulation, the MSK trigger and
 //! the Lambda Invoke API.
 //! [`Stack::stop`] takes everything down in reverse; process death signals (see `process`)
@@ -98,7 +99,7 @@ impl Stack {
         let logs = ws.logs_dir();
         std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
 
-        let ddb_port = free_port()?;
+        let ddb_port = crate::process::free_port()?;
         let ddb_log = logs.join("dynamodb-local.log");
         let _ = std::fs::remove_file(&ddb_log);
         let step = Step::start(format!("starting DynamoDB Local on port {ddb_port}"));
@@ -323,11 +324,6 @@ fn lambda_environment(
 
 fn names<'a>(items: impl Iterator<Item = &'a String>) -> String {
     items.map(String::as_str).collect::<Vec<_>>().join(", ")
-}
-
-/// A port that was free a moment ago, for programs that must be told a port (the JVM).
-pub fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 async fn bind(port: u16) -> Result<tokio::net::TcpListener> {

@@ -28,7 +28,7 @@
 //! API; see [`crate::schedule`]). The stack is torn down afterwards and the exit status is the test command's.
 
 use std::process::{ExitCode, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use tokio::process::Command;
@@ -115,7 +115,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         if status.success()
             && let Some(browser) = &browser
         {
-            status = browser_test::run(&ws, browser, &stack.contract_env()).await?;
+            status = browser_test::run_against(&ws, browser, &stack.contract_env()).await?;
         }
         // After the tests: the data schemathesis leaves behind (random charges with delayed
         // webhooks, odd accounts) must not disturb the whole-table comparisons of the suite.
@@ -189,19 +189,5 @@ async fn run_tests(ws: &Workspace, stack: &Stack, extra: &[String]) -> Result<Ex
     // Print the command without its environment: the stack's variables include the JWT secret.
     let shown: Vec<String> = cmd.as_std().get_args().map(|a| a.to_string_lossy().into_owned()).collect();
     eprintln!("▶ cargo {}", shown.join(" "));
-    wait_interruptible(cmd.spawn().context("running the tests")?).await
-}
-
-/// Waits for a test runner; on Ctrl-C or SIGTERM gives it a moment to finish, then kills it.
-pub async fn wait_interruptible(mut child: tokio::process::Child) -> Result<ExitStatus> {
-    tokio::select! {
-        status = child.wait() => Ok(status?),
-        _ = crate::shutdown_signal() => {
-            // The test runner got the terminal's Ctrl-C too; give it a moment to finish.
-            if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
-                let _ = child.kill().await;
-            }
-            bail!("interrupted")
-        }
-    }
+    crate::process::wait_interruptible(cmd.spawn().context("running the tests")?).await
 }

@@ -102,7 +102,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
             println!("  {line}");
         }
     }
-    crate::shutdown_signal().await;
+    crate::process::shutdown_signal().await;
     eprintln!("\nstopping…");
     stack.stop().await;
     let _ = std::fs::remove_file(&env_file);
