@@ -228,7 +228,11 @@ impl<S: OrderStore + CartStore> PlaceOrder<S> {
                 tracing::info!(order_id = %placement.order.id, lines = placement.order.lines.len(), "order placed");
                 Ok((StatusCode::CREATED, placement.order))
             }
-            Err(PlaceError::KeyUsed) => self.replay(me, &key, &request_hash).await?.ok_or(PlaceOrderError::KeyReused),
+            // The key's marker exists (the transaction said so): its order is the answer. Gone by
+            // the time we read it (its TTL ran out in between) leaves nothing to say but a 500.
+            Err(PlaceError::KeyUsed) => {
+                self.replay(me, &key, &request_hash).await?.ok_or(PlaceOrderError::Place(PlaceError::KeyUsed))
+            }
             Err(PlaceError::PriceChanged(changed)) if from_cart => {
                 self.refresh_cart(me.user_id, &cart).await?;
                 Err(PlaceError::PriceChanged(changed).into())
@@ -308,3 +312,6 @@ mod tests {
         assert_ne!(fingerprint(None), fingerprint(Some(&[a])));
     }
 }
+#[cfg(test)]
+#[path = "place_order_tests.rs"]
+mod place_order_tests;

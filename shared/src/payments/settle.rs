@@ -23,8 +23,8 @@ use crate::store::{PaymentStore, SettleWrite, SettleWriteResult, StoreError};
 use serde::Serialize;
 use uuid::Uuid;
 
-/// A decision is retried on a fresh read at most this often (each retry means another writer
-/// moved the order, which can happen only a few times in its life).
+/// Rounds of read → decide → write in all (so at most 4 retries on a fresh read; each retry means
+/// another writer moved the order, which can happen only a few times in its life).
 const MAX_ROUNDS: usize = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -162,3 +162,6 @@ pub async fn settle<S: PaymentStore>(
     }
     Err(StoreError::Unavailable(format!("order {order_id} kept changing while settling")).into())
 }
+#[cfg(test)]
+#[path = "settle_tests.rs"]
+mod settle_tests;

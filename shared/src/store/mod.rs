@@ -4,6 +4,8 @@
 //! are generic over these traits, so the rules they hold do not depend on the SDK.
 
 pub mod dynamo;
+#[cfg(test)]
+pub(crate) mod fake;
 
 use crate::domain::money::Money;
 use crate::domain::order::{Order, PriceQuote, Release};
