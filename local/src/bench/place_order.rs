@@ -128,7 +128,8 @@ impl TransactionShape {
         // As the transaction wrote it: pending, in the OUTBOX index (the relay's mark changed that).
         event.remove("published_at");
         event.remove(keys::TTL);
-        event.insert(keys::GSI1PK.into(), AttributeValue::S(keys::OUTBOX.into()));
+        let event_id = uuid(event.get("id").and_then(|v| v.as_s().ok()).context("event without id")?)?;
+        event.insert(keys::GSI1PK.into(), AttributeValue::S(keys::outbox(event_id)));
         Ok(Self {
             marker: fx.item(keys::idempotency(user, &placed.idempotency_key)).await?,
             order: fx.item(keys::order(order_id)).await?,
@@ -216,7 +217,12 @@ impl TransactionShape {
             put(&self.order, &[(keys::PK, keys::order(order).0), ("id", order.to_string())]),
             put(
                 &self.event,
-                &[(keys::PK, keys::event(event).0), (keys::GSI1SK, event.to_string()), ("id", event.to_string())],
+                &[
+                    (keys::PK, keys::event(event).0),
+                    (keys::GSI1PK, keys::outbox(event)),
+                    (keys::GSI1SK, event.to_string()),
+                    ("id", event.to_string()),
+                ],
             ),
             TransactWriteItem::builder().update(update).build(),
         ]

@@ -3,7 +3,7 @@
 //! Every state change writes its event as an outbox item in its own transaction (see
 //! `store::dynamo::outbox`). The table's stream (new images) carries each insert here, through an
 //! event source mapping whose filter lets through only pending outbox items (`sk = EVENT`,
-//! `gsi1pk = OUTBOX`): the insert itself, or a redrive by the sweeper. Stream records of one item
+//! `gsi1pk` beginning with `OUTBOX`): the insert itself, or a redrive by the sweeper. Stream records of one item
 //! come exactly once and in order; a batch is the records of one shard, in order.
 //!
 //! Per batch:

@@ -2,7 +2,7 @@
 //! reservation deadline and releases their units, then redrives outbox events the stream path
 //! gave up on.
 //!
-//! Overdue orders come from the sparse `PENDING` index, never a scan. Each is expired by the same
+//! Overdue orders come from the sparse `PENDING#<shard>` index queue, never a scan. Each is expired by the same
 //! conditional release transaction as a cancel (which writes its `order.expired` event to the
 //! outbox, like every state change), so two sweepers at once, or a sweeper racing a cancel,
 //! release each order once. "Now" is the schedule event's `time`: a delayed or replayed event

@@ -3,7 +3,7 @@
 //! The outbox relay is fed by the table's DynamoDB stream, and a stream record can be given up
 //! on: the relay failed it more often than the event source mapping retries (Kafka down for
 //! longer than that), it went to the on-failure queue, or it aged out of the stream's 24 hours.
-//! Its outbox item then still sits in the sparse `gsi1` partition `OUTBOX` (only the relay's
+//! Its outbox item then still sits in the sparse `gsi1` queue `OUTBOX#<shard>` (only the relay's
 //! "published" mark takes it out). The sweeper finds those older than a threshold, oldest first,
 //! with a key condition on the time-ordered ids (no scan), and **touches** each one (one more
 //! `redrives`): that write is a new stream record with the item still pending, so the stream delivers it

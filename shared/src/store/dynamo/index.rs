@@ -4,9 +4,13 @@
 //! |---|---|---|---|
 //! | `CATALOG` | gsi1 | product id | [`DynamoStore::page`] (the product list) |
 //! | `ORDERS#<user>` | gsi1 | order id (v7: time-ordered) | [`DynamoStore::page`], newest first |
-//! | `OUTBOX` | gsi1 | event id (v7) | [`DynamoStore::due`] (the sweeper's redrive) |
+//! | `OUTBOX#<n>` (32 shards) | gsi1 | event id (v7) | [`DynamoStore::due_sharded`] (the sweeper's redrive) |
 //! | `DELIVERIES` | gsi1 | due time | [`DynamoStore::due`] (the mock gateway) |
-//! | `PENDING` | gsi2 | reservation deadline | [`DynamoStore::due`] (the sweeper) |
+//! | `PENDING#<n>` (16 shards) | gsi2 | reservation deadline | [`DynamoStore::due_sharded`] (the sweeper) |
+//!
+//! A queue every order writes to is sharded: one partition key of an index takes about 1,000
+//! writes/s like any other (and a throttled index throttles the table write), so the hot queues
+//! are spread over `<name>#<n>` by the item id's last bits and read shard by shard.
 //!
 //! The queues are sparse: an item leaves its partition (its index attributes are removed) when it
 //! is done, so a queue read costs what is due, never a scan of the table.
@@ -96,6 +100,35 @@ impl DynamoStore {
             _ => None,
         };
         Ok(Page { items, next_cursor })
+    }
+
+    /// [`Self::due`] over every shard of a sharded queue (`partitions`, see
+    /// `keys::queue_partitions`), read concurrently and merged: the `limit` lowest sort keys of
+    /// all shards, oldest first. `after` resumes every shard after that sort key.
+    pub(super) async fn due_sharded(
+        &self,
+        partitions: &[String],
+        index: fn(String) -> Partition,
+        below: String,
+        after: Option<((String, &'static str), String)>,
+        limit: u32,
+        projection: Option<&str>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let reads = partitions.iter().map(|p| {
+            let queue = index(p.clone());
+            let (below, after) = (below.clone(), after.clone());
+            async move { self.due(&queue, below, after, limit, projection).await.map(|items| (queue.sk, items)) }
+        });
+        let mut all: Vec<(String, Item)> = Vec::new();
+        for shard in futures::future::join_all(reads).await {
+            let (sk, items) = shard?;
+            all.extend(items.into_iter().map(|i| {
+                let sort = i.get(sk).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                (sort, i)
+            }));
+        }
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(all.into_iter().take(usize::try_from(limit).unwrap_or(usize::MAX)).map(|(_, i)| i).collect())
     }
 
     /// Up to `limit` items of a queue whose sort key is below `below`, oldest first, resumed

@@ -13,9 +13,40 @@ pub const GSI1SK: &str = "gsi1sk";
 pub const GSI2: &str = "gsi2";
 
 pub const CATALOG: &str = "CATALOG";
-/// gsi2 partition of orders that still hold a reservation, sorted by deadline.
+/// gsi2 partitions of orders that still hold a reservation, sorted by deadline: `PENDING#<n>`
+/// (see [`pending`]); items written before the queues were sharded sit in `PENDING` itself.
 pub const PENDING: &str = "PENDING";
+/// gsi1 partitions of events not yet published: `OUTBOX#<n>` (see [`outbox`]), or `OUTBOX`.
 pub const OUTBOX: &str = "OUTBOX";
+
+/// Shards of the `PENDING` queue. Every order is written into it when placed and out of it when
+/// it leaves `PENDING_PAYMENT`: two index writes per order on one partition key would cap the
+/// whole shop near 500 orders/s (1,000 write units/s per partition, indexes included;
+/// `docs/capacity.md`). 16 shards take 8,000 orders/s.
+pub const PENDING_SHARDS: u8 = 16;
+/// Shards of the `OUTBOX` queue: every event is written into it and out of it (published), and a
+/// paid order makes two events, so it needs twice the shards of `PENDING`.
+pub const OUTBOX_SHARDS: u8 = 32;
+
+/// The shard of an item with id `id` among `shards`: the id's last (random) bits.
+fn shard(id: Uuid, shards: u8) -> u8 {
+    u8::try_from(id.as_u128() % u128::from(shards)).unwrap_or(0)
+}
+
+/// The `PENDING` partition of order `id`.
+pub fn pending(order: Uuid) -> String {
+    format!("{PENDING}#{}", shard(order, PENDING_SHARDS))
+}
+
+/// The `OUTBOX` partition of event `id`.
+pub fn outbox(event: Uuid) -> String {
+    format!("{OUTBOX}#{}", shard(event, OUTBOX_SHARDS))
+}
+
+/// Every partition of a sharded queue, the unsharded one (older items) first.
+pub fn queue_partitions(queue: &str, shards: u8) -> Vec<String> {
+    std::iter::once(queue.to_owned()).chain((0..shards).map(|n| format!("{queue}#{n}"))).collect()
+}
 
 pub fn user(id: Uuid) -> (String, &'static str) {
     (format!("USER#{id}"), "PROFILE")

@@ -3,8 +3,9 @@
 //! An order is one item, `ORDER#<id>` / `ORDER`, lines included. Two sparse index entries make
 //! its access patterns queries, never scans:
 //! - `gsi1`: `ORDERS#<user id>` / `<order id>` — a user's orders, newest first (ids are UUIDv7);
-//! - `gsi2`: `PENDING` / `<deadline ms>#<order id>` — present only while the order holds a
-//!   reservation, so the sweeper reads exactly the orders it may have to expire.
+//! - `gsi2`: `PENDING#<shard>` / `<deadline ms>#<order id>` — present only while the order holds
+//!   a reservation, so the sweeper reads exactly the orders it may have to expire (16 shards, so
+//!   that a flash sale's orders do not make one index partition hot; see `keys::PENDING_SHARDS`).
 
 use super::index::{Listing, Partition};
 use super::{DynamoStore, decode_error, keys};
@@ -65,7 +66,7 @@ impl OrderItem {
             sk: sk.to_owned(),
             gsi1pk: keys::user_orders(o.user_id),
             gsi1sk: o.id.to_string(),
-            gsi2pk: pending.then(|| keys::PENDING.to_owned()),
+            gsi2pk: pending.then(|| keys::pending(o.id)),
             gsi2sk: pending.then(|| format!("{}#{}", keys::instant(o.reservation_deadline), o.id)),
             id: o.id,
             user_id: o.user_id,
@@ -198,7 +199,8 @@ impl DynamoStore {
         now: time::OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<Result<Order, StoreError>>, StoreError> {
-        let due = self.due(&Partition::gsi2(keys::PENDING), keys::instant(now), None, limit, None).await?;
+        let partitions = keys::queue_partitions(keys::PENDING, keys::PENDING_SHARDS);
+        let due = self.due_sharded(&partitions, Partition::gsi2, keys::instant(now), None, limit, None).await?;
         Ok(due
             .into_iter()
             .map(|item| {

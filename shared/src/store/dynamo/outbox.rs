@@ -1,8 +1,11 @@
 //! Outbox items: an event on its way to Kafka, written in the transaction that caused it.
 //!
-//! While unpublished the item carries `gsi1pk = OUTBOX` and `gsi1sk = <event id>` (a UUIDv7, so
+//! While unpublished the item carries `gsi1pk = OUTBOX#<shard>` (32 shards, see
+//! `keys::OUTBOX_SHARDS`: every event is written into the queue and out of it, which on one
+//! partition key would cap the shop near 500 events/s) and `gsi1sk = <event id>` (a UUIDv7, so
 //! time-ordered). Its insert is a record in the table's stream, which the relay function receives
-//! (the event source's filter lets through only images with `sk = EVENT` and `gsi1pk = OUTBOX`);
+//! (the event source's filter lets through only images with `sk = EVENT` and a `gsi1pk`
+//! beginning with `OUTBOX`);
 //! once Kafka has it, the relay marks it published: both index attributes are removed (a stream
 //! record the filter drops) and `expires_at` set, so DynamoDB's TTL deletes it after
 //! [`PUBLISHED_RETENTION`]. What the stream path gave up on is still in the index, where the
@@ -24,7 +27,7 @@ pub const PUBLISHED_RETENTION: time::Duration = time::Duration::days(7);
 struct OutboxItem<'a> {
     pk: String,
     sk: &'static str,
-    gsi1pk: &'static str,
+    gsi1pk: String,
     gsi1sk: String,
     id: String,
     #[serde(rename = "type")]
@@ -43,7 +46,7 @@ pub fn put_event(table: &str, event: &Event) -> Result<TransactWriteItem, StoreE
     let item = OutboxItem {
         pk,
         sk,
-        gsi1pk: keys::OUTBOX,
+        gsi1pk: keys::outbox(event.id),
         gsi1sk: event.id.to_string(),
         id: event.id.to_string(),
         event_type: event.event_type().as_str(),
@@ -96,7 +99,9 @@ impl crate::store::OutboxStore for DynamoStore {
         limit: u32,
     ) -> Result<Vec<Uuid>, StoreError> {
         let after = after.map(|id| (keys::event(id), id.to_string()));
-        let due = self.due(&Partition::gsi1(keys::OUTBOX), v7_floor(before), after, limit, Some("id")).await?;
+        let partitions = keys::queue_partitions(keys::OUTBOX, keys::OUTBOX_SHARDS);
+        let due =
+            self.due_sharded(&partitions, Partition::gsi1, v7_floor(before), after, limit, Some("id, gsi1sk")).await?;
         due.into_iter()
             .map(|item| match item.get("id") {
                 Some(AttributeValue::S(id)) => {
@@ -114,7 +119,7 @@ impl crate::store::OutboxStore for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(keys::key(keys::event(event_id))))
             .update_expression("SET redrives = if_not_exists(redrives, :zero) + :one, redriven_at = :t")
-            .condition_expression("gsi1pk = :outbox")
+            .condition_expression("begins_with(gsi1pk, :outbox)")
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .expression_attribute_values(":t", AttributeValue::S(keys::rfc3339(now)?))
