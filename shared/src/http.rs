@@ -97,14 +97,13 @@ pub fn request_id(req: &Request) -> String {
     }
 }
 
-/// Longest `Idempotency-Key` accepted: it becomes part of a DynamoDB key.
-pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
-
-/// The `Idempotency-Key` header, if present, short and printable.
-pub fn idempotency_key(req: &Request) -> Option<String> {
-    let key = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or("");
-    let valid = !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN && key.bytes().all(|b| b.is_ascii_graphic());
-    valid.then(|| key.to_owned())
+/// The `Idempotency-Key` header, if present and valid (see
+/// [`crate::domain::idempotency::IdempotencyKey::parse`]).
+pub fn idempotency_key(req: &Request) -> Option<crate::domain::idempotency::IdempotencyKey> {
+    req.headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::domain::idempotency::IdempotencyKey::parse)
 }
 
 pub fn path_param(req: &Request, name: &str) -> Option<String> {

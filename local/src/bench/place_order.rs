@@ -131,7 +131,7 @@ impl TransactionShape {
         let event_id = uuid(event.get("id").and_then(|v| v.as_s().ok()).context("event without id")?)?;
         event.insert(keys::GSI1PK.into(), AttributeValue::S(keys::outbox(event_id)));
         Ok(Self {
-            marker: fx.item(keys::idempotency(user, &placed.idempotency_key)).await?,
+            marker: fx.item(keys::idempotency(user, &key(&placed.idempotency_key)?)).await?,
             order: fx.item(keys::order(order_id)).await?,
             event,
             user,
@@ -213,7 +213,7 @@ impl TransactionShape {
             .build()
             .expect("table, key and expression are set");
         vec![
-            put(&self.marker, &[(keys::PK, keys::idempotency(self.user, &Uuid::new_v4().to_string()).0)]),
+            put(&self.marker, &[(keys::PK, keys::idempotency(self.user, &fresh_key()).0)]),
             put(&self.order, &[(keys::PK, keys::order(order).0), ("id", order.to_string())]),
             put(
                 &self.event,
@@ -249,4 +249,14 @@ async fn placed_event(fx: &Fixtures<'_>, order: Uuid) -> Result<Item> {
         }
     }
     bail!("no {} event of order {order} in the table", EventType::OrderPlaced)
+}
+
+/// An Idempotency-Key as the shop parsed it.
+fn key(raw: &str) -> Result<shop::domain::idempotency::IdempotencyKey> {
+    shop::domain::idempotency::IdempotencyKey::parse(raw).context("not an Idempotency-Key")
+}
+
+/// A fresh key, as a new request would send.
+fn fresh_key() -> shop::domain::idempotency::IdempotencyKey {
+    shop::domain::idempotency::IdempotencyKey::parse(&Uuid::new_v4().to_string()).expect("a UUID is a valid key")
 }

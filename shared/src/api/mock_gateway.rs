@@ -19,6 +19,7 @@
 //! a Lambda cannot, it is frozen once it answers). Whatever is not delivered now, late and delayed
 //! webhooks included, is delivered by the schedule (`api::mock_gateway_deliveries`).
 
+use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::payment::ChargeStatus;
 use crate::error::ApiError;
 use crate::http::{idempotency_key, json, json_body, path_param, route_key};
@@ -139,7 +140,7 @@ impl<S: GatewayStore + 'static> crate::http::HttpHandler for MockGateway<S> {
 impl<S: GatewayStore> MockGateway<S> {
     async fn create(
         &self,
-        key: &str,
+        key: &IdempotencyKey,
         request: ChargeRequest,
         now: time::OffsetDateTime,
     ) -> Result<(StatusCode, Charge), GatewayApiError> {
@@ -220,7 +221,7 @@ impl<S: GatewayStore> MockGateway<S> {
     /// Pays back (part of) a succeeded charge, once per charge; the same key again returns the same refund.
     async fn refund(
         &self,
-        key: &str,
+        key: &IdempotencyKey,
         request: RefundRequest,
         now: time::OffsetDateTime,
     ) -> Result<(StatusCode, GatewayRefund), GatewayApiError> {

@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-use crate::http::MAX_IDEMPOTENCY_KEY_LEN as MAX_KEY_LEN;
+use crate::domain::idempotency::{IdempotencyKey, MAX_LEN as MAX_KEY_LEN};
 
 /// Transactions one order may try when the buckets it picked were short: the first pick, then
 /// after a consistent look at every bucket, again and again while a sell-out outruns it.
@@ -113,7 +113,7 @@ impl From<PlaceOrderError> for ApiError {
     }
 }
 
-fn idempotency_key(req: &Request) -> Result<String, PlaceOrderError> {
+fn idempotency_key(req: &Request) -> Result<IdempotencyKey, PlaceOrderError> {
     crate::http::idempotency_key(req).ok_or(PlaceOrderError::BadKey)
 }
 
@@ -151,7 +151,7 @@ impl<S: OrderStore + CartStore> PlaceOrder<S> {
     async fn place(
         &self,
         me: &Principal,
-        key: String,
+        key: IdempotencyKey,
         requested: Option<Vec<RequestedLine>>,
     ) -> Result<(StatusCode, Order), PlaceOrderError> {
         let request_hash = fingerprint(requested.as_deref());
@@ -270,7 +270,7 @@ impl<S: OrderStore + CartStore> PlaceOrder<S> {
     async fn replay(
         &self,
         me: &Principal,
-        key: &str,
+        key: &IdempotencyKey,
         hash: &str,
     ) -> Result<Option<(StatusCode, Order)>, PlaceOrderError> {
         let Some(prior) = self.store.prior_placement(me.user_id, key).await? else { return Ok(None) };

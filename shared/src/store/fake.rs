@@ -168,7 +168,7 @@ impl State {
     /// The placement transaction as modelled (stock aside).
     fn place(&mut self, p: &Placement) -> Result<(), PlaceError> {
         let user = p.order.user_id;
-        let marker = (user, p.idempotency_key.clone());
+        let marker = (user, p.idempotency_key.as_str().to_owned());
         if self.markers.contains_key(&marker) {
             return Err(PlaceError::KeyUsed);
         }
@@ -245,11 +245,11 @@ impl OrderStore for FakeStore {
     async fn prior_placement(
         &self,
         user_id: Uuid,
-        idempotency_key: &str,
+        idempotency_key: &crate::domain::idempotency::IdempotencyKey,
     ) -> Result<Option<PriorPlacement>, StoreError> {
         let mut s = self.state();
         s.calls.prior_placement += 1;
-        Ok(s.markers.get(&(user_id, idempotency_key.to_owned())).cloned())
+        Ok(s.markers.get(&(user_id, idempotency_key.as_str().to_owned())).cloned())
     }
 
     async fn get_order(&self, id: Uuid) -> Result<Option<Order>, StoreError> {

@@ -187,7 +187,7 @@ pub trait CartStore: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct Placement {
     pub order: Order,
-    pub idempotency_key: String,
+    pub idempotency_key: crate::domain::idempotency::IdempotencyKey,
     /// Fingerprint of the request body: the same key with another body is refused.
     pub request_hash: String,
     pub event: Event,
@@ -237,7 +237,7 @@ pub trait OrderStore: Send + Sync {
     fn prior_placement(
         &self,
         user_id: Uuid,
-        idempotency_key: &str,
+        idempotency_key: &crate::domain::idempotency::IdempotencyKey,
     ) -> impl Future<Output = Result<Option<PriorPlacement>, StoreError>> + Send;
     fn get_order(&self, id: Uuid) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
     /// A user's orders, newest first.
@@ -370,7 +370,7 @@ pub trait GatewayStore: Send + Sync {
     /// The charge, its idempotency-key claim and its pending deliveries, atomically.
     fn create_charge(
         &self,
-        idempotency_key: &str,
+        idempotency_key: &crate::domain::idempotency::IdempotencyKey,
         charge: &StoredCharge,
         deliveries: &[Delivery],
     ) -> impl Future<Output = Result<CreateCharge, StoreError>> + Send;
@@ -379,7 +379,7 @@ pub trait GatewayStore: Send + Sync {
     /// is refunded once.
     fn create_refund(
         &self,
-        idempotency_key: &str,
+        idempotency_key: &crate::domain::idempotency::IdempotencyKey,
         refund: &GatewayRefund,
     ) -> impl Future<Output = Result<CreateRefund, StoreError>> + Send;
     /// Up to `limit` undelivered webhooks due before `now`, oldest first (sparse index, no scan).

@@ -81,7 +81,7 @@ fn due_key(due_at: time::OffsetDateTime, id: Uuid) -> String {
 impl DynamoStore {
     pub(super) async fn create_charge_impl(
         &self,
-        idempotency_key: &str,
+        idempotency_key: &crate::domain::idempotency::IdempotencyKey,
         c: &StoredCharge,
         deliveries: &[Delivery],
     ) -> Result<CreateCharge, StoreError> {
@@ -160,7 +160,7 @@ impl DynamoStore {
 
     pub(super) async fn create_refund_impl(
         &self,
-        idempotency_key: &str,
+        idempotency_key: &crate::domain::idempotency::IdempotencyKey,
         refund: &GatewayRefund,
     ) -> Result<CreateRefund, StoreError> {
         let (pk, sk) = keys::refund_key(idempotency_key);

@@ -109,12 +109,12 @@ pub fn charge(id: &str) -> (String, &'static str) {
 }
 
 /// Mock gateway: the claim of an idempotency key, pointing at the charge it made.
-pub fn charge_key(key: &str) -> (String, &'static str) {
+pub fn charge_key(key: &crate::domain::idempotency::IdempotencyKey) -> (String, &'static str) {
     (format!("CHARGE_KEY#{key}"), "CHARGE_KEY")
 }
 
 /// Mock gateway: the claim of a refund's idempotency key, holding the refund it made.
-pub fn refund_key(key: &str) -> (String, &'static str) {
+pub fn refund_key(key: &crate::domain::idempotency::IdempotencyKey) -> (String, &'static str) {
     (format!("GATEWAY_REFUND_KEY#{key}"), "GATEWAY_REFUND_KEY")
 }
 
@@ -131,7 +131,7 @@ pub fn user_orders(user: Uuid) -> String {
     format!("ORDERS#{user}")
 }
 
-pub fn idempotency(user: Uuid, key: &str) -> (String, &'static str) {
+pub fn idempotency(user: Uuid, key: &crate::domain::idempotency::IdempotencyKey) -> (String, &'static str) {
     (format!("IDEMPOTENCY#{user}#{key}"), "PLACE_ORDER")
 }
 

@@ -202,7 +202,7 @@ impl crate::store::OrderStore for DynamoStore {
     async fn prior_placement(
         &self,
         user_id: uuid::Uuid,
-        idempotency_key: &str,
+        idempotency_key: &crate::domain::idempotency::IdempotencyKey,
     ) -> Result<Option<crate::store::PriorPlacement>, StoreError> {
         self.prior_placement_impl(user_id, idempotency_key).await
     }
@@ -242,7 +242,7 @@ impl crate::store::OrderStore for DynamoStore {
 impl crate::store::GatewayStore for DynamoStore {
     async fn create_charge(
         &self,
-        idempotency_key: &str,
+        idempotency_key: &crate::domain::idempotency::IdempotencyKey,
         charge: &crate::store::StoredCharge,
         deliveries: &[crate::store::Delivery],
     ) -> Result<crate::store::CreateCharge, StoreError> {
@@ -255,7 +255,7 @@ impl crate::store::GatewayStore for DynamoStore {
 
     async fn create_refund(
         &self,
-        idempotency_key: &str,
+        idempotency_key: &crate::domain::idempotency::IdempotencyKey,
         refund: &crate::payments::gateway::GatewayRefund,
     ) -> Result<crate::store::CreateRefund, StoreError> {
         self.create_refund_impl(idempotency_key, refund).await

@@ -168,7 +168,7 @@ impl DynamoStore {
     pub(super) async fn prior_placement_impl(
         &self,
         user_id: Uuid,
-        key: &str,
+        key: &crate::domain::idempotency::IdempotencyKey,
     ) -> Result<Option<PriorPlacement>, StoreError> {
         let marker: Option<MarkerItem> = self.get(keys::idempotency(user_id, key)).await?;
         Ok(marker.map(|m| PriorPlacement { order_id: m.order_id, request_hash: m.request_hash }))
