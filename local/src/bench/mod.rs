@@ -51,7 +51,7 @@ use report::Report;
 
 /// Run every benchmark against a throw-away stack and print one report.
 ///
-/// The defaults take about 40 s on 2 cores once built. Figures depend on the machine and on
+/// The defaults take about 2 minutes on 2 cores once built. Figures depend on the machine and on
 /// what else runs on it: compare runs on one machine, not across machines.
 #[derive(clap::Args)]
 pub struct Args {
