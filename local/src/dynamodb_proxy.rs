@@ -407,11 +407,18 @@ fn transaction_conflict(request: &[u8]) -> Response {
     let items = serde_json::from_slice::<Value>(request)
         .ok()
         .and_then(|v| v.get("TransactItems").and_then(Value::as_array).map(Vec::len))
-        .unwrap_or(1)
-        .max(1);
-    let mut reasons = vec![json!({ "Code": "TransactionConflict", "Message": "Transaction is ongoing for the item" })];
-    reasons.extend((1..items).map(|_| json!({ "Code": "None" })));
-    let codes: Vec<&str> = std::iter::once("TransactionConflict").chain((1..items).map(|_| "None")).collect();
+        .unwrap_or(1);
+    transaction_cancelled(items, 0, "TransactionConflict", "Transaction is ongoing for the item")
+}
+
+/// A `TransactionCanceledException` as DynamoDB words it: one reason per item, `code` with its
+/// `message` on item `at`, `None` on the others.
+fn transaction_cancelled(items: usize, at: usize, code: &str, message: &str) -> Response {
+    let codes: Vec<&str> = (0..items.max(1)).map(|i| if i == at { code } else { "None" }).collect();
+    let reasons: Vec<Value> = codes
+        .iter()
+        .map(|c| if *c == "None" { json!({ "Code": "None" }) } else { json!({ "Code": c, "Message": message }) })
+        .collect();
     amz_error(json!({
         "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
         "message": format!(
@@ -519,24 +526,7 @@ const HOT_KEY_MESSAGE: &str = "Throughput exceeds the current capacity of your t
 
 /// DynamoDB's answer to a transaction one of whose items' partitions is over its write budget.
 fn transaction_throttled(items: usize, throttled: usize) -> Response {
-    let reasons: Vec<Value> = (0..items.max(1))
-        .map(|i| {
-            if i == throttled {
-                json!({ "Code": "ThrottlingError", "Message": HOT_KEY_MESSAGE })
-            } else {
-                json!({ "Code": "None" })
-            }
-        })
-        .collect();
-    let codes: Vec<&str> = (0..items.max(1)).map(|i| if i == throttled { "ThrottlingError" } else { "None" }).collect();
-    amz_error(json!({
-        "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
-        "message": format!(
-            "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
-            codes.join(", ")
-        ),
-        "CancellationReasons": reasons,
-    }))
+    transaction_cancelled(items, throttled, "ThrottlingError", HOT_KEY_MESSAGE)
 }
 
 /// DynamoDB's answer to a single write on a partition over its write budget.

@@ -223,6 +223,41 @@ pub fn price(
     Ok((priced, total))
 }
 
+/// Orders for the unit tests of the modules that decide on them.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::{Order, OrderLine, OrderState};
+    use crate::domain::money::{Currency, Money};
+    use uuid::Uuid;
+
+    pub fn eur(amount: i64) -> Money {
+        Money { amount, currency: Currency::parse("EUR").unwrap() }
+    }
+
+    /// 2 mugs at 7.50 EUR (15.00 EUR), in `state`, reserved for 15 minutes from now.
+    pub fn order(state: OrderState) -> Order {
+        let now = time::OffsetDateTime::now_utc();
+        Order {
+            id: Uuid::now_v7(),
+            user_id: Uuid::now_v7(),
+            email: "buyer@example.com".into(),
+            state,
+            lines: vec![OrderLine {
+                product_id: Uuid::now_v7(),
+                name: "Mug".into(),
+                quantity: 2,
+                unit_price: eur(750),
+                buckets: vec![],
+            }],
+            total: eur(1500),
+            charge_id: None,
+            created_at: now,
+            updated_at: now,
+            reservation_deadline: now + time::Duration::minutes(15),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

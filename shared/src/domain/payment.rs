@@ -143,28 +143,8 @@ impl Settlement {
 mod tests {
     use super::*;
     use crate::domain::money::Currency;
+    use crate::domain::order::fixtures::{eur, order};
     use crate::domain::stock::Stock;
-    use uuid::Uuid;
-
-    fn eur(amount: i64) -> Money {
-        Money { amount, currency: Currency::parse("EUR").unwrap() }
-    }
-
-    fn order(state: OrderState) -> Order {
-        let now = time::OffsetDateTime::now_utc();
-        Order {
-            id: Uuid::now_v7(),
-            user_id: Uuid::now_v7(),
-            email: "a@b.c".into(),
-            state,
-            lines: vec![],
-            total: eur(1500),
-            charge_id: None,
-            created_at: now,
-            updated_at: now,
-            reservation_deadline: now,
-        }
-    }
 
     const ALL: [OrderState; 6] = [
         OrderState::PendingPayment,

@@ -2,36 +2,10 @@
 //! order moved under the write, its bound, duplicates and a retake that ran short.
 
 use super::*;
-use crate::domain::money::{Currency, Money};
-use crate::domain::order::OrderLine;
 use crate::domain::payment::{ChargeStatus, RefundReason};
 use crate::store::fake::FakeStore;
 
-fn eur(amount: i64) -> Money {
-    Money { amount, currency: Currency::parse("EUR").unwrap() }
-}
-
-fn order(state: OrderState) -> Order {
-    let now = time::OffsetDateTime::now_utc();
-    Order {
-        id: Uuid::now_v7(),
-        user_id: Uuid::now_v7(),
-        email: "buyer@example.com".into(),
-        state,
-        lines: vec![OrderLine {
-            product_id: Uuid::now_v7(),
-            name: "Mug".into(),
-            quantity: 2,
-            unit_price: eur(750),
-            buckets: vec![],
-        }],
-        total: eur(1500),
-        charge_id: None,
-        created_at: now,
-        updated_at: now,
-        reservation_deadline: now + time::Duration::minutes(15),
-    }
-}
+use crate::domain::order::fixtures::{eur, order};
 
 fn success() -> Payment {
     Payment { charge_id: "ch_1".into(), status: ChargeStatus::Succeeded, amount: eur(1500) }

@@ -95,12 +95,23 @@ impl DynamoStore {
     /// left out. Keys DynamoDB leaves unprocessed (throttling) are asked again, a bounded number
     /// of times.
     async fn batch_get(&self, keys: Vec<Item>, consistent: bool) -> Result<Vec<Item>, StoreError> {
+        self.batch_get_projected(keys, consistent, None).await
+    }
+
+    /// [`Self::batch_get`] of only the attributes in `projection`, when given.
+    async fn batch_get_projected(
+        &self,
+        keys: Vec<Item>,
+        consistent: bool,
+        projection: Option<&str>,
+    ) -> Result<Vec<Item>, StoreError> {
         use aws_sdk_dynamodb::types::KeysAndAttributes;
         let mut items = Vec::new();
         for chunk in keys.chunks(100) {
             let request = KeysAndAttributes::builder()
                 .set_keys(Some(chunk.to_vec()))
                 .consistent_read(consistent)
+                .set_projection_expression(projection.map(str::to_owned))
                 .build()
                 .map_err(|e| StoreError::Other(e.to_string()))?;
             let mut pending = Some(HashMap::from([(self.table.clone(), request)]));

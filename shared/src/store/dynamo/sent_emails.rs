@@ -16,7 +16,7 @@
 
 use super::{DynamoStore, decode_error, keys, store_error};
 use crate::store::{EmailRecord, SentEmails, StoreError};
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -37,30 +37,11 @@ struct RecordItem {
 impl SentEmails for DynamoStore {
     async fn settled(&self, events: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
         let mut settled = HashSet::new();
-        for chunk in events.chunks(100) {
-            let mut keys_and_attributes =
-                KeysAndAttributes::builder().consistent_read(true).projection_expression("pk");
-            for id in chunk {
-                keys_and_attributes = keys_and_attributes.keys(keys::key(keys::email_sent(*id)));
-            }
-            let mut pending = Some(HashMap::from([(
-                self.table.clone(),
-                keys_and_attributes.build().map_err(|e| StoreError::Other(e.to_string()))?,
-            )]));
-            for _ in 0..ROUNDS {
-                let Some(request) = pending.take().filter(|m| !m.is_empty()) else { break };
-                let out =
-                    self.client.batch_get_item().set_request_items(Some(request)).send().await.map_err(store_error)?;
-                for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
-                    let r: RecordItem = serde_dynamo::from_item(item).map_err(decode_error)?;
-                    if let Some(id) = r.pk.strip_prefix("EMAIL_SENT#").and_then(|id| Uuid::parse_str(id).ok()) {
-                        settled.insert(id);
-                    }
-                }
-                pending = out.unprocessed_keys;
-            }
-            if pending.is_some_and(|m| !m.is_empty()) {
-                return Err(StoreError::Unavailable("e-mail records could not all be read".into()));
+        let keys = events.iter().map(|id| keys::key(keys::email_sent(*id))).collect();
+        for item in self.batch_get_projected(keys, true, Some("pk")).await? {
+            let r: RecordItem = serde_dynamo::from_item(item).map_err(decode_error)?;
+            if let Some(id) = r.pk.strip_prefix("EMAIL_SENT#").and_then(|id| Uuid::parse_str(id).ok()) {
+                settled.insert(id);
             }
         }
         Ok(settled)
