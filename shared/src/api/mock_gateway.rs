@@ -25,10 +25,11 @@ use crate::error::ApiError;
 use crate::http::{idempotency_key, json, json_body, path_param, route_key};
 use crate::mock_gateway::delivery::Deliverer;
 use crate::mock_gateway::scenario::{Delays, Token, plan, status_at};
+use crate::mock_gateway::store::{CreateCharge, CreateRefund, Delivery, GatewayStore, StoredCharge};
 use crate::payments::gateway::{
     CHARGE_FAILED, CHARGE_SUCCEEDED, Charge, ChargeRequest, GatewayRefund, RefundRequest, WebhookData, WebhookEvent,
 };
-use crate::store::{CreateCharge, CreateRefund, Delivery, GatewayStore, StoreError, StoredCharge};
+use crate::store::StoreError;
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use sha2::{Digest, Sha256};

@@ -7,7 +7,8 @@
 //! release a late webhook without waiting for it.
 
 use crate::mock_gateway::delivery::Deliverer;
-use crate::store::{GatewayStore, StoreError};
+use crate::mock_gateway::store::GatewayStore;
+use crate::store::StoreError;
 use futures::StreamExt;
 use serde::Serialize;
 

@@ -7,8 +7,9 @@
 //! [`next_due`] later (30 s, 1 min, 2 min, … capped at an hour) and the scheduled function tries
 //! again, forever, until a 2xx. Delivery is at-least-once: the receiver dedupes on the event id.
 
+use crate::mock_gateway::store::{Delivery, GatewayStore};
 use crate::payments::signature;
-use crate::store::{Delivery, GatewayStore, StoreError};
+use crate::store::StoreError;
 use backon::{ExponentialBuilder, Retryable};
 use secrecy::SecretString;
 use std::time::Duration;

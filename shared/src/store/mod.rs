@@ -9,12 +9,11 @@ pub(crate) mod fake;
 
 use crate::domain::money::Money;
 use crate::domain::order::{Order, PriceQuote, Release};
-use crate::domain::payment::{ChargeStatus, Settlement};
+use crate::domain::payment::Settlement;
 use crate::domain::product::{Product, ProductUpdate};
 use crate::domain::refund::Refund;
 use crate::domain::user::{Role, User};
 use crate::events::event::Event;
-use crate::payments::gateway::{Charge, GatewayRefund};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use uuid::Uuid;
@@ -324,78 +323,6 @@ pub trait RefundStore: Send + Sync {
         refund: &Refund,
         why: &str,
         now: time::OffsetDateTime,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
-
-/// What the mock gateway keeps of a charge.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredCharge {
-    pub charge: Charge,
-    /// What the charge settles to, and when (unix seconds); until then it reads as `pending`.
-    pub final_status: ChargeStatus,
-    pub settles_at: i64,
-    /// Fingerprint of the creating request: the same key with another request is refused.
-    pub request_hash: String,
-}
-
-/// A webhook the mock gateway still has to deliver. The body is fixed when the charge is made, so
-/// redeliveries are byte-identical; the signature is made fresh at each attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    pub id: Uuid,
-    pub url: String,
-    pub body: String,
-    pub due_at: time::OffsetDateTime,
-    pub attempts: u32,
-}
-
-/// What asking the mock gateway for a refund found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CreateRefund {
-    Created,
-    /// The idempotency key was used before: the refund it made.
-    Existing(GatewayRefund),
-    /// The charge was refunded before, under another key.
-    AlreadyRefunded,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CreateCharge {
-    Created,
-    /// The idempotency key was used before: the charge it made.
-    Existing(StoredCharge),
-}
-
-pub trait GatewayStore: Send + Sync {
-    /// The charge, its idempotency-key claim and its pending deliveries, atomically.
-    fn create_charge(
-        &self,
-        idempotency_key: &crate::domain::idempotency::IdempotencyKey,
-        charge: &StoredCharge,
-        deliveries: &[Delivery],
-    ) -> impl Future<Output = Result<CreateCharge, StoreError>> + Send;
-    fn get_charge(&self, id: &str) -> impl Future<Output = Result<Option<StoredCharge>, StoreError>> + Send;
-    /// The refund, its idempotency-key claim and the charge's "refunded" mark, atomically: a charge
-    /// is refunded once.
-    fn create_refund(
-        &self,
-        idempotency_key: &crate::domain::idempotency::IdempotencyKey,
-        refund: &GatewayRefund,
-    ) -> impl Future<Output = Result<CreateRefund, StoreError>> + Send;
-    /// Up to `limit` undelivered webhooks due before `now`, oldest first (sparse index, no scan).
-    fn due_deliveries(
-        &self,
-        now: time::OffsetDateTime,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<Delivery>, StoreError>> + Send;
-    /// Marks it delivered: out of the due index for good.
-    fn delivered(&self, id: Uuid, now: time::OffsetDateTime) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Records a failed attempt and when to try next.
-    fn reschedule(
-        &self,
-        id: Uuid,
-        attempts: u32,
-        due_at: time::OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 

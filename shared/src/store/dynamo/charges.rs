@@ -17,8 +17,9 @@ use super::transition::{built, put_new};
 use super::{DynamoStore, applied, decode_error, keys, store_error};
 use crate::domain::money::Currency;
 use crate::domain::payment::ChargeStatus;
+use crate::mock_gateway::store::{CreateCharge, CreateRefund, Delivery, GatewayStore, StoredCharge};
 use crate::payments::gateway::{Charge, GatewayRefund};
-use crate::store::{CreateCharge, CreateRefund, Delivery, StoreError, StoredCharge};
+use crate::store::StoreError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -243,5 +244,40 @@ impl DynamoStore {
             .send()
             .await;
         applied(result).map(drop)
+    }
+}
+
+impl GatewayStore for DynamoStore {
+    async fn create_charge(
+        &self,
+        idempotency_key: &crate::domain::idempotency::IdempotencyKey,
+        charge: &StoredCharge,
+        deliveries: &[Delivery],
+    ) -> Result<CreateCharge, StoreError> {
+        self.create_charge_impl(idempotency_key, charge, deliveries).await
+    }
+
+    async fn get_charge(&self, id: &str) -> Result<Option<StoredCharge>, StoreError> {
+        self.get_charge_impl(id).await
+    }
+
+    async fn create_refund(
+        &self,
+        idempotency_key: &crate::domain::idempotency::IdempotencyKey,
+        refund: &crate::payments::gateway::GatewayRefund,
+    ) -> Result<CreateRefund, StoreError> {
+        self.create_refund_impl(idempotency_key, refund).await
+    }
+
+    async fn due_deliveries(&self, now: time::OffsetDateTime, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        self.due_deliveries_impl(now, limit).await
+    }
+
+    async fn delivered(&self, id: uuid::Uuid, now: time::OffsetDateTime) -> Result<(), StoreError> {
+        self.delivered_impl(id, now).await
+    }
+
+    async fn reschedule(&self, id: uuid::Uuid, attempts: u32, due_at: time::OffsetDateTime) -> Result<(), StoreError> {
+        self.reschedule_impl(id, attempts, due_at).await
     }
 }
