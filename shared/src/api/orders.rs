@@ -11,7 +11,7 @@ use crate::domain::order::{Order, OrderState, Release};
 use crate::error::ApiError;
 use crate::events::event::{Event, OrderCancelled, Payload};
 use crate::http::{authenticate, json, page_size, path_id, query_param, route_key};
-use crate::store::OrderStore;
+use crate::store::{OrderStore, ReleaseStore};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
@@ -21,7 +21,7 @@ pub struct Orders<S> {
     pub tokens: Tokens,
 }
 
-impl<S: OrderStore + 'static> crate::http::HttpHandler for Orders<S> {
+impl<S: OrderStore + ReleaseStore + 'static> crate::http::HttpHandler for Orders<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let me = authenticate(&req, &self.tokens)?;
         match route_key(&req).as_str() {
@@ -33,7 +33,7 @@ impl<S: OrderStore + 'static> crate::http::HttpHandler for Orders<S> {
     }
 }
 
-impl<S: OrderStore> Orders<S> {
+impl<S: OrderStore + ReleaseStore> Orders<S> {
     async fn list(&self, req: &Request, me: &Principal) -> Result<Response<Body>, ApiError> {
         let limit = page_size(req)?;
         let cursor = query_param(req, "cursor");

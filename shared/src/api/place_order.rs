@@ -19,7 +19,7 @@ use crate::domain::order::{self, LinesError, Order, OrderState, PriceQuote, Pric
 use crate::error::ApiError;
 use crate::events::event::{Event, OrderPlaced, Payload};
 use crate::http::{authenticate, json, json_body};
-use crate::store::{CartLine, CartStore, OrderStore, PlaceError, Placement, StoreError};
+use crate::store::{CartLine, CartStore, OrderStore, PlaceError, Placement, PlacementStore, StoreError};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -132,7 +132,7 @@ pub struct PlaceOrder<S> {
     pub reservation_window: time::Duration,
 }
 
-impl<S: OrderStore + CartStore + 'static> crate::http::HttpHandler for PlaceOrder<S> {
+impl<S: PlacementStore + OrderStore + CartStore + 'static> crate::http::HttpHandler for PlaceOrder<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let me = authenticate(&req, &self.tokens)?;
         let key = idempotency_key(&req)?;
@@ -147,7 +147,7 @@ impl<S: OrderStore + CartStore + 'static> crate::http::HttpHandler for PlaceOrde
     }
 }
 
-impl<S: OrderStore + CartStore> PlaceOrder<S> {
+impl<S: PlacementStore + OrderStore + CartStore> PlaceOrder<S> {
     async fn place(
         &self,
         me: &Principal,

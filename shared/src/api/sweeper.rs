@@ -17,7 +17,7 @@
 use crate::domain::order::Release;
 use crate::events::event::{Event, OrderExpired, Payload};
 use crate::events::redrive::{self, RedriveReport};
-use crate::store::{OrderStore, OutboxStore, StoreError};
+use crate::store::{OutboxStore, ReleaseStore, StoreError};
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -51,7 +51,7 @@ enum Expiry {
     Failed,
 }
 
-impl<S: OrderStore + OutboxStore + 'static> crate::schedule::Scheduled for Sweeper<S> {
+impl<S: ReleaseStore + OutboxStore + 'static> crate::schedule::Scheduled for Sweeper<S> {
     type Report = SweepReport;
 
     /// `now` is the EventBridge scheduled event's `time`.
@@ -74,7 +74,7 @@ impl<S: OrderStore + OutboxStore + 'static> crate::schedule::Scheduled for Sweep
     }
 }
 
-impl<S: OrderStore + OutboxStore> Sweeper<S> {
+impl<S: ReleaseStore + OutboxStore> Sweeper<S> {
     async fn expire_overdue(&self, now: time::OffsetDateTime, report: &mut SweepReport) -> Result<(), StoreError> {
         for _ in 0..MAX_PAGES {
             let overdue = self.store.overdue_orders(now, PAGE).await?;

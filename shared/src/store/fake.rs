@@ -1,5 +1,5 @@
-//! An in-memory fake of the ports `api::place_order` and `payments::settle` use ([`OrderStore`],
-//! [`PaymentStore`], [`CartStore`]), for unit tests only.
+//! An in-memory fake of the ports `api::place_order` and `payments::settle` use ([`PlacementStore`],
+//! [`OrderStore`], [`PaymentStore`], [`CartStore`]), for unit tests only.
 //!
 //! Why it exists: the decisions those use cases make around the store (settle's retry when the
 //! order moved under it, place-order's replay of an idempotency key and its second try where the
@@ -21,14 +21,14 @@
 //! - reads (`quotes`, `bucket_stock`, `prior_placement`, `get_order`, `cart`) answer what was
 //!   preloaded or written.
 //!
-//! What it does not model panics: `list_orders`, `release_order`, `overdue_orders` and
-//! `remove_cart_line` are not used by these use cases.
+//! What it does not model panics: `list_orders` and `remove_cart_line` are not used by these use
+//! cases (nor is `ReleaseStore`, which it does not implement).
 
 use super::{
-    CartLine, CartStore, ListError, OrderStore, Page, PaymentStore, PlaceError, Placement, PriorPlacement, SettleWrite,
-    SettleWriteResult, StoreError,
+    CartLine, CartStore, ListError, OrderStore, Page, PaymentStore, PlaceError, Placement, PlacementStore,
+    PriorPlacement, SettleWrite, SettleWriteResult, StoreError,
 };
-use crate::domain::order::{Order, OrderState, PriceQuote, Release};
+use crate::domain::order::{Order, OrderState, PriceQuote};
 use crate::domain::payment::Settlement;
 use crate::domain::refund::Refund;
 use crate::domain::stock::Stock;
@@ -220,7 +220,7 @@ impl State {
     }
 }
 
-impl OrderStore for FakeStore {
+impl PlacementStore for FakeStore {
     async fn quotes(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, PriceQuote>, StoreError> {
         let mut s = self.state();
         s.calls.quotes += 1;
@@ -251,7 +251,9 @@ impl OrderStore for FakeStore {
         s.calls.prior_placement += 1;
         Ok(s.markers.get(&(user_id, idempotency_key.as_str().to_owned())).cloned())
     }
+}
 
+impl OrderStore for FakeStore {
     async fn get_order(&self, id: Uuid) -> Result<Option<Order>, StoreError> {
         let mut s = self.state();
         s.calls.get_order += 1;
@@ -260,24 +262,6 @@ impl OrderStore for FakeStore {
 
     async fn list_orders(&self, _: Uuid, _: u32, _: Option<&str>) -> Result<Page<Order>, ListError> {
         unimplemented!("FakeStore does not model list_orders: no use case under unit test needs it")
-    }
-
-    async fn release_order(
-        &self,
-        _: &Order,
-        _: Release,
-        _: &Event,
-        _: time::OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        unimplemented!("FakeStore does not model release_order: no use case under unit test needs it")
-    }
-
-    async fn overdue_orders(
-        &self,
-        _: time::OffsetDateTime,
-        _: u32,
-    ) -> Result<Vec<Result<Order, StoreError>>, StoreError> {
-        unimplemented!("FakeStore does not model overdue_orders: no use case under unit test needs it")
     }
 }
 

@@ -1,7 +1,11 @@
 //! Ports: what the use cases need from storage, as traits with no AWS types in them.
 //!
-//! [`dynamo`] is the adapter that implements them over DynamoDB. The use cases in [`crate::api`]
-//! are generic over these traits, so the rules they hold do not depend on the SDK.
+//! [`dynamo`] is the adapter that implements them over DynamoDB, each trait in the file where its
+//! queries live (`OrderStore` in `orders.rs`, `PlacementStore` in `reserve.rs`, `ReleaseStore` in
+//! `release.rs`, …). The traits are the size of an operation, so a use case asks for exactly what
+//! it uses (place-order: placing, reading an order, the cart; the sweeper: releasing and the
+//! outbox), and a fake for unit tests (`fake`) implements only those. The use cases in
+//! [`crate::api`] are generic over these traits, so the rules they hold do not depend on the SDK.
 
 pub mod dynamo;
 #[cfg(test)]
@@ -222,7 +226,21 @@ pub enum PlaceError {
     Store(#[from] StoreError),
 }
 
+/// Reading orders (by id, a user's list).
 pub trait OrderStore: Send + Sync {
+    fn get_order(&self, id: Uuid) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
+    /// A user's orders, newest first.
+    fn list_orders(
+        &self,
+        user_id: Uuid,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<Order>, ListError>> + Send;
+}
+
+/// Placing an order: pricing, the reservation transaction, the stock buckets to retry in, and
+/// what an earlier request with the same key placed.
+pub trait PlacementStore: Send + Sync {
     /// Current name and price of the live products among `ids` (one batch read).
     fn quotes(&self, ids: &[Uuid]) -> impl Future<Output = Result<HashMap<Uuid, PriceQuote>, StoreError>> + Send;
     /// Reserves every line, creates the order, the idempotency marker and the outbox event, and
@@ -238,14 +256,10 @@ pub trait OrderStore: Send + Sync {
         user_id: Uuid,
         idempotency_key: &crate::domain::idempotency::IdempotencyKey,
     ) -> impl Future<Output = Result<Option<PriorPlacement>, StoreError>> + Send;
-    fn get_order(&self, id: Uuid) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
-    /// A user's orders, newest first.
-    fn list_orders(
-        &self,
-        user_id: Uuid,
-        limit: u32,
-        cursor: Option<&str>,
-    ) -> impl Future<Output = Result<Page<Order>, ListError>> + Send;
+}
+
+/// Orders leaving `PENDING_PAYMENT` unpaid (cancelled, expired), and the queue of overdue ones.
+pub trait ReleaseStore: Send + Sync {
     /// Moves `order` out of `PENDING_PAYMENT` and releases its units, with `event`, atomically.
     /// `Ok(false)` when the order had already left `PENDING_PAYMENT` (nothing changed).
     fn release_order(

@@ -58,13 +58,13 @@ impl BucketItem {
 
 /// The part of a product item that says where its stock is.
 #[derive(Deserialize)]
-struct Slots {
-    id: Uuid,
-    available_stock: i64,
-    reserved_stock: i64,
-    sellable_stock: i64,
+pub(super) struct Slots {
+    pub id: Uuid,
+    pub available_stock: i64,
+    pub reserved_stock: i64,
+    pub sellable_stock: i64,
     #[serde(default = "one")]
-    bucket_slots: u16,
+    pub bucket_slots: u16,
 }
 
 pub(super) fn one() -> u16 {
@@ -91,27 +91,6 @@ impl DynamoStore {
             out.entry(b.product_id).or_default().push((b.bucket, b.stock()));
         }
         Ok(out)
-    }
-
-    /// Every bucket of these products, read strongly consistent (the product items first: they
-    /// say how many buckets exist).
-    pub(super) async fn bucket_stock_impl(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<(u16, Stock)>>, StoreError> {
-        let items = self.batch_get(ids.iter().map(|id| keys::key(keys::product(*id))).collect(), true).await?;
-        let slots: Vec<Slots> =
-            items.into_iter().map(|i| serde_dynamo::from_item(i).map_err(decode_error)).collect::<Result<_, _>>()?;
-        let mut extra =
-            self.extra_buckets(&slots.iter().map(|s| (s.id, s.bucket_slots)).collect::<Vec<_>>(), true).await?;
-        Ok(slots
-            .into_iter()
-            .map(|s| {
-                let own =
-                    Stock { available: s.available_stock, reserved: s.reserved_stock, sellable: s.sellable_stock };
-                let mut all = vec![(0, own)];
-                all.extend(extra.remove(&s.id).unwrap_or_default());
-                all.sort_by_key(|(k, _)| *k);
-                (s.id, all)
-            })
-            .collect())
     }
 }
 

@@ -79,8 +79,8 @@ fn due_key(due_at: time::OffsetDateTime, id: Uuid) -> String {
     format!("{}#{id}", keys::instant(due_at))
 }
 
-impl DynamoStore {
-    pub(super) async fn create_charge_impl(
+impl GatewayStore for DynamoStore {
+    async fn create_charge(
         &self,
         idempotency_key: &crate::domain::idempotency::IdempotencyKey,
         c: &StoredCharge,
@@ -131,7 +131,7 @@ impl DynamoStore {
                     .await?
                     .ok_or_else(|| StoreError::Other("charge key claim vanished".into()))?;
                 let prior = self
-                    .get_charge_impl(&claim.charge_id)
+                    .get_charge(&claim.charge_id)
                     .await?
                     .ok_or_else(|| StoreError::Other(format!("key points at missing charge {}", claim.charge_id)))?;
                 Ok(CreateCharge::Existing(prior))
@@ -141,7 +141,7 @@ impl DynamoStore {
         }
     }
 
-    pub(super) async fn get_charge_impl(&self, id: &str) -> Result<Option<StoredCharge>, StoreError> {
+    async fn get_charge(&self, id: &str) -> Result<Option<StoredCharge>, StoreError> {
         let item: Option<ChargeItem> = self.get(keys::charge(id)).await?;
         Ok(item.map(|c| StoredCharge {
             charge: Charge {
@@ -159,7 +159,7 @@ impl DynamoStore {
         }))
     }
 
-    pub(super) async fn create_refund_impl(
+    async fn create_refund(
         &self,
         idempotency_key: &crate::domain::idempotency::IdempotencyKey,
         refund: &GatewayRefund,
@@ -194,11 +194,7 @@ impl DynamoStore {
         }
     }
 
-    pub(super) async fn due_deliveries_impl(
-        &self,
-        now: time::OffsetDateTime,
-        limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError> {
+    async fn due_deliveries(&self, now: time::OffsetDateTime, limit: u32) -> Result<Vec<Delivery>, StoreError> {
         let due = self.due(&Partition::gsi1(keys::DELIVERIES), keys::instant(now), None, limit, None).await?;
         due.into_iter()
             .map(|i| {
@@ -208,7 +204,7 @@ impl DynamoStore {
             .collect()
     }
 
-    pub(super) async fn delivered_impl(&self, id: Uuid, now: time::OffsetDateTime) -> Result<(), StoreError> {
+    async fn delivered(&self, id: Uuid, now: time::OffsetDateTime) -> Result<(), StoreError> {
         let now = keys::rfc3339(now)?;
         self.client
             .update_item()
@@ -223,12 +219,7 @@ impl DynamoStore {
         Ok(())
     }
 
-    pub(super) async fn reschedule_impl(
-        &self,
-        id: Uuid,
-        attempts: u32,
-        due_at: time::OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    async fn reschedule(&self, id: Uuid, attempts: u32, due_at: time::OffsetDateTime) -> Result<(), StoreError> {
         let due = keys::rfc3339(due_at)?;
         // Only while undelivered: a concurrent successful attempt must not be put back in the index.
         let result = self
@@ -244,40 +235,5 @@ impl DynamoStore {
             .send()
             .await;
         applied(result).map(drop)
-    }
-}
-
-impl GatewayStore for DynamoStore {
-    async fn create_charge(
-        &self,
-        idempotency_key: &crate::domain::idempotency::IdempotencyKey,
-        charge: &StoredCharge,
-        deliveries: &[Delivery],
-    ) -> Result<CreateCharge, StoreError> {
-        self.create_charge_impl(idempotency_key, charge, deliveries).await
-    }
-
-    async fn get_charge(&self, id: &str) -> Result<Option<StoredCharge>, StoreError> {
-        self.get_charge_impl(id).await
-    }
-
-    async fn create_refund(
-        &self,
-        idempotency_key: &crate::domain::idempotency::IdempotencyKey,
-        refund: &crate::payments::gateway::GatewayRefund,
-    ) -> Result<CreateRefund, StoreError> {
-        self.create_refund_impl(idempotency_key, refund).await
-    }
-
-    async fn due_deliveries(&self, now: time::OffsetDateTime, limit: u32) -> Result<Vec<Delivery>, StoreError> {
-        self.due_deliveries_impl(now, limit).await
-    }
-
-    async fn delivered(&self, id: uuid::Uuid, now: time::OffsetDateTime) -> Result<(), StoreError> {
-        self.delivered_impl(id, now).await
-    }
-
-    async fn reschedule(&self, id: uuid::Uuid, attempts: u32, due_at: time::OffsetDateTime) -> Result<(), StoreError> {
-        self.reschedule_impl(id, attempts, due_at).await
     }
 }

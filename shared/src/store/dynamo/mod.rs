@@ -9,9 +9,9 @@
 //! | product (and its stock bucket 0) | `PRODUCT#<id>` | `PRODUCT` | `CATALOG` / `<id>` (absent once deleted) |
 //! | stock bucket `k > 0` of a product | `PRODUCT#<id>#STOCK#<k>` | `STOCK` | |
 //! | cart line | `USER#<id>` | `CART#<product id>` | |
-//! | order | `ORDER#<id>` | `ORDER` | `ORDERS#<user id>` / `<order id>`; gsi2 `PENDING` / `<deadline>#<id>` while pending |
+//! | order | `ORDER#<id>` | `ORDER` | `ORDERS#<user id>` / `<order id>`; gsi2 `PENDING#<0–15>` / `<deadline>#<id>` while pending |
 //! | idempotency marker | `IDEMPOTENCY#<user id>#<key>` | `PLACE_ORDER` | |
-//! | outbox event | `EVENT#<id>` | `EVENT` | `OUTBOX` / `<event id>` (absent once published) |
+//! | outbox event | `EVENT#<id>` | `EVENT` | `OUTBOX#<0–31>` / `<event id>` (absent once published) |
 //! | sent e-mail marker (notifier) | `EMAIL_SENT#<event id>` | `EMAIL` | |
 //! | payment dedupe marker | `PAYMENT_EVENT#<event id or charge:id>` | `SETTLED` | |
 //! | refund (one per charge) | `REFUND#<charge id>` | `REFUND` | `REFUNDS` / `<refund id>` while requested, `REFUNDS_FAILED` / … if the gateway refused |
@@ -189,63 +189,4 @@ where
 
 pub(crate) fn decode_error(e: serde_dynamo::Error) -> StoreError {
     StoreError::Other(format!("malformed item: {e}"))
-}
-
-impl crate::store::OrderStore for DynamoStore {
-    async fn quotes(
-        &self,
-        ids: &[uuid::Uuid],
-    ) -> Result<std::collections::HashMap<uuid::Uuid, crate::domain::order::PriceQuote>, StoreError> {
-        self.quotes_impl(ids).await
-    }
-
-    async fn place_order(&self, placement: &crate::store::Placement) -> Result<(), crate::store::PlaceError> {
-        self.place_order_impl(placement).await
-    }
-
-    async fn bucket_stock(
-        &self,
-        ids: &[uuid::Uuid],
-    ) -> Result<HashMap<uuid::Uuid, Vec<(u16, crate::domain::stock::Stock)>>, StoreError> {
-        self.bucket_stock_impl(ids).await
-    }
-
-    async fn prior_placement(
-        &self,
-        user_id: uuid::Uuid,
-        idempotency_key: &crate::domain::idempotency::IdempotencyKey,
-    ) -> Result<Option<crate::store::PriorPlacement>, StoreError> {
-        self.prior_placement_impl(user_id, idempotency_key).await
-    }
-
-    async fn get_order(&self, id: uuid::Uuid) -> Result<Option<crate::domain::order::Order>, StoreError> {
-        self.get_order_impl(id).await
-    }
-
-    async fn list_orders(
-        &self,
-        user_id: uuid::Uuid,
-        limit: u32,
-        cursor: Option<&str>,
-    ) -> Result<crate::store::Page<crate::domain::order::Order>, crate::store::ListError> {
-        self.list_orders_impl(user_id, limit, cursor).await
-    }
-
-    async fn release_order(
-        &self,
-        order: &crate::domain::order::Order,
-        release: crate::domain::order::Release,
-        event: &crate::events::event::Event,
-        now: time::OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        self.release_order_impl(order, release, event, now).await
-    }
-
-    async fn overdue_orders(
-        &self,
-        now: time::OffsetDateTime,
-        limit: u32,
-    ) -> Result<Vec<Result<crate::domain::order::Order, StoreError>>, StoreError> {
-        self.overdue_orders_impl(now, limit).await
-    }
 }

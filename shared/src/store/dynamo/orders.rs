@@ -11,8 +11,8 @@ use super::index::{Listing, Partition};
 use super::{DynamoStore, decode_error, keys};
 use crate::domain::buckets::Share;
 use crate::domain::money::{Currency, Money};
-use crate::domain::order::{Order, OrderLine, OrderState, PriceQuote};
-use crate::store::{ListError, Page, PriorPlacement, StoreError};
+use crate::domain::order::{Order, OrderLine, OrderState};
+use crate::store::{ListError, OrderStore, Page, StoreError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -119,7 +119,7 @@ impl OrderItem {
     }
 }
 
-fn decode_order(item: HashMap<String, AttributeValue>) -> Result<Order, StoreError> {
+pub(super) fn decode_order(item: HashMap<String, AttributeValue>) -> Result<Order, StoreError> {
     serde_dynamo::from_item::<_, OrderItem>(item).map(OrderItem::into_order).map_err(decode_error)
 }
 
@@ -134,56 +134,12 @@ pub(super) struct MarkerItem {
     pub(super) expires_at: Option<i64>,
 }
 
-/// The part of a product item pricing reads.
-#[derive(Deserialize)]
-struct QuoteItem {
-    id: Uuid,
-    name: String,
-    price_amount: i64,
-    currency: Currency,
-    #[serde(default)]
-    stock_buckets: crate::domain::buckets::StockBuckets,
-    #[serde(default)]
-    deleted_at: Option<String>,
-}
-
-impl DynamoStore {
-    pub(super) async fn quotes_impl(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, PriceQuote>, StoreError> {
-        // Orders are bounded below 100 lines (see domain::order::max_lines): one BatchGetItem.
-        // Eventually consistent (half a read unit, on the product's partition at every order): the
-        // transaction checks the price and that the product is sold, so a stale read costs at most
-        // a `price_changed` answer, never a wrong order.
-        let keys = ids.iter().map(|id| keys::key(keys::product(*id))).collect();
-        let mut quotes = HashMap::new();
-        for item in self.batch_get(keys, false).await? {
-            let q: QuoteItem = serde_dynamo::from_item(item).map_err(decode_error)?;
-            if q.deleted_at.is_none() {
-                let price = Money { amount: q.price_amount, currency: q.currency };
-                quotes.insert(q.id, PriceQuote { name: q.name, price, stock_buckets: q.stock_buckets });
-            }
-        }
-        Ok(quotes)
-    }
-
-    pub(super) async fn prior_placement_impl(
-        &self,
-        user_id: Uuid,
-        key: &crate::domain::idempotency::IdempotencyKey,
-    ) -> Result<Option<PriorPlacement>, StoreError> {
-        let marker: Option<MarkerItem> = self.get(keys::idempotency(user_id, key)).await?;
-        Ok(marker.map(|m| PriorPlacement { order_id: m.order_id, request_hash: m.request_hash }))
-    }
-
-    pub(super) async fn get_order_impl(&self, id: Uuid) -> Result<Option<Order>, StoreError> {
+impl OrderStore for DynamoStore {
+    async fn get_order(&self, id: Uuid) -> Result<Option<Order>, StoreError> {
         self.get_item(keys::order(id)).await?.map(decode_order).transpose()
     }
 
-    pub(super) async fn list_orders_impl(
-        &self,
-        user_id: Uuid,
-        limit: u32,
-        cursor: Option<&str>,
-    ) -> Result<Page<Order>, ListError> {
+    async fn list_orders(&self, user_id: Uuid, limit: u32, cursor: Option<&str>) -> Result<Page<Order>, ListError> {
         let listing = Listing {
             partition: Partition::gsi1(keys::user_orders(user_id)),
             newest_first: true,
@@ -192,21 +148,5 @@ impl DynamoStore {
             id: |o: &Order| o.id,
         };
         self.page(&listing, limit, cursor).await
-    }
-
-    pub(super) async fn overdue_orders_impl(
-        &self,
-        now: time::OffsetDateTime,
-        limit: u32,
-    ) -> Result<Vec<Result<Order, StoreError>>, StoreError> {
-        let partitions = keys::queue_partitions(keys::PENDING, keys::PENDING_SHARDS);
-        let due = self.due_sharded(&partitions, Partition::gsi2, keys::instant(now), None, limit, None).await?;
-        Ok(due
-            .into_iter()
-            .map(|item| {
-                let key = item.get(keys::PK).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                decode_order(item).map_err(|e| StoreError::Other(format!("{key}: {e}")))
-            })
-            .collect())
     }
 }

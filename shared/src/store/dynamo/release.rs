@@ -8,16 +8,18 @@
 //! sweeper harmless: only one transaction can move the order, so units are released once.
 //! A failed payment releases the same way, with a dedupe marker added (see [`super::settle`]).
 
+use super::index::Partition;
+use super::orders::decode_order;
 use super::transact::TransactError;
 use super::transition::{order_state, stock_updates};
-use super::{DynamoStore, outbox};
+use super::{DynamoStore, keys, outbox};
 use crate::domain::order::{Order, OrderState, Release};
 use crate::domain::stock::Transition;
 use crate::events::event::Event;
-use crate::store::StoreError;
+use crate::store::{ReleaseStore, StoreError};
 
-impl DynamoStore {
-    pub(super) async fn release_order_impl(
+impl ReleaseStore for DynamoStore {
+    async fn release_order(
         &self,
         order: &Order,
         release: Release,
@@ -39,5 +41,21 @@ impl DynamoStore {
             // somewhere. Refuse loudly rather than release what is not reserved.
             Err(e) => Err(StoreError::Other(format!("release of order {} refused: {e}", order.id))),
         }
+    }
+
+    async fn overdue_orders(
+        &self,
+        now: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Result<Order, StoreError>>, StoreError> {
+        let partitions = keys::queue_partitions(keys::PENDING, keys::PENDING_SHARDS);
+        let due = self.due_sharded(&partitions, Partition::gsi2, keys::instant(now), None, limit, None).await?;
+        Ok(due
+            .into_iter()
+            .map(|item| {
+                let key = item.get(keys::PK).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                decode_order(item).map_err(|e| StoreError::Other(format!("{key}: {e}")))
+            })
+            .collect())
     }
 }

@@ -14,14 +14,33 @@
 //! product with several is [`PlaceError::BucketsShort`], not out of stock: its other buckets may
 //! hold the units, and the use case looks.
 
+use super::buckets::Slots;
 use super::orders::{MarkerItem, OrderItem};
 use super::stock::stock_write;
 use super::transact::{MAX_TRANSACT_ITEMS, Reason, TransactError};
 use super::transition::{built, put_new};
 use super::{DynamoStore, decode_error, keys, outbox};
-use crate::domain::stock::Transition;
-use crate::store::{PlaceError, Placement, StoreError};
+use crate::domain::money::{Currency, Money};
+use crate::domain::order::PriceQuote;
+use crate::domain::stock::{Stock, Transition};
+use crate::store::{PlaceError, Placement, PlacementStore, PriorPlacement, StoreError};
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use serde::Deserialize;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// The part of a product item pricing reads.
+#[derive(Deserialize)]
+struct QuoteItem {
+    id: Uuid,
+    name: String,
+    price_amount: i64,
+    currency: Currency,
+    #[serde(default)]
+    stock_buckets: crate::domain::buckets::StockBuckets,
+    #[serde(default)]
+    deleted_at: Option<String>,
+}
 
 /// Why a product line's condition failed, judged from the bucket as it was.
 enum LineFailure {
@@ -50,8 +69,8 @@ fn judge(reason: &Reason, bucket: u16, expected_amount: i64, expected_currency: 
     if bucket == 0 && slots == "1" { LineFailure::OutOfStock } else { LineFailure::BucketShort }
 }
 
-impl DynamoStore {
-    pub(super) async fn place_order_impl(&self, p: &Placement) -> Result<(), PlaceError> {
+impl PlacementStore for DynamoStore {
+    async fn place_order(&self, p: &Placement) -> Result<(), PlaceError> {
         let order = &p.order;
         let (pk, sk) = keys::idempotency(order.user_id, &p.idempotency_key);
         let marker = MarkerItem {
@@ -154,5 +173,52 @@ impl DynamoStore {
             reasons.iter().map(|r| &r.code).collect::<Vec<_>>()
         ))
         .into())
+    }
+
+    async fn quotes(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, PriceQuote>, StoreError> {
+        // Orders are bounded below 100 lines (see domain::order::max_lines): one BatchGetItem.
+        // Eventually consistent (half a read unit, on the product's partition at every order): the
+        // transaction checks the price and that the product is sold, so a stale read costs at most
+        // a `price_changed` answer, never a wrong order.
+        let keys = ids.iter().map(|id| keys::key(keys::product(*id))).collect();
+        let mut quotes = HashMap::new();
+        for item in self.batch_get(keys, false).await? {
+            let q: QuoteItem = serde_dynamo::from_item(item).map_err(decode_error)?;
+            if q.deleted_at.is_none() {
+                let price = Money { amount: q.price_amount, currency: q.currency };
+                quotes.insert(q.id, PriceQuote { name: q.name, price, stock_buckets: q.stock_buckets });
+            }
+        }
+        Ok(quotes)
+    }
+
+    async fn prior_placement(
+        &self,
+        user_id: Uuid,
+        key: &crate::domain::idempotency::IdempotencyKey,
+    ) -> Result<Option<PriorPlacement>, StoreError> {
+        let marker: Option<MarkerItem> = self.get(keys::idempotency(user_id, key)).await?;
+        Ok(marker.map(|m| PriorPlacement { order_id: m.order_id, request_hash: m.request_hash }))
+    }
+
+    /// Every bucket of these products, read strongly consistent (the product items first: they
+    /// say how many buckets exist).
+    async fn bucket_stock(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<(u16, Stock)>>, StoreError> {
+        let items = self.batch_get(ids.iter().map(|id| keys::key(keys::product(*id))).collect(), true).await?;
+        let slots: Vec<Slots> =
+            items.into_iter().map(|i| serde_dynamo::from_item(i).map_err(decode_error)).collect::<Result<_, _>>()?;
+        let mut extra =
+            self.extra_buckets(&slots.iter().map(|s| (s.id, s.bucket_slots)).collect::<Vec<_>>(), true).await?;
+        Ok(slots
+            .into_iter()
+            .map(|s| {
+                let own =
+                    Stock { available: s.available_stock, reserved: s.reserved_stock, sellable: s.sellable_stock };
+                let mut all = vec![(0, own)];
+                all.extend(extra.remove(&s.id).unwrap_or_default());
+                all.sort_by_key(|(k, _)| *k);
+                (s.id, all)
+            })
+            .collect())
     }
 }
