@@ -16,7 +16,7 @@
 
 use super::buckets::Slots;
 use super::orders::{MarkerItem, OrderItem};
-use super::stock::stock_write;
+use super::stock::{LIVE, stock_update};
 use super::transact::{MAX_TRANSACT_ITEMS, Reason, TransactError};
 use super::transition::{built, put_new};
 use super::{DynamoStore, decode_error, keys, outbox};
@@ -24,7 +24,7 @@ use crate::domain::money::{Currency, Money};
 use crate::domain::order::PriceQuote;
 use crate::domain::stock::{Stock, Transition};
 use crate::store::{PlaceError, Placement, PlacementStore, PriorPlacement, StoreError};
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use serde::Deserialize;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -91,22 +91,17 @@ impl PlacementStore for DynamoStore {
         for (i, line) in order.lines.iter().enumerate() {
             for share in line.shares() {
                 stock_items.push((i, share.bucket));
-                let w = stock_write(Transition::Reserve(i64::from(share.quantity)));
-                let mut update = Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(keys::key(keys::stock_bucket(line.product_id, share.bucket))))
-                    .update_expression(format!("SET {}", w.assignments.join(", ")))
-                    .condition_expression(format!(
-                        "{} AND price_amount = :price AND currency = :currency AND {}",
-                        super::stock::LIVE,
-                        w.condition
-                    ))
-                    .expression_attribute_values(":price", AttributeValue::N(line.unit_price.amount.to_string()))
-                    .expression_attribute_values(":currency", AttributeValue::S(line.unit_price.currency.to_string()))
-                    .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-                for (k, v) in w.values {
-                    update = update.expression_attribute_values(k, v);
-                }
+                let reserve = Transition::Reserve(i64::from(share.quantity));
+                let update = stock_update(
+                    &self.table,
+                    line.product_id,
+                    share.bucket,
+                    reserve,
+                    &[LIVE, "price_amount = :price AND currency = :currency"],
+                )
+                .expression_attribute_values(":price", AttributeValue::N(line.unit_price.amount.to_string()))
+                .expression_attribute_values(":currency", AttributeValue::S(line.unit_price.currency.to_string()))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
                 items.push(TransactWriteItem::builder().update(built(update.build())?).build());
             }
         }

@@ -46,6 +46,26 @@ pub fn stock_write(t: Transition) -> StockWrite {
     StockWrite { assignments, condition: format!("{counter} >= :st_guard"), values }
 }
 
+/// A transaction's `Update` of one stock item (a product's bucket `bucket`): the transition's
+/// assignments under its guard, after the conditions in `also` (e.g. [`LIVE`]), joined by `AND`.
+/// The caller adds the values its own conditions name.
+pub fn stock_update(
+    table: &str,
+    product: uuid::Uuid,
+    bucket: u16,
+    transition: Transition,
+    also: &[&str],
+) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+    let w = stock_write(transition);
+    let condition = also.iter().copied().chain(std::iter::once(w.condition.as_str())).collect::<Vec<_>>().join(" AND ");
+    let update = aws_sdk_dynamodb::types::Update::builder()
+        .table_name(table)
+        .set_key(Some(super::keys::key(super::keys::stock_bucket(product, bucket))))
+        .update_expression(format!("SET {}", w.assignments.join(", ")))
+        .condition_expression(condition);
+    w.values.into_iter().fold(update, |u, (k, v)| u.expression_attribute_values(k, v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

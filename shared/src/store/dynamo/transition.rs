@@ -4,7 +4,7 @@
 //! `TransactWriteItems` with its own extras (outbox event, dedupe marker, idempotency claim).
 
 use super::keys;
-use super::stock::stock_write;
+use super::stock::stock_update;
 use crate::domain::order::{OrderLine, OrderState};
 use crate::domain::stock::Transition;
 use crate::store::StoreError;
@@ -64,19 +64,8 @@ pub(super) fn stock_updates(
         .iter()
         .flat_map(|line| line.shares().into_iter().map(move |share| (line.product_id, share)))
         .map(|(product_id, share)| {
-            let w = stock_write(transition(i64::from(share.quantity)));
-            let mut update = Update::builder()
-                .table_name(table)
-                .set_key(Some(keys::key(keys::stock_bucket(product_id, share.bucket))))
-                .update_expression(format!("SET {}", w.assignments.join(", ")))
-                .condition_expression(if live {
-                    format!("{} AND {}", super::stock::LIVE, w.condition)
-                } else {
-                    w.condition
-                });
-            for (k, v) in w.values {
-                update = update.expression_attribute_values(k, v);
-            }
+            let also: &[&str] = if live { &[super::stock::LIVE] } else { &[] };
+            let update = stock_update(table, product_id, share.bucket, transition(i64::from(share.quantity)), also);
             Ok(TransactWriteItem::builder().update(built(update.build())?).build())
         })
         .collect()
