@@ -170,29 +170,27 @@ impl GatewayClient {
 
     /// Creates (or, for a key already used, returns) the charge.
     pub async fn create_charge(&self, idempotency_key: &str, request: &ChargeRequest) -> Result<Charge, GatewayError> {
-        let url = format!("{}/gateway/charges", self.base_url);
-        (|| async {
-            let resp = self
-                .authorised(self.http.post(&url))
-                .header("idempotency-key", idempotency_key)
-                .json(request)
-                .send()
-                .await;
-            read(resp).await
-        })
-        .retry(backoff())
-        .when(GatewayError::is_transient)
-        .await
+        self.post_idempotent("/gateway/charges", idempotency_key, request).await
     }
 
     /// Refunds (or, for a key already used, returns the refund of) a charge.
     pub async fn refund(&self, idempotency_key: &str, request: &RefundRequest) -> Result<GatewayRefund, GatewayError> {
-        let url = format!("{}/gateway/refunds", self.base_url);
+        self.post_idempotent("/gateway/refunds", idempotency_key, request).await
+    }
+
+    /// `POST` of `body` with an `Idempotency-Key`: safe to retry, so transient failures are.
+    async fn post_idempotent<B: Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        idempotency_key: &str,
+        body: &B,
+    ) -> Result<T, GatewayError> {
+        let url = format!("{}{path}", self.base_url);
         (|| async {
             let resp = self
                 .authorised(self.http.post(&url))
                 .header("idempotency-key", idempotency_key)
-                .json(request)
+                .json(body)
                 .send()
                 .await;
             read(resp).await
