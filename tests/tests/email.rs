@@ -197,9 +197,19 @@ async fn a_poison_outbox_record_goes_to_the_dead_letter_queue_without_blocking_i
 async fn an_ses_outage_is_retried_until_the_email_goes_out_once() {
     set_service("ses", false).await;
     let restore = Restore("ses");
+    let before = function_stats("NotifierFunction").await["invocations"].as_u64().unwrap();
     let (email, _) = new_customer("ses-down").await;
-    // The trigger keeps redelivering the failing batch meanwhile.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The trigger keeps redelivering the failing batch meanwhile: wait until it has tried at least
+    // twice (the first attempt and a retry), not a fixed time.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = function_stats("NotifierFunction").await["invocations"].as_u64().unwrap();
+        if now >= before + 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the notifier was not invoked twice within a minute");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(mail_to(&email).await.is_empty());
     set_service("ses", true).await;
     drop(restore);
