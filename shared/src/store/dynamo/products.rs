@@ -148,14 +148,8 @@ impl ProductStore for DynamoStore {
             return Ok(());
         }
         // Spread the initial units evenly: bucket k starts with what redistribution gives it.
-        let start = |k: u16| {
-            let units = redistribute(&[], n, product.stock.sellable)
-                .unwrap_or_default()
-                .into_iter()
-                .find_map(|(b, d)| (b == k).then_some(d))
-                .unwrap_or(0);
-            Stock::new(units)
-        };
+        let shares = redistribute(&[], n, product.stock.sellable).unwrap_or_default();
+        let start = |k: u16| Stock::new(shares.iter().find_map(|(b, d)| (*b == k).then_some(*d)).unwrap_or(0));
         let own = ProductItem::from_product(product, start(0));
         let mut items = vec![put_new(&self.table, serde_dynamo::to_item(own).map_err(decode_error)?)?];
         for k in 1..n.get() {
@@ -203,6 +197,9 @@ impl ProductStore for DynamoStore {
         update: &ProductUpdate,
         now: time::OffsetDateTime,
     ) -> Result<Product, UpdateProductError> {
+        if update.stock_buckets.is_some() {
+            return self.update_buckets(id, update, now).await;
+        }
         let at = now;
         let now = keys::rfc3339(now)?;
         let mut sets = vec!["updated_at = :now".to_owned()];
@@ -222,9 +219,6 @@ impl ProductStore for DynamoStore {
             sets.push("price_amount = :price_amount, currency = :currency".into());
             values.insert(":price_amount".into(), AttributeValue::N(price.amount.to_string()));
             values.insert(":currency".into(), AttributeValue::S(price.currency.to_string()));
-        }
-        if update.stock_buckets.is_some() {
-            return self.update_buckets(id, update, at).await;
         }
         let mut condition = LIVE.to_owned();
         if update.price.is_some() || update.stock_adjustment.is_some() {
