@@ -56,6 +56,7 @@ mod runtime_api;
 mod schedule;
 mod seed;
 mod ses;
+mod settle;
 mod sqs;
 mod stack;
 mod storefront;

@@ -10,7 +10,9 @@
 //!   (outages, see [`crate::outage`]), `GET /_local/mail` (the mail sent so far; the API port
 //!   serves it too, for the storefront; local only, not part of the deployed API) and
 //!   `GET /_local/sqs/<queue>` (a queue's messages, e.g. what a trigger gave up on) and
-//!   `/_local/ses/refusals` (recipients SES is to refuse, see [`crate::ses`]);
+//!   `/_local/ses/refusals` (recipients SES is to refuse, see [`crate::ses`]) and
+//!   `POST /_local/events/settle` (returns once everything written so far has gone through the
+//!   stream and the MSK triggers, see [`crate::settle`]);
 //! - tests get `SHOP_KAFKA_BOOTSTRAP` and `SHOP_SES_ENDPOINT` (moto itself, to read mail back).
 
 use std::collections::BTreeMap;
@@ -30,6 +32,7 @@ use crate::msk::MskTrigger;
 use crate::outage::Outage;
 use crate::runtime_api::Pool;
 use crate::ses::{self, Ses};
+use crate::settle::StreamProgress;
 use crate::sqs::Sqs;
 use crate::streams::StreamTrigger;
 use crate::template::Template;
@@ -122,7 +125,17 @@ impl Messaging {
                 "/_local/ses/refusals",
                 get(refusals_list).post(refusals_add).delete(refusals_clear).with_state(self.ses.refusals.clone()),
             )
+            .route("/_local/events/settle", post(settle).with_state(Arc::new(self.pipeline())))
             .merge(self.mail_router())
+    }
+
+    /// What [`crate::settle`] waits on: every trigger of the template.
+    fn pipeline(&self) -> Pipeline {
+        Pipeline {
+            streams: self.streams.iter().map(|t| (t.function.clone(), t.progress.clone())).collect(),
+            msk: self.triggers.clone(),
+            bootstrap: self.kafka.bootstrap.clone(),
+        }
     }
 
     /// `GET /_local/mail` alone: the API port serves it too (for the storefront's mailbox,
@@ -133,6 +146,19 @@ impl Messaging {
 
     pub async fn stop(self) {
         tokio::join!(self.kafka.stop(), self.ses.stop());
+    }
+}
+
+struct Pipeline {
+    streams: Vec<(String, Arc<StreamProgress>)>,
+    msk: Vec<MskTrigger>,
+    bootstrap: String,
+}
+
+async fn settle(State(p): State<Arc<Pipeline>>) -> Response {
+    match crate::settle::settle(&p.streams, &p.msk, &p.bootstrap).await {
+        Ok(took) => axum::Json(serde_json::json!({ "settled_in_ms": took.as_millis() as u64 })).into_response(),
+        Err(what) => (StatusCode::GATEWAY_TIMEOUT, axum::Json(serde_json::json!({ "error": what }))).into_response(),
     }
 }
 

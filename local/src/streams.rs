@@ -27,6 +27,10 @@
 //!    (shard, first and last sequence number, batch size; not the records) to the on-failure
 //!    destination (`DestinationConfig.OnFailure`, an SQS queue of the template, see [`crate::sqs`])
 //!    and moves on: the shard is never blocked for longer than that.
+//!
+//! Each trigger keeps its [`Progress`]: how far every shard has been read and which records are
+//! still with the function. That is what [`crate::settle`] waits on when a test asks whether
+//! everything written so far has gone through.
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -36,14 +40,18 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::runtime_api::{Outcome, Pool};
+use crate::settle::{StreamProgress as Progress, sequence_number};
 use crate::sqs::Sqs;
 use crate::template::{ACCOUNT_ID, REGION, Template};
 
 /// How often an idle shard is read again (Lambda polls a stream's shards about four times a second).
 const IDLE_POLL: Duration = Duration::from_millis(100);
 const SHARD_SCAN: Duration = Duration::from_secs(1);
+/// `GetRecords`' `Limit`: a poll that returns fewer has reached the shard's end.
+const RECORDS_PER_POLL: usize = 1000;
 
 /// One `DynamoDB` event of a function.
 #[derive(Debug, Clone)]
@@ -62,6 +70,8 @@ pub struct StreamTrigger {
     pub filters: Vec<Pattern>,
     /// The on-failure queue's name.
     pub on_failure: Option<String>,
+    /// How far the running trigger has come (shared by its clones).
+    pub progress: Arc<Progress>,
 }
 
 impl StreamTrigger {
@@ -123,6 +133,7 @@ impl StreamTrigger {
             from_start: p.get("StartingPosition").and_then(Value::as_str) != Some("LATEST"),
             filters,
             on_failure,
+            progress: Arc::default(),
         })
     }
 
@@ -280,7 +291,10 @@ impl StreamsApi {
     /// Records and the next iterator (`None`: the shard is closed and read to its end).
     async fn records(&self, iterator: &str) -> Result<(Vec<Value>, Option<String>)> {
         let out = self
-            .call("DynamoDBStreams_20120810.GetRecords", json!({ "ShardIterator": iterator, "Limit": 1000 }))
+            .call(
+                "DynamoDBStreams_20120810.GetRecords",
+                json!({ "ShardIterator": iterator, "Limit": RECORDS_PER_POLL }),
+            )
             .await?;
         let records = out.get("Records").and_then(Value::as_array).cloned().unwrap_or_default();
         Ok((records, out.get("NextShardIterator").and_then(Value::as_str).map(str::to_owned)))
@@ -336,8 +350,11 @@ impl Ctx {
         let finished: Arc<tokio::sync::Mutex<HashSet<String>>> = Arc::default();
         let mut initial = true;
         loop {
+            let scan = Instant::now();
             match self.api.shards(&stream).await {
                 Ok(shards) => {
+                    let ids = shards.iter().filter_map(|s| s.get("ShardId").and_then(Value::as_str));
+                    t.progress.scanned(scan, ids.map(str::to_owned));
                     let done = finished.lock().await.clone();
                     for shard in shards {
                         let Some(id) = shard.get("ShardId").and_then(Value::as_str).map(str::to_owned) else {
@@ -357,6 +374,7 @@ impl Ctx {
                         let (ctx, stream, finished) = (self.clone(), stream.clone(), finished.clone());
                         tokio::spawn(async move {
                             ctx.read_shard(&stream, &id, from_start).await;
+                            ctx.trigger.progress.finished(&id);
                             finished.lock().await.insert(id);
                         });
                     }
@@ -391,7 +409,9 @@ impl Ctx {
             })
             .unzip();
         let arn = format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{}/stream/local", t.table);
+        let mut read_up_to = 0;
         loop {
+            let polled = Instant::now();
             let (records, next) = match self.api.records(&iterator).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -402,14 +422,20 @@ impl Ctx {
             };
             let read = records.len();
             for mut record in records {
+                let number = sequence(&record).map_or(u128::MAX, sequence_number);
+                read_up_to = read_up_to.max(number);
                 if !t.matches(&record) {
                     continue;
                 }
+                t.progress.handed(shard, number);
                 record["eventSourceARN"] = json!(arn);
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 record.pointer("/dynamodb/Keys").map(Value::to_string).hash(&mut h);
                 // Waits while the lane is full: the poller reads no faster than the function keeps up.
                 let _ = lanes[(h.finish() % lanes.len() as u64) as usize].send(record).await;
+            }
+            if read < RECORDS_PER_POLL {
+                t.progress.caught_up(shard, polled, read_up_to);
             }
             match next {
                 Some(n) => iterator = n,
@@ -443,7 +469,9 @@ impl Ctx {
                     }
                 }
             }
+            let numbers: Vec<u128> = batch.iter().map(|r| sequence(r).map_or(u128::MAX, sequence_number)).collect();
             self.process(shard, stream, batch).await;
+            t.progress.done(shard, &numbers);
         }
     }
 

@@ -44,8 +44,9 @@ pub async fn mail_to(address: &str) -> Vec<Mail> {
         .collect()
 }
 
-/// Waits (up to a minute) until `address` has `count` e-mails, then a little longer to see that
-/// no more arrive, and returns them: "exactly `count`", not "at least".
+/// Waits (up to a minute) until `address` has `count` e-mails, then until everything written so
+/// far has gone through the relay and the notifier ([`settle`]), and returns them: "exactly
+/// `count`", not "at least".
 pub async fn expect_mail(address: &str, count: usize) -> Vec<Mail> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -55,11 +56,22 @@ pub async fn expect_mail(address: &str, count: usize) -> Vec<Mail> {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    settle().await;
     let mail = mail_to(address).await;
     let subjects: Vec<&str> = mail.iter().map(|m| m.subject.as_str()).collect();
     assert_eq!(mail.len(), count, "e-mails to {address}: {subjects:?}");
     mail
+}
+
+/// Returns once every event written so far has gone through the table's stream, the outbox relay,
+/// Kafka and the notifier (`POST /_local/events/settle`); fails with what the stack was still
+/// waiting for after a minute.
+pub async fn settle() {
+    let url = format!("{}/_local/events/settle", stack().invoke);
+    let r = client().post(url).timeout(Duration::from_secs(90)).send().await.expect("settle");
+    let status = r.status();
+    let body: Value = r.json().await.unwrap_or_default();
+    assert!(status.is_success(), "the event pipeline did not settle: {status} {body}");
 }
 
 /// Takes `service` (`kafka`, `ses`) off the network, or back on.
