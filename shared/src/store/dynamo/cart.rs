@@ -79,10 +79,7 @@ impl CartStore for DynamoStore {
 
     async fn remove_cart_line(&self, user_id: Uuid, product_id: Uuid) -> Result<bool, StoreError> {
         let out = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::key(keys::cart_line(user_id, product_id))))
+            .delete(keys::cart_line(user_id, product_id))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
             .await

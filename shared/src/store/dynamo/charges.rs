@@ -61,12 +61,8 @@ struct KeyItem {
 
 #[derive(Serialize, Deserialize)]
 struct DeliveryItem {
-    pk: String,
-    sk: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    gsi1pk: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    gsi1sk: Option<String>,
+    #[serde(flatten)]
+    keys: keys::Listed,
     id: Uuid,
     url: String,
     body: String,
@@ -109,12 +105,8 @@ impl GatewayStore for DynamoStore {
             put_new(&self.table, serde_dynamo::to_item(charge).map_err(decode_error)?)?,
         ];
         for d in deliveries {
-            let (pk, sk) = keys::delivery(d.id);
             let item = DeliveryItem {
-                pk,
-                sk: sk.to_owned(),
-                gsi1pk: Some(keys::DELIVERIES.to_owned()),
-                gsi1sk: Some(due_key(d.due_at, d.id)),
+                keys: keys::Listed::on(keys::delivery(d.id), keys::DELIVERIES, due_key(d.due_at, d.id)),
                 id: d.id,
                 url: d.url.clone(),
                 body: d.body.clone(),
@@ -206,10 +198,7 @@ impl GatewayStore for DynamoStore {
 
     async fn delivered(&self, id: Uuid, now: time::OffsetDateTime) -> Result<(), StoreError> {
         let now = keys::rfc3339(now)?;
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::key(keys::delivery(id))))
+        self.update(keys::delivery(id))
             .update_expression("SET delivered_at = :now REMOVE gsi1pk, gsi1sk")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":now", AttributeValue::S(now))
@@ -223,10 +212,7 @@ impl GatewayStore for DynamoStore {
         let due = keys::rfc3339(due_at)?;
         // Only while undelivered: a concurrent successful attempt must not be put back in the index.
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::key(keys::delivery(id))))
+            .update(keys::delivery(id))
             .update_expression("SET attempts = :a, due_at = :due, gsi1sk = :sk")
             .condition_expression("attribute_exists(gsi1pk)")
             .expression_attribute_values(":a", AttributeValue::N(attempts.to_string()))

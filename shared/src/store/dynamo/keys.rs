@@ -48,6 +48,28 @@ pub fn queue_partitions(queue: &str, shards: u8) -> Vec<String> {
     std::iter::once(queue.to_owned()).chain((0..shards).map(|n| format!("{queue}#{n}"))).collect()
 }
 
+/// The key attributes of an item that is listed on gsi1 while it waits in a queue or belongs to
+/// a list (a product in the catalog, a refund to do, a webhook to deliver): its own `pk`/`sk`
+/// and, while listed, `gsi1pk`/`gsi1sk`. Flattened (`#[serde(flatten)]`) into those items'
+/// structs, so they all spell their keys one way; the update that takes an item off the list
+/// removes `gsi1pk` and `gsi1sk`, and the item reads back with `None`.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct Listed {
+    pub pk: String,
+    pub sk: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1sk: Option<String>,
+}
+
+impl Listed {
+    /// An item with keys `(pk, sk)`, listed on gsi1 under `list`, sorted by `sort`.
+    pub fn on((pk, sk): (String, &str), list: &str, sort: String) -> Self {
+        Self { pk, sk: sk.to_owned(), gsi1pk: Some(list.to_owned()), gsi1sk: Some(sort) }
+    }
+}
+
 pub fn user(id: Uuid) -> (String, &'static str) {
     (format!("USER#{id}"), "PROFILE")
 }

@@ -32,10 +32,7 @@ impl LoginAttempts for DynamoStore {
         let t = now.unix_timestamp();
         for _ in 0..ROUNDS {
             let counted = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(keys::key(keys::login_attempts(account))))
+                .update(keys::login_attempts(account))
                 .update_expression("SET attempts = attempts + :one")
                 .condition_expression("window_ends > :now AND attempts < :limit")
                 .expression_attribute_values(":one", n(1))
@@ -88,13 +85,7 @@ impl LoginAttempts for DynamoStore {
     }
 
     async fn reset(&self, account: &str) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::key(keys::login_attempts(account))))
-            .send()
-            .await
-            .map_err(store_error)?;
+        self.delete(keys::login_attempts(account)).send().await.map_err(store_error)?;
         Ok(())
     }
 }

@@ -68,6 +68,22 @@ impl DynamoStore {
         Self { client, table: table.into() }
     }
 
+    /// An `UpdateItem` of the item at `key`, for the caller to give its expression and condition.
+    fn update<S: Into<String>>(
+        &self,
+        key: (String, S),
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client.update_item().table_name(&self.table).set_key(Some(keys::key(key)))
+    }
+
+    /// A `DeleteItem` of the item at `key`.
+    fn delete<S: Into<String>>(
+        &self,
+        key: (String, S),
+    ) -> aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder {
+        self.client.delete_item().table_name(&self.table).set_key(Some(keys::key(key)))
+    }
+
     /// One item by key, read strongly consistent: every caller decides on what it reads (a
     /// claim, a marker, an order's state), so it must see the latest committed write.
     async fn get_item(&self, key: (String, impl Into<String>)) -> Result<Option<Item>, StoreError> {

@@ -74,10 +74,7 @@ impl crate::store::OutboxStore for DynamoStore {
     async fn mark_published(&self, event_id: Uuid, now: time::OffsetDateTime) -> Result<(), StoreError> {
         let published_at = keys::rfc3339(now)?;
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::key(keys::event(event_id))))
+            .update(keys::event(event_id))
             .update_expression("REMOVE gsi1pk, gsi1sk SET published_at = :t, #ttl = :ttl")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#ttl", keys::TTL)
@@ -114,10 +111,7 @@ impl crate::store::OutboxStore for DynamoStore {
 
     async fn redrive(&self, event_id: Uuid, now: time::OffsetDateTime) -> Result<bool, StoreError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::key(keys::event(event_id))))
+            .update(keys::event(event_id))
             .update_expression("SET redrives = if_not_exists(redrives, :zero) + :one, redriven_at = :t")
             .condition_expression("begins_with(gsi1pk, :outbox)")
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))

@@ -35,12 +35,8 @@ use uuid::Uuid;
 
 #[derive(Clone, Serialize, Deserialize)]
 struct ProductItem {
-    pk: String,
-    sk: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    gsi1pk: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    gsi1sk: Option<String>,
+    #[serde(flatten)]
+    keys: keys::Listed,
     id: Uuid,
     name: String,
     description: String,
@@ -66,12 +62,8 @@ struct ProductItem {
 impl ProductItem {
     /// The item of a new product whose bucket 0 holds `own`.
     fn from_product(p: &Product, own: Stock) -> Self {
-        let (pk, sk) = keys::product(p.id);
         Self {
-            pk,
-            sk: sk.to_owned(),
-            gsi1pk: Some(keys::CATALOG.to_owned()),
-            gsi1sk: Some(p.id.to_string()),
+            keys: keys::Listed::on(keys::product(p.id), keys::CATALOG, p.id.to_string()),
             id: p.id,
             name: p.name.clone(),
             description: p.description.clone(),
@@ -233,10 +225,7 @@ impl ProductStore for DynamoStore {
             values.extend(w.values);
         }
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::key(keys::product(id))))
+            .update(keys::product(id))
             .update_expression(format!("SET {}", sets.join(", ")))
             .condition_expression(condition)
             .set_expression_attribute_names((!names.is_empty()).then_some(names))
@@ -280,10 +269,7 @@ impl ProductStore for DynamoStore {
         let condition = format!("{LIVE} AND (attribute_not_exists(bucket_slots) OR bucket_slots = :slots)");
         if slots <= 1 {
             let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(keys::key(keys::product(id))))
+                .update(keys::product(id))
                 .update_expression(DELETE)
                 .condition_expression(condition)
                 .expression_attribute_values(":now", AttributeValue::S(now))

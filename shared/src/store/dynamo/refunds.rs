@@ -20,12 +20,8 @@ use uuid::Uuid;
 
 #[derive(Serialize, Deserialize)]
 struct RefundItem {
-    pk: String,
-    sk: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    gsi1pk: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    gsi1sk: Option<String>,
+    #[serde(flatten)]
+    keys: keys::Listed,
     id: Uuid,
     charge_id: String,
     order_id: Uuid,
@@ -67,12 +63,8 @@ impl RefundItem {
 /// The `Put` of a new, requested refund, for the settlement's transaction: it fails (as a
 /// condition) if this charge already has a refund.
 pub(super) fn put_refund(table: &str, r: &Refund) -> Result<TransactWriteItem, StoreError> {
-    let (pk, sk) = keys::refund(&r.charge_id);
     let item = RefundItem {
-        pk,
-        sk: sk.to_owned(),
-        gsi1pk: Some(keys::REFUNDS.to_owned()),
-        gsi1sk: Some(r.id.to_string()),
+        keys: keys::Listed::on(keys::refund(&r.charge_id), keys::REFUNDS, r.id.to_string()),
         id: r.id,
         charge_id: r.charge_id.clone(),
         order_id: r.order_id,
@@ -149,10 +141,7 @@ impl RefundStore for DynamoStore {
 
     async fn fail_refund(&self, refund: &Refund, why: &str, now: time::OffsetDateTime) -> Result<(), StoreError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::key(keys::refund(&refund.charge_id))))
+            .update(keys::refund(&refund.charge_id))
             .update_expression("SET #state = :failed, failure = :why, updated_at = :now, gsi1pk = :queue")
             .condition_expression("#state = :requested")
             .expression_attribute_names("#state", "state")
