@@ -28,13 +28,19 @@ impl From<StoreError> for lambda_http::lambda_runtime::Diagnostic {
 }
 
 /// Runs the Lambda loop for scheduled events. A failed run returns an error, so it shows up in
-/// the function's error metrics; the next run picks up where it stopped.
+/// the function's error metrics; the next run picks up where it stopped. A run's report is its
+/// result and is logged once, as JSON in the `report` field, so each function's counts need no
+/// log line of their own.
 pub async fn serve<H: Scheduled>(handler: H) -> Result<(), lambda_http::Error> {
     use lambda_http::lambda_runtime::{LambdaEvent, run, service_fn};
     let handler = std::sync::Arc::new(handler);
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let handler = handler.clone();
-        async move { handler.run(event_time(&event.payload)).await }
+        async move {
+            let report = handler.run(event_time(&event.payload)).await?;
+            tracing::info!(report = %serde_json::to_value(&report).unwrap_or_default(), "run done");
+            Ok::<_, StoreError>(report)
+        }
     }))
     .await
 }

@@ -49,7 +49,6 @@ impl<S: GatewayStore + 'static> crate::schedule::Scheduled for Deliveries<S> {
                 report.failed += 1;
             }
         }
-        tracing::info!(delivered = report.delivered, failed = report.failed, "webhook deliveries done");
         Ok(report)
     }
 }

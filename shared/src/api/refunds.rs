@@ -60,14 +60,6 @@ impl<S: RefundStore + 'static> crate::schedule::Scheduled for RefundWorker<S> {
                 Done::RetryLater => report.retry_later += 1,
             }
         }
-        if report != RefundReport::default() {
-            tracing::info!(
-                refunded = report.refunded,
-                failed = report.failed,
-                retry_later = report.retry_later,
-                "refunds done"
-            );
-        }
         Ok(report)
     }
 }

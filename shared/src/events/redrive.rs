@@ -67,13 +67,5 @@ pub async fn redrive_pending<O: OutboxStore>(
             break;
         }
     }
-    if report != RedriveReport::default() {
-        tracing::info!(
-            redriven = report.redriven,
-            published_meanwhile = report.published_meanwhile,
-            failed = report.failed,
-            "outbox redrive done"
-        );
-    }
     Ok(report)
 }
