@@ -57,28 +57,28 @@ use report::Report;
 pub struct Args {
     /// Measured `POST /orders` (and as many raw transactions, and as many webhook settles), after
     /// a warm-up of 2 × concurrency.
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 400, value_parser = at_least_one())]
     requests: usize,
     /// Requests in flight at once (place-order, raw transactions, webhook settles).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = at_least_one())]
     concurrency: usize,
     /// Customers placing the place-order benchmark's orders.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = at_least_one())]
     customers: usize,
     /// Race: buyers ordering one unit each, all at once.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = at_least_one())]
     buyers: usize,
     /// Race: units in stock (exactly this many orders must succeed).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = at_least_one())]
     units: usize,
     /// Notifier: e-mails to send, in batches of the MSK trigger's `BatchSize`.
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 400, value_parser = at_least_one())]
     emails: usize,
     /// Event latency: orders followed to Kafka and to the mailbox.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = at_least_one())]
     events: usize,
     /// Hot product: one-unit orders per run (1 bucket, then 16), 32 in flight.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 120, value_parser = at_least_one())]
     hot_orders: usize,
     /// Hot product: the fraction of AWS's per-partition write limit (1,000 units/s) the local
     /// DynamoDB proxy enforces (small, so that the limit shows below DynamoDB Local's ceiling).
@@ -88,13 +88,13 @@ pub struct Args {
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Benchmark>,
     /// Maximum concurrent instances per function.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = at_least_one())]
     pool: usize,
     /// Cold starts per function.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = at_least_one())]
     cold_starts: usize,
     /// `POST /auth/login` calls (argon2id: each takes tens of ms).
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 40, value_parser = at_least_one())]
     logins: usize,
     /// The binaries to run: `release` (deployed) or `local` (what the tests run).
     #[arg(long, value_enum, default_value_t = Profile::Release)]
@@ -110,6 +110,11 @@ pub struct Args {
     /// Use the binaries already built (skip `cargo build`).
     #[arg(long)]
     no_build: bool,
+}
+
+/// A count of at least 1 (clap's error names the flag and the value).
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -146,26 +151,8 @@ impl Args {
 }
 
 pub async fn run(args: Args) -> Result<ExitCode> {
-    let sizes = [
-        args.requests,
-        args.concurrency,
-        args.customers,
-        args.buyers,
-        args.units,
-        args.emails,
-        args.events,
-        args.cold_starts,
-        args.logins,
-        args.hot_orders,
-    ];
     if !(args.capacity_scale > 0.0 && args.capacity_scale <= 1.0) {
         bail!("--capacity-scale must be in (0, 1]");
-    }
-    if sizes.contains(&0) {
-        bail!(
-            "--requests, --concurrency, --customers, --buyers, --units, --emails, --events, --cold-starts, \
-             --logins and --hot-orders must be positive"
-        );
     }
     let ws = Workspace::locate().await?;
     let template = Template::load(&ws.root.join("template.yaml"))?;
