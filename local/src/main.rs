@@ -36,6 +36,7 @@
 //! stack or a command.
 
 mod api_gateway;
+mod aws_json;
 mod bench;
 mod browser_test;
 mod dynamodb_local;

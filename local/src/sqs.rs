@@ -11,21 +11,14 @@
 //! messages' bodies (parsed as JSON where they are), read without consuming them: reads hide what
 //! they received until an empty answer says everything was seen, then make it all visible again.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
 use crate::template::ACCOUNT_ID;
 
-/// moto routes a JSON-protocol call to a service by the credential scope of its SigV4 header.
-const SQS_AUTH: &str =
-    "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0";
-
 /// The template's queues in one moto server.
 #[derive(Clone)]
-pub struct Sqs {
-    endpoint: String,
-    http: reqwest::Client,
-}
+pub struct Sqs(crate::aws_json::Client);
 
 /// The queue name in an SQS ARN (`arn:aws:sqs:<region>:<account>:<name>`).
 pub fn queue_name(arn: &str) -> Option<&str> {
@@ -35,7 +28,7 @@ pub fn queue_name(arn: &str) -> Option<&str> {
 impl Sqs {
     /// Creates every queue in `names` (idempotent, as SQS's CreateQueue is).
     pub async fn start(endpoint: &str, names: &[String]) -> Result<Self> {
-        let sqs = Self { endpoint: endpoint.trim_end_matches('/').to_owned(), http: reqwest::Client::new() };
+        let sqs = Self(crate::aws_json::Client::new(endpoint, "sqs"));
         for name in names {
             sqs.call("CreateQueue", json!({ "QueueName": name }))
                 .await
@@ -45,26 +38,11 @@ impl Sqs {
     }
 
     fn url(&self, name: &str) -> String {
-        format!("{}/{ACCOUNT_ID}/{name}", self.endpoint)
+        format!("{}/{ACCOUNT_ID}/{name}", self.0.endpoint())
     }
 
     async fn call(&self, action: &str, body: Value) -> Result<Value> {
-        let response = self
-            .http
-            .post(&self.endpoint)
-            .header("x-amz-target", format!("AmazonSQS.{action}"))
-            .header("content-type", "application/x-amz-json-1.0")
-            .header("authorization", SQS_AUTH)
-            .body(body.to_string())
-            .send()
-            .await
-            .with_context(|| format!("SQS {action} at {}", self.endpoint))?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            bail!("SQS {action} answered {status}: {text}");
-        }
-        Ok(if text.trim().is_empty() { json!({}) } else { serde_json::from_str(&text)? })
+        self.0.call(&format!("AmazonSQS.{action}"), &body).await
     }
 
     /// Sends one message to the queue named `name`.

@@ -218,37 +218,15 @@ fn leaf_matches(rule: &Value, field: Option<&Value>) -> bool {
 }
 
 /// The Streams API of DynamoDB Local, over its JSON protocol.
-struct StreamsApi {
-    endpoint: String,
-    http: reqwest::Client,
-}
-
-/// DynamoDB Local ignores the signature but reads the scope.
-const AUTH: &str =
-    "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0";
+struct StreamsApi(crate::aws_json::Client);
 
 impl StreamsApi {
     fn new(endpoint: &str) -> Self {
-        Self { endpoint: endpoint.to_owned(), http: reqwest::Client::new() }
+        Self(crate::aws_json::Client::new(endpoint, "dynamodb"))
     }
 
     async fn call(&self, target: &str, body: Value) -> Result<Value> {
-        let response = self
-            .http
-            .post(&self.endpoint)
-            .header("x-amz-target", target)
-            .header("content-type", "application/x-amz-json-1.0")
-            .header("authorization", AUTH)
-            .body(body.to_string())
-            .send()
-            .await
-            .with_context(|| format!("{target} at {}", self.endpoint))?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            bail!("{target} answered {status}: {text}");
-        }
-        Ok(serde_json::from_str(&text)?)
+        self.0.call(target, &body).await
     }
 
     async fn stream_arn(&self, table: &str) -> Result<String> {
