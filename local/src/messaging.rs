@@ -91,17 +91,20 @@ impl Messaging {
         env
     }
 
-    /// Starts polling for every MSK and stream trigger whose function runs; streams are read
-    /// from DynamoDB Local itself (`dynamodb`), as Lambda's poller reads them from the service.
-    pub fn start_triggers(&self, pools: &BTreeMap<String, Arc<Pool>>, dynamodb: &str) -> Result<Vec<JoinHandle<()>>> {
+    /// Starts polling for every MSK and stream trigger whose function runs (and forgets the
+    /// others, so that settling waits on none of them); streams are read from DynamoDB Local
+    /// itself (`dynamodb`), as Lambda's poller reads them from the service.
+    pub fn start_triggers(
+        &mut self,
+        pools: &BTreeMap<String, Arc<Pool>>,
+        dynamodb: &str,
+    ) -> Result<Vec<JoinHandle<()>>> {
+        self.triggers.retain(|t| pools.contains_key(&t.function));
+        self.streams.retain(|t| pools.contains_key(&t.function));
         let mut handles: Vec<JoinHandle<()>> = self
             .triggers
             .iter()
-            .filter_map(|t| {
-                pools
-                    .get(&t.function)
-                    .map(|pool| t.clone().start(&self.kafka.bootstrap, pool.clone(), Some(self.sqs.clone())))
-            })
+            .map(|t| t.clone().start(&self.kafka.bootstrap, pools[&t.function].clone(), Some(self.sqs.clone())))
             .collect::<Result<_>>()?;
         handles.extend(crate::streams::start(&self.streams, dynamodb, pools, Some(&self.sqs)));
         Ok(handles)
@@ -129,7 +132,7 @@ impl Messaging {
             .merge(self.mail_router())
     }
 
-    /// What [`crate::settle`] waits on: every trigger of the template.
+    /// What [`crate::settle`] waits on: every trigger that runs.
     fn pipeline(&self) -> Pipeline {
         Pipeline {
             streams: self.streams.iter().map(|t| (t.function.clone(), t.progress.clone())).collect(),

@@ -109,6 +109,8 @@ impl MskTrigger {
     }
 
     async fn poll(self, consumer: StreamConsumer, bootstrap: &str, pool: Arc<Pool>, sqs: Option<Sqs>) {
+        // Offsets done with but not yet committed (a commit that failed goes with the next one).
+        let mut uncommitted: BTreeMap<(String, i32), i64> = BTreeMap::new();
         loop {
             let (event, offsets) = match self.next_batch(&consumer, bootstrap).await {
                 Ok(batch) => batch,
@@ -136,11 +138,34 @@ impl MskTrigger {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
-            if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
-                // Not fatal: the batch is redelivered after a rebalance, and the function is idempotent.
-                tracing::warn!("MSK trigger of {}: committing offsets: {e}", self.function);
+            uncommitted.extend(offsets);
+            if self.commit(&consumer, &uncommitted).await {
+                uncommitted.clear();
             }
         }
+    }
+
+    /// Commits `offsets`, retrying a few times (the broker may be coming back). `false` if it
+    /// still failed: the offsets then go with the next batch's commit. Not fatal meanwhile: after
+    /// a rebalance the batch is delivered again, and the function is idempotent.
+    async fn commit(&self, consumer: &StreamConsumer, offsets: &BTreeMap<(String, i32), i64>) -> bool {
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), offset) in offsets {
+            if let Err(e) = list.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
+                tracing::warn!("MSK trigger of {}: offset of {topic}-{partition}: {e}", self.function);
+            }
+        }
+        let mut backoff = Duration::from_millis(200);
+        for _ in 0..5 {
+            // A synchronous commit waits for the broker: not on an async worker's time.
+            match tokio::task::block_in_place(|| consumer.commit(&list, CommitMode::Sync)) {
+                Ok(()) => return true,
+                Err(e) => tracing::warn!("MSK trigger of {}: committing offsets: {e}", self.function),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
+        }
+        false
     }
 
     /// Lambda's on-failure record for a Kafka batch, to the destination queue (or the log).
@@ -189,8 +214,14 @@ impl MskTrigger {
         }
     }
 
-    /// Waits for a first record, then fills the batch until it is full or the window closes.
-    async fn next_batch(&self, consumer: &StreamConsumer, bootstrap: &str) -> Result<(Value, TopicPartitionList)> {
+    /// Waits for a first record, then fills the batch until it is full, the window closes or the
+    /// consumer reports an error (the batch then goes as it is: its records are consumed).
+    /// Returns the event and the offsets to commit once it is done with.
+    async fn next_batch(
+        &self,
+        consumer: &StreamConsumer,
+        bootstrap: &str,
+    ) -> Result<(Value, BTreeMap<(String, i32), i64>)> {
         let mut records: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
         let first = consumer.recv().await?;
@@ -205,17 +236,17 @@ impl MskTrigger {
         while count < self.batch_size {
             match tokio::time::timeout_at(deadline, consumer.recv()).await {
                 Err(_) => break,
-                Ok(message) => {
-                    add(&message?);
+                Ok(Ok(message)) => {
+                    add(&message);
                     count += 1;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!("MSK trigger of {}: {e}; invoking the {count} record(s) read so far", self.function);
+                    break;
                 }
             }
         }
-        let mut offsets = TopicPartitionList::new();
-        for ((topic, partition), offset) in next {
-            offsets.add_partition_offset(&topic, partition, Offset::Offset(offset))?;
-        }
-        Ok((self.event(bootstrap, records), offsets))
+        Ok((self.event(bootstrap, records), next))
     }
 
     /// The event Lambda sends: `records` grouped by `"<topic>-<partition>"`, each from [`record`].

@@ -186,7 +186,7 @@ impl Stack {
         }
         .await;
         progress::run(step, async { result }).await?;
-        if let Some(messaging) = &self.messaging {
+        if let Some(messaging) = &mut self.messaging {
             self.servers.extend(messaging.start_triggers(&self.pools, &self.dynamodb_endpoint)?);
         }
 

@@ -43,14 +43,14 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::runtime_api::{Outcome, Pool};
-use crate::settle::{StreamProgress as Progress, sequence_number};
+use crate::settle::{SequenceNumber, StreamProgress as Progress};
 use crate::sqs::Sqs;
 use crate::template::{ACCOUNT_ID, REGION, Template};
 
 /// How often an idle shard is read again (Lambda polls a stream's shards about four times a second).
 const IDLE_POLL: Duration = Duration::from_millis(100);
 const SHARD_SCAN: Duration = Duration::from_secs(1);
-/// `GetRecords`' `Limit`: a poll that returns fewer has reached the shard's end.
+/// `GetRecords`' `Limit`.
 const RECORDS_PER_POLL: usize = 1000;
 
 /// One `DynamoDB` event of a function.
@@ -387,7 +387,7 @@ impl Ctx {
             })
             .unzip();
         let arn = format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{}/stream/local", t.table);
-        let mut read_up_to = 0;
+        let mut read_up_to: Option<SequenceNumber> = None;
         loop {
             let polled = Instant::now();
             let (records, next) = match self.api.records(&iterator).await {
@@ -400,20 +400,25 @@ impl Ctx {
             };
             let read = records.len();
             for mut record in records {
-                let number = sequence(&record).map_or(u128::MAX, sequence_number);
-                read_up_to = read_up_to.max(number);
+                let number = sequence(&record).map(SequenceNumber::parse);
+                if number > read_up_to {
+                    read_up_to.clone_from(&number);
+                }
                 if !t.matches(&record) {
                     continue;
                 }
-                t.progress.handed(shard, number);
+                if let Some(number) = number {
+                    t.progress.handed(shard, number);
+                }
                 record["eventSourceARN"] = json!(arn);
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 record.pointer("/dynamodb/Keys").map(Value::to_string).hash(&mut h);
                 // Waits while the lane is full: the poller reads no faster than the function keeps up.
                 let _ = lanes[(h.finish() % lanes.len() as u64) as usize].send(record).await;
             }
-            if read < RECORDS_PER_POLL {
-                t.progress.caught_up(shard, polled, read_up_to);
+            // Only an empty answer says the shard has nothing more (a short one may not).
+            if read == 0 {
+                t.progress.caught_up(shard, polled, read_up_to.clone());
             }
             match next {
                 Some(n) => iterator = n,
@@ -447,7 +452,7 @@ impl Ctx {
                     }
                 }
             }
-            let numbers: Vec<u128> = batch.iter().map(|r| sequence(r).map_or(u128::MAX, sequence_number)).collect();
+            let numbers: Vec<SequenceNumber> = batch.iter().filter_map(sequence).map(SequenceNumber::parse).collect();
             self.process(shard, stream, batch).await;
             t.progress.done(shard, &numbers);
         }

@@ -2,7 +2,8 @@
 //! stream trigger invokes the real outbox relay, which produces to the real broker (tansu), the MSK
 //! trigger invokes the real notifier, which sends through the SES emulator (moto); every
 //! assertion reads the mail moto accepted. "Exactly once" means: the expected number arrives, and
-//! a few seconds later there is still no other.
+//! once everything written so far has gone through the relay and the notifier (the local stack's
+//! settle barrier, see `shop_tests::mail::settle`) there is still no other.
 //!
 //! Exclusive (see `.config/nextest.toml`): these tests take Kafka and SES down for everyone, crash
 //! the relay, and the sweeper they run expires every overdue order and redrives every pending event.
