@@ -17,7 +17,9 @@
 //!    retries end after that many, and Lambda's on-failure record (`KafkaBatchInfo`: topic,
 //!    partition, first and last offset, batch size; not the records) goes to the
 //!    `DestinationConfig.OnFailure` SQS queue of the template ([`crate::sqs`]); then the offsets
-//!    are committed and the partition moves on.
+//!    are committed and the partition moves on. A commit the broker refuses is tried again a few
+//!    times, then carried into the next batch's commit, so the group's committed offsets (what
+//!    [`crate::settle`] reads) catch up as soon as the broker takes them.
 //!
 //! `StartingPosition: TRIM_HORIZON` reads a new group from the beginning, `LATEST` from the end.
 
