@@ -159,7 +159,8 @@ struct Pipeline {
 }
 
 async fn settle(State(p): State<Arc<Pipeline>>) -> Response {
-    match crate::settle::settle(&p.streams, &p.msk, &p.bootstrap).await {
+    let waited = tokio::task::spawn_blocking(move || crate::settle::settle(&p.streams, &p.msk, &p.bootstrap)).await;
+    match waited.unwrap_or_else(|e| Err(format!("the barrier failed: {e}"))) {
         Ok(took) => axum::Json(serde_json::json!({ "settled_in_ms": took.as_millis() as u64 })).into_response(),
         Err(what) => (StatusCode::GATEWAY_TIMEOUT, axum::Json(serde_json::json!({ "error": what }))).into_response(),
     }

@@ -27,12 +27,11 @@
 //! the outbox, and only the sweeper's redrive sends it again.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use tokio::time::Instant;
 
 use crate::msk::MskTrigger;
 
@@ -173,46 +172,29 @@ impl StreamProgress {
 
 /// Waits until everything written before the call has gone through the stream triggers and
 /// then the MSK triggers (see the module docs), for [`LIMIT`] at most. `Err` says what it was
-/// still waiting for.
-pub async fn settle(
-    streams: &[(String, std::sync::Arc<StreamProgress>)],
+/// still waiting for. Blocking: it polls locks and librdkafka's blocking calls, so the route runs
+/// it on tokio's blocking pool.
+pub fn settle(
+    streams: &[(String, Arc<StreamProgress>)],
     msk: &[MskTrigger],
     bootstrap: &str,
 ) -> Result<Duration, String> {
     let start = Instant::now();
     let deadline = start + LIMIT;
-    let waiting = |what: String| format!("still waiting after {} s for {what}", LIMIT.as_secs());
     for (function, progress) in streams {
-        let mark = loop {
-            match progress.mark(start) {
-                Ok(mark) => break mark,
-                Err(what) if Instant::now() > deadline => return Err(waiting(format!("{function}: {what}"))),
-                Err(_) => tokio::time::sleep(POLL).await,
-            }
-        };
-        while let Err(what) = progress.passed(&mark) {
-            if Instant::now() > deadline {
-                return Err(waiting(format!("{function}: {what}")));
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        let named = |what: String| format!("{function}: {what}");
+        let mark = until(deadline, || progress.mark(start).map_err(named))?;
+        until(deadline, || progress.passed(&mark).map_err(named))?;
     }
     for trigger in msk {
-        let (trigger, bootstrap) = (trigger.clone(), bootstrap.to_owned());
-        let left = deadline.saturating_duration_since(Instant::now());
-        tokio::task::spawn_blocking(move || committed_past_ends(&trigger, &bootstrap, left))
-            .await
-            .map_err(|e| format!("{e}"))?
-            .map_err(waiting)?;
+        committed_past_ends(trigger, bootstrap, deadline)?;
     }
     Ok(start.elapsed())
 }
 
 /// Step 2 for one MSK trigger: reads its topics' high watermarks, then waits until its group's
-/// committed offsets reach them; a broker that does not answer is asked again until `left` is
-/// up. Blocking (librdkafka's calls are). `Err` says what it was still waiting for.
-fn committed_past_ends(trigger: &MskTrigger, bootstrap: &str, left: Duration) -> Result<(), String> {
-    let deadline = std::time::Instant::now() + left;
+/// committed offsets reach them; a broker that does not answer is asked again until `deadline`.
+fn committed_past_ends(trigger: &MskTrigger, bootstrap: &str, deadline: Instant) -> Result<(), String> {
     let timeout = Duration::from_secs(2);
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -258,12 +240,15 @@ fn committed_past_ends(trigger: &MskTrigger, bootstrap: &str, left: Duration) ->
     })
 }
 
-/// `attempt` again every [`POLL`] until it succeeds or `deadline` passes; then its last `Err`.
-fn until<T>(deadline: std::time::Instant, mut attempt: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+/// `attempt` again every [`POLL`] until it succeeds or `deadline` passes; then what its last
+/// `Err` was waiting for.
+fn until<T>(deadline: Instant, mut attempt: impl FnMut() -> Result<T, String>) -> Result<T, String> {
     loop {
         match attempt() {
             Ok(value) => return Ok(value),
-            Err(what) if std::time::Instant::now() > deadline => return Err(what),
+            Err(what) if Instant::now() > deadline => {
+                return Err(format!("still waiting after {} s for {what}", LIMIT.as_secs()));
+            }
             Err(_) => std::thread::sleep(POLL),
         }
     }

@@ -40,7 +40,6 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 use crate::runtime_api::{Outcome, Pool};
 use crate::settle::{SequenceNumber, StreamProgress as Progress};
@@ -328,7 +327,7 @@ impl Ctx {
         let finished: Arc<tokio::sync::Mutex<HashSet<String>>> = Arc::default();
         let mut initial = true;
         loop {
-            let scan = Instant::now();
+            let scan = std::time::Instant::now();
             match self.api.shards(&stream).await {
                 Ok(shards) => {
                     let ids = shards.iter().filter_map(|s| s.get("ShardId").and_then(Value::as_str));
@@ -389,7 +388,7 @@ impl Ctx {
         let arn = format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{}/stream/local", t.table);
         let mut read_up_to: Option<SequenceNumber> = None;
         loop {
-            let polled = Instant::now();
+            let polled = std::time::Instant::now();
             let (records, next) = match self.api.records(&iterator).await {
                 Ok(r) => r,
                 Err(e) => {
