@@ -61,13 +61,17 @@ impl<S: ReleaseStore + OutboxStore + 'static> crate::schedule::Scheduled for Swe
         let expiry = Box::pin(self.expire_overdue(now, &mut report)).await;
         // Whatever happened above, the backstop of the event path runs.
         let redrive = redrive::redrive_pending(&self.store, now, self.redrive_after).await;
-        tracing::info!(
-            expired = report.expired,
-            skipped = report.skipped,
-            failed = report.failed,
-            metric = "sweeper.expiry_failed",
-            "sweep done"
-        );
+        // A successful run's report is logged by `schedule::serve`; a failed one returns no
+        // report, so what the expiry did is logged here.
+        if expiry.is_err() || redrive.is_err() {
+            tracing::warn!(
+                expired = report.expired,
+                skipped = report.skipped,
+                failed = report.failed,
+                metric = "sweeper.expiry_failed",
+                "sweep failed"
+            );
+        }
         report.outbox = redrive?;
         expiry?;
         Ok(report)
