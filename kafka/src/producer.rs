@@ -23,7 +23,8 @@
 //!
 //! Configuration: `KAFKA_BOOTSTRAP_SERVERS` (required), `KAFKA_TOPIC` (default `shop-events`),
 //! `KAFKA_AUTH` = `plaintext` (default) | `msk-iam` (SASL_SSL + OAUTHBEARER with IAM tokens, see
-//! [`crate::msk_iam`]), `KAFKA_PUBLISH_TIMEOUT_MS`.
+//! [`crate::msk_iam`]) | `msk-iam-plaintext` (the same tokens without TLS: the local stack only,
+//! whose Kafka front authenticates and authorizes them as MSK does), `KAFKA_PUBLISH_TIMEOUT_MS`.
 
 use crate::msk_iam::MskIamContext;
 use rdkafka::ClientConfig;
@@ -45,6 +46,34 @@ pub enum KafkaAuth {
     Plaintext,
     /// Amazon MSK with IAM access control: TLS, SASL/OAUTHBEARER, tokens signed for `region`.
     MskIam { region: String },
+    /// The local stack only: the same SASL/OAUTHBEARER and IAM tokens, without TLS, to the
+    /// stack's Kafka front, which judges them by the function's role as MSK would. Never for a
+    /// real cluster: the token (a presigned URL, valid 15 minutes) would cross the network in clear.
+    MskIamPlaintext { region: String },
+}
+
+impl KafkaAuth {
+    /// From `KAFKA_AUTH` (unset: plaintext) and `AWS_REGION` (needed for IAM tokens).
+    fn parse(auth: Option<&str>, region: Option<String>) -> Result<Self, ConfigError> {
+        let signing = || region.clone().ok_or(ConfigError::Missing("AWS_REGION"));
+        match auth {
+            None | Some("plaintext") => Ok(Self::Plaintext),
+            Some("msk-iam") => Ok(Self::MskIam { region: signing()? }),
+            Some("msk-iam-plaintext") => Ok(Self::MskIamPlaintext { region: signing()? }),
+            Some(other) => Err(ConfigError::Invalid {
+                name: "KAFKA_AUTH",
+                why: format!("must be `plaintext`, `msk-iam` or `msk-iam-plaintext` (local stack only), got {other:?}"),
+            }),
+        }
+    }
+
+    /// The region IAM tokens are signed for, if the brokers take them.
+    fn iam_region(&self) -> Option<&str> {
+        match self {
+            Self::Plaintext => None,
+            Self::MskIam { region } | Self::MskIamPlaintext { region } => Some(region),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -64,18 +93,7 @@ impl KafkaConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         let bootstrap_servers =
             var("KAFKA_BOOTSTRAP_SERVERS").ok_or(ConfigError::Missing("KAFKA_BOOTSTRAP_SERVERS"))?;
-        let auth = match var("KAFKA_AUTH").as_deref() {
-            None | Some("plaintext") => KafkaAuth::Plaintext,
-            Some("msk-iam") => {
-                KafkaAuth::MskIam { region: var("AWS_REGION").ok_or(ConfigError::Missing("AWS_REGION"))? }
-            }
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "KAFKA_AUTH",
-                    why: format!("must be `plaintext` or `msk-iam`, got {other:?}"),
-                });
-            }
-        };
+        let auth = KafkaAuth::parse(var("KAFKA_AUTH").as_deref(), var("AWS_REGION"))?;
         let timeout_ms =
             shop::config::bounded_from_env("KAFKA_PUBLISH_TIMEOUT_MS", DEFAULT_PUBLISH_TIMEOUT_MS, 100..=30_000)?;
         Ok(Self {
@@ -98,8 +116,14 @@ impl KafkaConfig {
             .set("request.timeout.ms", self.publish_timeout.as_millis().to_string())
             .set("socket.connection.setup.timeout.ms", "1000")
             .set("reconnect.backoff.max.ms", "1000");
-        if let KafkaAuth::MskIam { .. } = self.auth {
-            c.set("security.protocol", "SASL_SSL").set("sasl.mechanism", "OAUTHBEARER");
+        match self.auth {
+            KafkaAuth::Plaintext => {}
+            KafkaAuth::MskIam { .. } => {
+                c.set("security.protocol", "SASL_SSL").set("sasl.mechanism", "OAUTHBEARER");
+            }
+            KafkaAuth::MskIamPlaintext { .. } => {
+                c.set("security.protocol", "SASL_PLAINTEXT").set("sasl.mechanism", "OAUTHBEARER");
+            }
         }
         c
     }
@@ -226,9 +250,9 @@ fn warm_up(producer: &Arc<Kafka>, topic: &str) {
 }
 
 fn create(config: &KafkaConfig) -> Result<Kafka, ConfigError> {
-    let context = match &config.auth {
-        KafkaAuth::Plaintext => MskIamContext::none(),
-        KafkaAuth::MskIam { region } => MskIamContext::for_region(region),
+    let context = match config.auth.iam_region() {
+        None => MskIamContext::none(),
+        Some(region) => MskIamContext::for_region(region),
     };
     config
         .client_config()
@@ -254,8 +278,31 @@ mod tests {
         assert_eq!(c.get("linger.ms"), Some("5"));
         assert_eq!(c.get("message.timeout.ms"), Some("5000"));
         assert_eq!(c.get("security.protocol"), None);
-        let msk = KafkaConfig { auth: KafkaAuth::MskIam { region: "eu-west-1".into() }, ..config };
+        let msk = KafkaConfig { auth: KafkaAuth::MskIam { region: "eu-west-1".into() }, ..config.clone() };
         assert_eq!(msk.client_config().get("sasl.mechanism"), Some("OAUTHBEARER"));
         assert_eq!(msk.client_config().get("security.protocol"), Some("SASL_SSL"));
+        let local = KafkaConfig { auth: KafkaAuth::MskIamPlaintext { region: "us-east-1".into() }, ..config };
+        assert_eq!(local.client_config().get("sasl.mechanism"), Some("OAUTHBEARER"));
+        assert_eq!(local.client_config().get("security.protocol"), Some("SASL_PLAINTEXT"));
+    }
+
+    #[test]
+    fn kafka_auth_names_the_mechanism_and_iam_needs_a_region() {
+        let region = || Some("eu-west-1".to_owned());
+        assert_eq!(KafkaAuth::parse(None, None).unwrap(), KafkaAuth::Plaintext);
+        assert_eq!(KafkaAuth::parse(Some("plaintext"), None).unwrap(), KafkaAuth::Plaintext);
+        assert_eq!(
+            KafkaAuth::parse(Some("msk-iam"), region()).unwrap(),
+            KafkaAuth::MskIam { region: "eu-west-1".into() }
+        );
+        let local = KafkaAuth::parse(Some("msk-iam-plaintext"), region()).unwrap();
+        assert_eq!(local, KafkaAuth::MskIamPlaintext { region: "eu-west-1".into() });
+        assert_eq!(local.iam_region(), Some("eu-west-1"));
+        assert_eq!(KafkaAuth::Plaintext.iam_region(), None);
+        assert!(matches!(KafkaAuth::parse(Some("msk-iam-plaintext"), None), Err(ConfigError::Missing("AWS_REGION"))));
+        assert!(matches!(
+            KafkaAuth::parse(Some("sasl"), region()),
+            Err(ConfigError::Invalid { name: "KAFKA_AUTH", .. })
+        ));
     }
 }

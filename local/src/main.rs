@@ -2,70 +2,45 @@
 //!
 //! ```text
 //! cargo local up     [--port 3000] [--invoke-port 3001] [--pool 8] [--no-freeze] [--no-seed]
-//!                    [--schedule-interval <secs> | --no-schedule]
-//! cargo local test   [--skip-lint] [--skip-api-contract] [--skip-browser] [-- <extra nextest args>]
+//!                    [--schedule-interval <secs> | --no-schedule] [--iam enforce|soft|off]
+//! cargo local test   [--skip-lint] [--skip-api-contract] [--skip-browser] [--iam enforce|soft|off]
+//!                    [-- <extra nextest args>]
 //! cargo local bench  [--requests 400] [--concurrency 8] [--buyers 500] [--units 50] [--emails 400]
 //!                    [--only notifier,place-order,race,settle] [--customers 16] [--pool 8] [--no-build]
-//! cargo local invoke <FunctionLogicalId> --event <file.json> [--url <invoke-url>]
+//! cargo local invoke <FunctionLogicalId> --event <file.json> [--url <invoke-url>] [--iam enforce|soft|off]
 //! cargo local mail   [--last N] [--url <invoke-url>]
 //! cargo local browser-test [--url <api-url>]
 //! ```
 //!
 //! (`cargo local` is an alias in `.cargo/config.toml` for `cargo run --profile local -p local --`.)
 //!
-//! The pieces, one per module:
+//! The tree is the architecture; imports point down it, never up:
 //!
-//! * [`template`] reads the SAM template (the only definition of functions, routes, tables),
-//!   [`env_vars`] applies `env.local.json`;
-//! * [`workspace`] finds the workspace and builds the function binaries;
-//! * [`install`] installs DynamoDB Local and Python tools into a cache dir, once;
-//! * [`process`] spawns children that cannot outlive us;
-//! * [`dynamodb_local`], [`dynamodb_proxy`] (counts DynamoDB calls, injects faults), [`runtime_api`] (Lambda Runtime API + instance pool),
-//!   [`api_gateway`] (HTTP API v2) and [`invoke`] (Lambda Invoke API) are the emulators,
-//!   with [`messaging`] for events and e-mail: [`kafka`] (tansu), [`ses`] and [`sqs`] (moto),
-//!   [`streams`] (the table's stream trigger) and [`msk`] (the MSK trigger), over [`emulator`]
-//!   (their processes) and [`outage`] (their off switches),
-//!   and [`stack`] starts them in order; the API port also serves the [`storefront`] page;
-//! * [`schedule`] fires the template's `Schedule` events (on in `up`, off in `test`);
-//! * [`seed`] creates demo data through the API; [`up`], [`test_command`], [`mod@bench`],
-//!   [`invoke_command`], [`mail_command`] and [`browser_test`] (the storefront in headless
-//!   Chromium) are the subcommands, each with a `run`.
-//!
-//! Imports point one way: the commands over [`stack`], the stack over the emulators, the
-//! emulators over [`process`] and [`emulator`] (processes, free ports). No emulator imports the
-//! stack or a command.
+//! * [`commands`]: the subcommands, each with a `run` ([`commands::up`], [`commands::test`],
+//!   [`commands::bench`], [`commands::invoke`], [`commands::mail`], [`commands::browser_test`]),
+//!   and [`commands::seed`], the demo data they create through the API;
+//! * [`stack`]: starts the emulators in order from the template and hands back their URLs;
+//!   [`stack::workspace`] finds the workspace and builds the function binaries,
+//!   [`stack::install`] installs DynamoDB Local and the Python tools into a cache dir once,
+//!   [`stack::messaging`] starts Kafka, SES and the event triggers, [`stack::storefront`] serves the page;
+//! * [`emulators`]: one AWS service (or one piece of Lambda) per module — the Lambda
+//!   [`emulators::runtime_api`] and its instance pool, [`emulators::api_gateway`] (HTTP API v2),
+//!   [`emulators::invoke`] (the Invoke API), [`emulators::dynamodb_local`] and
+//!   [`emulators::dynamodb_proxy`] (counts calls, injects faults), [`emulators::kafka`] (tansu),
+//!   [`emulators::ses`] and [`emulators::sqs`] (moto), [`emulators::streams`] and
+//!   [`emulators::msk`] (the event source mappings), [`emulators::schedule`] (the `Schedule`
+//!   events), [`emulators::settle`] (the event pipeline's barrier), over
+//!   [`emulators::emulator`] (their processes) and [`emulators::outage`] (their off switches);
+//! * [`template`]: reads the SAM template, the only definition of functions, routes and tables,
+//!   and [`template::env_vars`] applies `env.local.json`;
+//! * [`process`] spawns children that die only with us or when told, [`progress`] shows steps.
 
-mod api_gateway;
-mod aws_json;
-mod bench;
-mod browser_test;
-mod dynamodb_local;
-mod dynamodb_proxy;
-mod emulator;
-mod env_vars;
-mod install;
-mod invoke;
-mod invoke_command;
-mod kafka;
-mod mail_command;
-mod messaging;
-mod msk;
-mod outage;
+mod commands;
+mod emulators;
 mod process;
 mod progress;
-mod runtime_api;
-mod schedule;
-mod seed;
-mod ses;
-mod settle;
-mod sqs;
 mod stack;
-mod storefront;
-mod streams;
 mod template;
-mod test_command;
-mod up;
-mod workspace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,9 +57,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Build the functions, start the stack, seed demo data and serve until Ctrl-C.
-    Up(up::Args),
+    Up(commands::up::Args),
     /// Lint, start a throw-away stack on random ports and run the test suite against it.
-    Test(test_command::Args),
+    Test(commands::test::Args),
     /// The benchmark report: every benchmark against a throw-away stack, one table at the end.
     ///
     /// Starts a stack on random ports (pool 8, no schedule) and measures: the notifier's e-mails/s
@@ -96,12 +71,12 @@ enum Command {
     /// (oversell, an unpaid order, a lost e-mail) makes the command fail.
     ///
     /// Example: `cargo local bench --only race --buyers 1000 --units 100`. Compare runs on one machine.
-    Bench(bench::Args),
+    Bench(commands::bench::Args),
     /// Run the storefront's browser test (headless Chromium) against a running `cargo local up`.
     ///
     /// Installs playwright-core (npm, into the cache) and Chromium (apt-get) when missing. Failing
     /// steps leave screenshots in target/browser-artifacts/.
-    BrowserTest(browser_test::Args),
+    BrowserTest(commands::browser_test::Args),
     /// Invoke one function once with an event file and print its result (like `sam local invoke`).
     Invoke {
         /// Logical id of the function in template.yaml, e.g. `SignupFunction`.
@@ -112,6 +87,9 @@ enum Command {
         /// Invoke API of a running stack (`cargo local up` prints it); else a stack is started.
         #[arg(long, env = "SHOP_INVOKE_URL")]
         url: Option<String>,
+        /// IAM for the stack this starts (with --url, the running stack's own applies).
+        #[arg(long, value_enum, default_value_t = stack::IamMode::Enforce)]
+        iam: stack::IamMode,
     },
     /// Print the e-mails the running stack sent (read from its SES emulator).
     Mail {
@@ -139,12 +117,12 @@ async fn main() -> ExitCode {
         .init();
 
     let result = match cli.command {
-        Command::Up(args) => up::run(args).await,
-        Command::Test(args) => test_command::run(args).await,
-        Command::Bench(args) => bench::run(args).await,
-        Command::BrowserTest(args) => browser_test::run(args).await,
-        Command::Invoke { function, event, url } => invoke_command::run(function, event, url).await,
-        Command::Mail { last, url } => mail_command::run(url, last).await,
+        Command::Up(args) => commands::up::run(args).await,
+        Command::Test(args) => commands::test::run(args).await,
+        Command::Bench(args) => commands::bench::run(args).await,
+        Command::BrowserTest(args) => commands::browser_test::run(args).await,
+        Command::Invoke { function, event, url, iam } => commands::invoke::run(function, event, url, iam).await,
+        Command::Mail { last, url } => commands::mail::run(url, last).await,
     };
     match result {
         Ok(code) => code,

@@ -1,15 +1,22 @@
-//! Child processes that cannot outlive us.
+//! Child processes that cannot outlive us, and die only when we say so.
 //!
-//! Everything the stack starts (DynamoDB Local's JVM, every function instance) goes through
-//! [`command`], which arranges three things in the child between `fork` and `exec`:
+//! Everything the stack starts (DynamoDB Local's JVM, the brokers, every function instance) is
+//! built with [`command`] and started with [`spawn`], which arranges three things in the child
+//! between `fork` and `exec`:
 //!
 //! * `PR_SET_PDEATHSIG(SIGKILL)`: the kernel kills the child when we die, however we die
 //!   (panic, `kill -9`, a closed terminal). Graceful shutdown is nice; this is the guarantee.
-//!   The signal fires when the *thread* that forked exits, so spawn only from tokio worker
-//!   threads (async code), never from `spawn_blocking`, whose threads retire when idle.
 //! * its own process group: Ctrl-C in a terminal signals the whole foreground group; children
 //!   would die before us and look like crashes. We catch Ctrl-C and stop them ourselves.
 //! * a check that the parent is still the one that forked (else the death signal was missed).
+//!
+//! The death signal has a catch: it fires when the *thread* that forked exits, not the process
+//! (prctl(2)). Tokio's threads come and go — `block_in_place` turns a worker into a blocking-pool
+//! thread, and blocking-pool threads retire after 10 s idle — so a child forked from whatever
+//! thread happened to run the spawn was killed, with every sibling forked there, the moment that
+//! thread retired: instances died mid-invocation with `SIGKILL` and nobody had asked. So every
+//! fork happens on one thread of our own that lives as long as the process ([`spawn`] hands the
+//! command to it and waits for the child), and the death signal means what it says.
 //!
 //! [`signal`] then sends SIGSTOP/SIGCONT (the Lambda-like freeze) and SIGKILL to the group.
 
@@ -21,9 +28,17 @@ use tokio::process::{Child, Command};
 
 pub use libc::{SIGCONT, SIGKILL, SIGSTOP};
 
-/// A `Command` whose child dies with us and ignores the terminal's Ctrl-C.
+/// A `Command` whose child ignores the terminal's Ctrl-C; start it with [`spawn`], which also
+/// makes it die with us.
 pub fn command(program: impl AsRef<OsStr>) -> Command {
     let mut cmd = Command::new(program);
+    cmd.kill_on_drop(true).stdin(Stdio::null());
+    cmd
+}
+
+/// Starts `cmd` on the spawner thread (see the module docs): the child dies with this process,
+/// and with nothing else.
+pub fn spawn(mut cmd: Command) -> std::io::Result<Child> {
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: only async-signal-safe libc calls between fork and exec.
     unsafe {
@@ -40,8 +55,35 @@ pub fn command(program: impl AsRef<OsStr>) -> Command {
             Ok(())
         });
     }
-    cmd.kill_on_drop(true).stdin(Stdio::null());
-    cmd
+    let runtime = tokio::runtime::Handle::current();
+    let (reply, answer) = std::sync::mpsc::channel();
+    spawner().send(SpawnJob { cmd, runtime, reply }).map_err(|_| std::io::Error::other("spawner thread is gone"))?;
+    answer.recv().map_err(|_| std::io::Error::other("spawner thread is gone"))?
+}
+
+struct SpawnJob {
+    cmd: Command,
+    /// The caller's runtime: the child's pipes and its exit are watched there.
+    runtime: tokio::runtime::Handle,
+    reply: std::sync::mpsc::Sender<std::io::Result<Child>>,
+}
+
+/// The one thread that forks. It never returns: its receiver's sender lives in a static.
+fn spawner() -> &'static std::sync::mpsc::Sender<SpawnJob> {
+    static SPAWNER: std::sync::OnceLock<std::sync::mpsc::Sender<SpawnJob>> = std::sync::OnceLock::new();
+    SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<SpawnJob>();
+        std::thread::Builder::new()
+            .name("local-spawner".into())
+            .spawn(move || {
+                for mut job in rx {
+                    let _entered = job.runtime.enter();
+                    let _ = job.reply.send(job.cmd.spawn());
+                }
+            })
+            .expect("starting the spawner thread");
+        tx
+    })
 }
 
 /// Signals the child's whole process group (it leads one, see [`command`]).
@@ -72,15 +114,24 @@ pub enum Output {
 
 /// Forwards stdout and stderr of `child` line by line.
 pub fn forward_output(child: &mut Child, output: Output) {
+    forward_output_tapped(child, output, None);
+}
+
+/// Sees every line of a child's stdout before it is forwarded (the stack reads the functions'
+/// metrics out of it); the line goes on either way.
+pub type Tap = std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// [`forward_output`], with each stdout line shown to `tap` first.
+pub fn forward_output_tapped(child: &mut Child, output: Output, tap: Option<Tap>) {
     if let Some(out) = child.stdout.take() {
-        tokio::spawn(pump(out, output.clone()));
+        tokio::spawn(pump(out, output.clone(), tap));
     }
     if let Some(err) = child.stderr.take() {
-        tokio::spawn(pump(err, output));
+        tokio::spawn(pump(err, output, None));
     }
 }
 
-async fn pump(stream: impl AsyncRead + Unpin, output: Output) {
+async fn pump(stream: impl AsyncRead + Unpin, output: Output, tap: Option<Tap>) {
     use std::io::Write;
     let mut lines = BufReader::new(stream).lines();
     let mut file = match &output {
@@ -88,6 +139,9 @@ async fn pump(stream: impl AsyncRead + Unpin, output: Output) {
         Output::Stderr { .. } => None,
     };
     while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(tap) = &tap {
+            tap(&line);
+        }
         match (&output, file.as_mut()) {
             // O_APPEND + one write per line: instances sharing a file never interleave mid-line.
             (Output::File { prefix, .. }, Some(f)) => {
@@ -125,5 +179,29 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    /// The regression behind the module docs: a child asked for by a thread that then exits
+    /// (a retiring blocking-pool thread, a worker after `block_in_place`) lives on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_child_outlives_the_thread_that_asked_for_it() {
+        let runtime = tokio::runtime::Handle::current();
+        let mut child = std::thread::spawn(move || {
+            let _entered = runtime.enter();
+            let mut cmd = super::command("sleep");
+            cmd.arg("30");
+            super::spawn(cmd).unwrap()
+        })
+        .join()
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(child.try_wait().unwrap().is_none(), "the child died with the thread that forked it");
+        super::kill(&child);
+        assert!(!child.wait().await.unwrap().success());
     }
 }

@@ -16,6 +16,7 @@ pub struct ColdStart {
 impl ColdStart {
     pub async fn init() -> Result<Self, ConfigError> {
         crate::telemetry::init();
+        crate::metrics::init();
         let config = StoreConfig::from_env()?;
         let aws = AwsEnv::from_env();
         Ok(Self { store: DynamoStore::from_env(&config, &aws), aws })

@@ -169,6 +169,10 @@ pub async fn require_admin<S: crate::store::RoleStore>(
 /// A function's request handling, built once at cold start and shared by every invocation.
 pub trait HttpHandler: Send + Sync + 'static {
     fn handle(&self, req: Request) -> impl Future<Output = Result<Response<Body>, ApiError>> + Send;
+
+    /// The business metrics of one answer (see [`crate::metrics`]): its status and, for an
+    /// error, its code. Most routes count nothing here.
+    fn count(&self, _status: StatusCode, _code: Option<&'static str>) {}
 }
 
 /// Runs the Lambda HTTP loop around `app`: one span per request carrying the request id,
@@ -183,8 +187,12 @@ pub async fn serve<A: HttpHandler>(app: A) -> Result<(), lambda_http::Error> {
             let span = tracing::info_span!("request", %request_id, %route, user_id = tracing::field::Empty);
             async move {
                 let mut resp = match app.handle(req).await {
-                    Ok(resp) => resp,
+                    Ok(resp) => {
+                        app.count(resp.status(), None);
+                        resp
+                    }
                     Err(err) => {
+                        app.count(err.status, Some(err.code));
                         if err.status.is_server_error() {
                             tracing::error!(status = err.status.as_u16(), code = err.code, "request failed");
                         } else {
@@ -201,6 +209,7 @@ pub async fn serve<A: HttpHandler>(app: A) -> Result<(), lambda_http::Error> {
                     resp.headers_mut().insert("x-request-id", v);
                 }
                 tracing::info!(status = resp.status().as_u16(), "request done");
+                crate::metrics::flush(&request_id);
                 Ok::<_, std::convert::Infallible>(resp)
             }
             .instrument(span)

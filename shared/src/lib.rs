@@ -12,7 +12,8 @@
 //! - [`mock_gateway`]: the simulated payment provider used in development and tests;
 //! - [`schedule`]: the loop of schedule-triggered functions;
 //! - [`config`], [`telemetry`], [`cold_start`], [`aws`]: typed environment config, JSON logs and
-//!   the AWS clients, set up once per instance.
+//!   the AWS clients, set up once per instance; [`metrics`]: the business and technical figures,
+//!   in CloudWatch Embedded Metric Format.
 
 pub mod admin;
 pub mod api;
@@ -25,6 +26,7 @@ pub mod email;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod metrics;
 pub mod mock_gateway;
 pub mod payments;
 pub mod schedule;

@@ -17,7 +17,7 @@ pub fn event_time(event: &serde_json::Value) -> time::OffsetDateTime {
 
 /// One run of a scheduled function at `now`; the report is the invocation's result.
 pub trait Scheduled: Send + Sync + 'static {
-    type Report: Serialize + Send;
+    type Report: Serialize + Send + crate::metrics::Counted;
     fn run(&self, now: time::OffsetDateTime) -> impl Future<Output = Result<Self::Report, StoreError>> + Send;
 }
 
@@ -37,9 +37,13 @@ pub async fn serve<H: Scheduled>(handler: H) -> Result<(), lambda_http::Error> {
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let handler = handler.clone();
         async move {
-            let report = handler.run(event_time(&event.payload)).await?;
-            tracing::info!(report = %serde_json::to_value(&report).unwrap_or_default(), "run done");
-            Ok::<_, StoreError>(report)
+            let report = handler.run(event_time(&event.payload)).await;
+            if let Ok(report) = &report {
+                tracing::info!(report = %serde_json::to_value(report).unwrap_or_default(), "run done");
+                crate::metrics::Counted::count(report);
+            }
+            crate::metrics::flush(&event.context.request_id);
+            report
         }
     }))
     .await

@@ -396,7 +396,7 @@ pub async fn assert_units_conserved(product_ids: &[&str]) {
     }
 }
 
-// The functions' DynamoDB traffic, through the local stack's proxy (local/src/dynamodb_proxy.rs).
+// The functions' DynamoDB traffic, through the local stack's proxy (local/src/emulators/dynamodb_proxy.rs).
 // Its counters and fault switch are global to the stack: tests that use them run alone
 // (.config/nextest.toml).
 
@@ -432,23 +432,51 @@ pub struct FaultsOff;
 
 impl Drop for FaultsOff {
     fn drop(&mut self) {
-        // Drop cannot await, and may run inside the test's runtime: a plain blocking HTTP/1.0
-        // request on a thread of its own.
-        let host = stack().invoke.trim_start_matches("http://").trim_end_matches('/').to_owned();
-        let sent = std::thread::spawn(move || -> std::io::Result<String> {
-            use std::io::{Read, Write};
-            let mut conn = std::net::TcpStream::connect(&host)?;
-            write!(conn, "DELETE /_local/dynamodb/faults HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
-            let mut answer = String::new();
-            conn.read_to_string(&mut answer)?;
-            Ok(answer)
-        })
-        .join();
-        match sent {
-            Ok(Ok(answer)) if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") => {}
-            other => eprintln!("could not switch DynamoDB faults off: {other:?}"),
-        }
+        delete_from_drop("/_local/dynamodb/faults", "switch DynamoDB faults off");
     }
+}
+
+/// `DELETE <path>` on the Invoke API from a `Drop`: Drop cannot await, and may run inside the
+/// test's runtime, so a plain blocking HTTP/1.0 request on a thread of its own.
+fn delete_from_drop(path: &'static str, what: &str) {
+    let host = stack().invoke.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let sent = std::thread::spawn(move || -> std::io::Result<String> {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(&host)?;
+        write!(conn, "DELETE {path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer)?;
+        Ok(answer)
+    })
+    .join();
+    match sent {
+        Ok(Ok(answer)) if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") => {}
+        other => eprintln!("could not {what}: {other:?}"),
+    }
+}
+
+/// Has the stack judge IAM with the roles of `template` (YAML text) until the returned guard is
+/// dropped, which goes back to template.yaml's, also when the test panics. Denials meanwhile are
+/// reported apart and do not fail the run (see the local stack's `emulators::iam::control`).
+pub async fn judge_with_template(template: &str) -> TemplateRestored {
+    let url = format!("{}/_local/iam/template", stack().invoke);
+    let r = client().put(url).body(template.to_owned()).send().await.expect("PUT /_local/iam/template");
+    assert!(r.status().is_success(), "the stack refused the template: {}", r.text().await.unwrap_or_default());
+    TemplateRestored
+}
+
+#[must_use = "template.yaml's roles come back when this guard is dropped"]
+pub struct TemplateRestored;
+
+impl Drop for TemplateRestored {
+    fn drop(&mut self) {
+        delete_from_drop("/_local/iam/template", "restore template.yaml's roles");
+    }
+}
+
+/// The stack's least-privilege report so far (`GET /_local/iam/report`).
+pub async fn iam_report() -> Value {
+    invoke_api(Method::GET, "/_local/iam/report", None).await
 }
 
 /// Places an order as a well-behaved client does: a 503 (`unavailable`, "retry shortly") is

@@ -1,6 +1,6 @@
 //! Flash sales: a hot product whose stock is spread over stock buckets (`domain::buckets`), raced
 //! by many buyers through the local API Gateway, and DynamoDB's per-partition write limit taught
-//! to the local stack (the proxy's partition budget, `local/src/dynamodb_proxy.rs`).
+//! to the local stack (the proxy's partition budget, `local/src/emulators/dynamodb_proxy.rs`).
 //!
 //! What must hold whatever the buckets do: exactly as many orders as units, never a false
 //! `out_of_stock` while units are left anywhere, and per bucket `0 <= reserved <= available`

@@ -121,6 +121,24 @@ async fn out_of_stock_names_every_short_product_and_reserves_nothing() {
     assert_eq!(stock(a).await, (1, 0, 1));
 }
 
+/// A flash-sale product (its stock in buckets) goes through the cart like any other: the cart
+/// reads its buckets (`BatchGetItem`, which the cart's role must be granted: IAM is enforced).
+#[tokio::test]
+async fn a_bucketed_product_goes_through_the_cart_to_an_order() {
+    let admin = admin_token().await;
+    let (_, me) = new_customer("bucket-cart").await;
+    let p = new_product_in_buckets(&admin, "Launch sneaker", 15000, 12, 4).await;
+    let id = p["id"].as_str().unwrap();
+    let r = call(Method::PUT, &format!("/cart/items/{id}"), Some(&me), Some(json!({"quantity": 2}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["total"], json!({"amount": 30000, "currency": "EUR"}));
+    let cart = call(Method::GET, "/cart", Some(&me), None).await;
+    assert_eq!(cart.body["items"].as_array().unwrap().len(), 1, "{:?}", cart.body);
+    let placed = place_order(&me, &key(), None).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    assert_eq!(stock(id).await, (12, 2, 10));
+}
+
 #[tokio::test]
 async fn a_price_change_after_adding_to_cart_is_caught_and_the_cart_updated() {
     let admin = admin_token().await;

@@ -82,6 +82,12 @@ pub struct Login<S> {
 }
 
 impl<S: UserStore + LoginAttempts + 'static> crate::http::HttpHandler for Login<S> {
+    fn count(&self, _status: StatusCode, code: Option<&'static str>) {
+        if code == Some("too_many_attempts") {
+            crate::metrics::count(crate::metrics::names::LOGINS_THROTTLED, 1);
+        }
+    }
+
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let body: LoginRequest = json_body(&req)?;
         Ok(json(StatusCode::OK, &self.login(body).await?))

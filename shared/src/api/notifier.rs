@@ -68,6 +68,15 @@ pub struct NotifyReport {
     pub failed: usize,
 }
 
+impl crate::metrics::Counted for NotifyReport {
+    fn count(&self) {
+        use crate::metrics::{count, names};
+        count(names::EMAILS_SENT, self.sent);
+        count(names::EMAILS_REFUSED, self.refused);
+        count(names::EMAILS_FAILED, self.failed);
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("{} of the batch's e-mails failed; the batch will be redelivered ({report:?})", report.failed)]
 pub struct NotifyError {
@@ -211,7 +220,17 @@ where
     let notifier = std::sync::Arc::new(notifier);
     run(service_fn(move |event: LambdaEvent<KafkaEvent>| {
         let notifier = notifier.clone();
-        async move { notifier.handle(&event.payload).await }
+        async move {
+            let records = event.payload.records.values().map(Vec::len).sum();
+            crate::metrics::record(crate::metrics::names::BATCH_SIZE, records);
+            let result = notifier.handle(&event.payload).await;
+            match &result {
+                Ok(report) => crate::metrics::Counted::count(report),
+                Err(e) => crate::metrics::Counted::count(&e.report),
+            }
+            crate::metrics::flush(&event.context.request_id);
+            result
+        }
     }))
     .await
 }

@@ -119,6 +119,9 @@ impl<S: OutboxStore, K: EventSink> OutboxRelay<S, K> {
             .buffer_unordered(self.concurrency.max(1))
             .collect()
             .await;
+        crate::metrics::record(crate::metrics::names::BATCH_SIZE, records.len());
+        crate::metrics::count(crate::metrics::names::EVENTS_RELAYED, delivered.len());
+        crate::metrics::count(crate::metrics::names::EVENTS_FAILED, failures.len());
         tracing::info!(
             records = records.len(),
             delivered = delivered.len(),
@@ -158,7 +161,11 @@ where
     let relay = std::sync::Arc::new(relay);
     run(service_fn(move |event: LambdaEvent<StreamEvent>| {
         let relay = relay.clone();
-        async move { relay.handle(&event.payload).await }
+        async move {
+            let result = relay.handle(&event.payload).await;
+            crate::metrics::flush(&event.context.request_id);
+            result
+        }
     }))
     .await
 }

@@ -111,7 +111,11 @@ impl<S: PaymentStore + 'static> crate::http::HttpHandler for PaymentWebhook<S> {
             _ => reported,
         };
         match settle(&self.store, order_id, &payment, &event.id).await {
-            Ok(outcome) => Ok(received(outcome.settled.as_str())),
+            Ok(outcome) => {
+                let settled = outcome.settled.as_str();
+                crate::metrics::count_labelled(crate::metrics::names::PAYMENTS_SETTLED, "Outcome", settled);
+                Ok(received(settled))
+            }
             Err(SettleError::OrderNotFound) => {
                 tracing::warn!(event_id = %event.id, %order_id, "webhook for an unknown order, ignored");
                 Ok(received("ignored"))

@@ -133,6 +133,15 @@ pub struct PlaceOrder<S> {
 }
 
 impl<S: PlacementStore + OrderStore + CartStore + 'static> crate::http::HttpHandler for PlaceOrder<S> {
+    fn count(&self, status: StatusCode, code: Option<&'static str>) {
+        use crate::metrics::{count, count_labelled, names};
+        match code {
+            None if status.is_success() => count(names::ORDERS_PLACED, 1),
+            None => {}
+            Some(reason) => count_labelled(names::ORDERS_REFUSED, "Reason", reason),
+        }
+    }
+
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let me = authenticate(&req, &self.tokens)?;
         let key = idempotency_key(&req)?;

@@ -37,6 +37,14 @@ pub struct RefundReport {
     pub retry_later: usize,
 }
 
+impl crate::metrics::Counted for RefundReport {
+    fn count(&self) {
+        use crate::metrics::{count, names};
+        count(names::REFUNDS_PAID, self.refunded);
+        count(names::REFUNDS_FAILED, self.failed);
+    }
+}
+
 pub struct RefundWorker<S> {
     pub store: S,
     pub gateway: GatewayClient,

@@ -39,6 +39,14 @@ pub struct SweepReport {
     pub outbox: RedriveReport,
 }
 
+impl crate::metrics::Counted for SweepReport {
+    fn count(&self) {
+        use crate::metrics::{count, names};
+        count(names::ORDERS_EXPIRED, self.expired);
+        count(names::EVENTS_REDRIVEN, self.outbox.redriven);
+    }
+}
+
 pub struct Sweeper<S> {
     pub store: S,
     /// Pending events younger than this are left to the stream path.

@@ -1,0 +1,12 @@
+//! The subcommands of `cargo local`, one module each, every one with a `run`: what a person types.
+//!
+//! Commands sit on top: they start a [`crate::stack`] and talk to it over HTTP like any client;
+//! nothing below imports them.
+
+pub mod bench;
+pub mod browser_test;
+pub mod invoke;
+pub mod mail;
+pub mod seed;
+pub mod test;
+pub mod up;
