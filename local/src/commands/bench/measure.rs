@@ -95,9 +95,6 @@ where
     FutA: Future<Output = Result<A>>,
     FutB: Future<Output = Result<B>>,
 {
-    if std::env::var_os("BENCH_SEQUENTIAL").is_some() {
-        return one_after_the_other(count, concurrency, a, b).await; // TEMPORARY experiment
-    }
     async fn timed<T>(call: impl Future<Output = Result<T>>) -> Result<Timed<T>> {
         let start = Instant::now();
         let result = call.await?;
@@ -140,49 +137,4 @@ pub fn histogram(durations: impl IntoIterator<Item = Duration>) -> Result<Histog
         h.record(d.as_micros().max(1) as u64)?;
     }
     Ok(h)
-}
-
-/// TEMPORARY (experiment): like [`interleaved`] but all of `a`, then all of `b`.
-pub async fn one_after_the_other<A, B, FA, FB, FutA, FutB>(
-    count: usize,
-    concurrency: usize,
-    a: FA,
-    b: FB,
-) -> Result<Pairs<A, B>>
-where
-    FA: Fn(usize) -> FutA,
-    FB: Fn(usize) -> FutB,
-    FutA: Future<Output = Result<A>>,
-    FutB: Future<Output = Result<B>>,
-{
-    async fn column<T, F, Fut>(count: usize, concurrency: usize, op: F) -> Result<(Vec<Timed<T>>, Duration)>
-    where
-        F: Fn(usize) -> Fut,
-        Fut: Future<Output = Result<T>>,
-    {
-        let started = Instant::now();
-        let mut s = futures::stream::iter(0..count)
-            .map(|i| {
-                let call = op(i);
-                async move {
-                    let start = Instant::now();
-                    let result = call.await?;
-                    Ok::<_, anyhow::Error>(Timed { start, elapsed: start.elapsed(), result })
-                }
-            })
-            .buffer_unordered(concurrency);
-        let mut out = Vec::new();
-        while let Some(x) = s.next().await {
-            out.push(x?);
-        }
-        Ok((out, started.elapsed()))
-    }
-    let (a_calls, wa) = column(count, concurrency, a).await?;
-    let (b_calls, wb) = column(count, concurrency, b).await?;
-    Ok(Pairs {
-        a: Latencies { histogram: histogram(a_calls.iter().map(|c| c.elapsed))?, wall: wa },
-        b: Latencies { histogram: histogram(b_calls.iter().map(|c| c.elapsed))?, wall: wb },
-        a_calls,
-        b_calls,
-    })
 }
