@@ -233,7 +233,7 @@ pub async fn table_snapshot() -> BTreeMap<String, String> {
             let mut fields: Vec<_> = item
                 .iter()
                 .filter(|(k, _)| !(outbox && delivery.contains(&k.as_str())))
-                .map(|(k, v)| format!("{k}={v:?}"))
+                .map(|(k, v)| format!("{k}={}", canonical(v)))
                 .collect();
             fields.sort();
             out.insert(key, fields.join(","));
@@ -242,6 +242,20 @@ pub async fn table_snapshot() -> BTreeMap<String, String> {
         if start.is_none() {
             return out;
         }
+    }
+}
+
+/// An attribute value as text, the same every time: a map's members sorted by name (`{:?}` of a
+/// map follows its `HashMap`'s order, which differs between two reads of the same item).
+fn canonical(v: &AttributeValue) -> String {
+    match v {
+        AttributeValue::M(m) => {
+            let mut members: Vec<String> = m.iter().map(|(k, v)| format!("{k:?}: {}", canonical(v))).collect();
+            members.sort();
+            format!("M({{{}}})", members.join(", "))
+        }
+        AttributeValue::L(l) => format!("L([{}])", l.iter().map(canonical).collect::<Vec<_>>().join(", ")),
+        other => format!("{other:?}"),
     }
 }
 
