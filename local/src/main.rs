@@ -9,6 +9,7 @@
 //!                    [--only notifier,place-order,race,settle] [--customers 16] [--pool 8] [--no-build]
 //! cargo local invoke <FunctionLogicalId> --event <file.json> [--url <invoke-url>] [--iam enforce|soft|off]
 //! cargo local mail   [--last N] [--url <invoke-url>]
+//! cargo local metrics [--window 60] [--every 2] [--once] [--url <invoke-url>]
 //! cargo local browser-test [--url <api-url>]
 //! ```
 //!
@@ -17,7 +18,8 @@
 //! The tree is the architecture; imports point down it, never up:
 //!
 //! * [`commands`]: the subcommands, each with a `run` ([`commands::up`], [`commands::test`],
-//!   [`commands::bench`], [`commands::invoke`], [`commands::mail`], [`commands::browser_test`]),
+//!   [`commands::bench`], [`commands::invoke`], [`commands::mail`], [`commands::metrics`],
+//!   [`commands::browser_test`]),
 //!   and [`commands::seed`], the demo data they create through the API;
 //! * [`stack`]: starts the emulators in order from the template and hands back their URLs;
 //!   [`stack::workspace`] finds the workspace and builds the function binaries,
@@ -91,6 +93,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = stack::IamMode::Enforce)]
         iam: stack::IamMode,
     },
+    /// A live table of what the running stack's functions count (their EMF metrics and Lambda's
+    /// own) and of its alarms, firing first (`GET /_local/metrics`, `/_local/alarms`).
+    Metrics(commands::metrics::Args),
     /// Print the e-mails the running stack sent (read from its SES emulator).
     Mail {
         /// Only the last N.
@@ -123,6 +128,7 @@ async fn main() -> ExitCode {
         Command::BrowserTest(args) => commands::browser_test::run(args).await,
         Command::Invoke { function, event, url, iam } => commands::invoke::run(function, event, url, iam).await,
         Command::Mail { last, url } => commands::mail::run(url, last).await,
+        Command::Metrics(args) => commands::metrics::run(args).await,
     };
     match result {
         Ok(code) => code,

@@ -89,9 +89,11 @@ pub const DEFAULT_NAMESPACE: &str = "Shop";
 static COLLECTOR: OnceLock<&'static metrics_cloudwatch_embedded::Collector> = OnceLock::new();
 
 /// Installs the recorder (once per process) and counts the cold start. Without it, counting is a
-/// no-op (unit tests, tools).
+/// no-op (unit tests, tools), as it is when `METRICS_DISABLED` is `true` (Powertools'
+/// `POWERTOOLS_METRICS_DISABLED`: for a stage that wants no metrics, and for `cargo local bench
+/// --no-metrics`, which measures what they cost).
 pub fn init() {
-    if COLLECTOR.get().is_some() {
+    if COLLECTOR.get().is_some() || std::env::var("METRICS_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
         return;
     }
     let namespace = std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| DEFAULT_NAMESPACE.into());

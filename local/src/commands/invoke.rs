@@ -37,6 +37,7 @@ pub async fn run(
                 only: Some(vec![function.clone()]),
                 schedule: crate::emulators::schedule::Mode::Off,
                 profile: crate::stack::workspace::PROFILE,
+                metrics: true,
                 dynamodb_proxy: true,
                 iam,
             };

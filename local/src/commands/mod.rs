@@ -7,6 +7,7 @@ pub mod bench;
 pub mod browser_test;
 pub mod invoke;
 pub mod mail;
+pub mod metrics;
 pub mod seed;
 pub mod test;
 pub mod up;

@@ -82,6 +82,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         profile: crate::stack::workspace::PROFILE,
         dynamodb_proxy: true,
         iam: args.iam,
+        metrics: true,
     };
     let stack = Stack::start(&ws, &template, &tools.dynamodb_local_dir, opts).await?;
     let api = stack.api_url.clone().context("API not started")?;

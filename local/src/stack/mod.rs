@@ -63,6 +63,9 @@ pub struct Options {
     pub dynamodb_proxy: bool,
     /// What a request the function's role does not allow gets (see [`crate::emulators::iam`]).
     pub iam: IamMode,
+    /// `false`: the functions run with `METRICS_DISABLED=true` (no EMF; `cargo local bench
+    /// --no-metrics` measures what metrics cost).
+    pub metrics: bool,
 }
 
 impl Options {
@@ -81,6 +84,7 @@ impl Options {
             profile: crate::stack::workspace::PROFILE,
             dynamodb_proxy: true,
             iam: IamMode::Enforce,
+            metrics: true,
         }
     }
 }
@@ -211,6 +215,9 @@ impl Stack {
                         // The role's credentials, as Lambda hands them to the function.
                         if let Some(credentials) = self.iam.credentials(&f.logical_id) {
                             env.extend(credentials.env().map(|(k, v)| (k.to_owned(), v)));
+                        }
+                        if !opts.metrics {
+                            env.insert("METRICS_DISABLED".to_owned(), "true".to_owned());
                         }
                         match &self.messaging {
                             Some(m) => m.function_env(env),

@@ -20,10 +20,11 @@
 //! | part | from → to |
 //! |---|---|
 //! | client ↔ API Gateway emulation | the client's total minus what follows: HTTP on loopback both ways, the event built, the result mapped |
-//! | Runtime API dispatch | queued → event delivered (a waiting instance woken, SIGCONT if frozen) |
+//! | Runtime API dispatch | queued → event delivered (a waiting instance woken, SIGCONT if frozen; while recording, also the read of its `schedstat`, tens of µs) |
 //! | function | event delivered → response posted |
+//! | · its threads on a CPU / waiting for one | `/proc/<pid>/task/*/schedstat` of the instance, delivered → posted: work, and time runnable with no free core |
 //! | · each SDK call | the proxy's view: its head arrived → its answer left; DynamoDB Local's part alongside |
-//! | · the function's own time | the function minus its SDK calls: event and response on loopback, JWT, serde, SigV4, the proxy hops |
+//! | · the function's own time | the function minus its SDK calls: event and response on loopback, JWT, serde, SigV4, the proxy hops; split into before the first call, between calls, after the last |
 //!
 //! and is set against the same calls made raw by the benchmark, interleaved with it
 //! ([`super::measure::interleaved`]), timed call by call on the client side. Every figure is the

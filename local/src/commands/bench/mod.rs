@@ -6,21 +6,25 @@
 //! | benchmark (`--only`) | file | what it measures |
 //! |---|---|---|
 //! | `cold-start` | [`cold_start`] | per function, ≥ 20 cold starts one at a time: init, first response, warm response |
-//! | `requests` | [`requests`] | one request at a time: `GET`/`PUT /products/{id}` against the raw SDK calls, `POST /auth/login` |
+//! | `requests` | [`requests`] | `GET`/`PUT /products/{id}` against the same SDK calls made raw, interleaved, at c=1 (split, see [`breakdown`]) and at `--concurrency`; `POST /auth/login` |
 //! | `notifier` | [`notifier`] | e-mails/s of the notifier at its default concurrency bound, SES = moto |
 //! | `events` | [`events`] | commit → Kafka and order placed → e-mail in the mailbox, p50/p99 |
-//! | `place-order` | [`place_order`] | `POST /orders` p50/p95/p99 through the API, against its floor: the same read + `TransactWriteItems` with the SDK |
+//! | `place-order` | [`place_order`] | `POST /orders` p50/p95/p99 through the API against its floor, the same read + `TransactWriteItems` with the SDK, interleaved, at c=1 (split, see [`breakdown`]) and at `--concurrency` |
 //! | `race` | [`race`] | orders/s while 500 buyers race for 50 units (exactly 50 must win), against the same race with the SDK |
 //! | `settle` | [`settle`] | signed `charge.succeeded` webhook → order `PAID`, p50/p95/p99 |
 //! | `hot-product` | [`hot_product`] | reservations/s of one product under DynamoDB's partition write limit (scaled), 1 bucket vs 16 |
 //! | (always) | [`functions`] | per function: stripped binary size (x86_64, and arm64 with `--arm64`), init, peak RSS |
 //!
-//! The cold starts run first, on an idle stack, then the one-at-a-time requests and the notifier
-//! on a quiet one, then the event latency: the other benchmarks place orders, whose events the
-//! relay and the notifier handle in the background. The per-function figures are read last, so
-//! peak RSS is the high-water mark after all the load. [`report`] prints figure, target (where an
-//! issue gives one) and ✓/✗ per row, with the machine and its load average, because the figures
-//! mean little without them.
+//! The cold starts run first, on an idle stack. Before the latency benchmarks, [`warm_up`] runs
+//! their calls until DynamoDB Local's JIT compilers have settled (a fresh JVM compiles on the same
+//! 2 cores for about a minute, and answers the same call twice as slowly meanwhile). Then the
+//! requests and the notifier on a quiet stack, then the event latency: the other benchmarks place
+//! orders, whose events the relay and the notifier handle in the background. Every API request is
+//! interleaved with its raw floor ([`measure::interleaved`]), and at c=1 split into its parts
+//! from the stack's own records ([`breakdown`]), next to where the machine's CPU went meanwhile
+//! ([`cpu`]). The per-function figures are read last, so peak RSS is the high-water mark after all
+//! the load. [`report`] prints figure, target (where an issue gives one) and ✓/✗ per row, with the
+//! machine and its load average, because the figures mean little without them.
 //!
 //! Benchmarks are not timed tests: a slow machine gets ✗ marks, never a failed command. The command
 //! fails only when a benchmark cannot run, or a correctness check inside one breaks (the race
@@ -40,6 +44,7 @@ mod race;
 mod report;
 mod requests;
 mod settle;
+mod warm_up;
 
 use std::process::ExitCode;
 
@@ -109,6 +114,10 @@ pub struct Args {
     /// counts then).
     #[arg(long)]
     no_proxy: bool,
+    /// Functions run with `METRICS_DISABLED=true` (no EMF documents): compare with a run without
+    /// it to see what the metrics cost per invocation.
+    #[arg(long)]
+    no_metrics: bool,
     /// IAM: `enforce` refuses what a function's role does not allow, as AWS does; `soft` logs
     /// and allows; `off` judges nothing (see docs/iam.md).
     #[arg(long, value_enum, default_value_t = crate::stack::IamMode::Enforce)]
@@ -184,6 +193,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         profile,
         dynamodb_proxy: !args.no_proxy,
         iam: args.iam,
+        metrics: !args.no_metrics,
         ..Options::throwaway(args.pool, ws.logs_dir())
     };
     let stack = Stack::start(&ws, &template, &tools.dynamodb_local_dir, opts).await?;
@@ -202,6 +212,9 @@ async fn bench(template: &Template, stack: &Stack, args: &Args, report: &mut Rep
     fx.binaries = template.functions.iter().map(|f| (f.binary.clone(), f.logical_id.clone())).collect();
     if args.runs(Benchmark::ColdStart) {
         report.cold_starts = cold_start::run(&fx, template, args.cold_starts).await?.into_iter().collect();
+    }
+    if args.runs(Benchmark::Requests) || args.runs(Benchmark::PlaceOrder) {
+        report.rows.push(warm_up::run(&fx).await?);
     }
     if args.runs(Benchmark::Requests) {
         report.rows.extend(requests::run(&fx, args.requests, args.concurrency, args.logins).await?);

@@ -90,9 +90,10 @@ impl Report {
         );
         println!();
         println!(
-            "binaries: {} profile{}",
+            "binaries: {} profile{}{}",
             args.profile.name(),
-            if args.no_proxy { "; functions → DynamoDB Local directly (--no-proxy)" } else { "" }
+            if args.no_proxy { "; functions → DynamoDB Local directly (--no-proxy)" } else { "" },
+            if args.no_metrics { "; no metrics (--no-metrics)" } else { "" }
         );
         println!();
         let header = [
