@@ -1,7 +1,9 @@
 //! The outbox relay's Kafka producer: the [`EventSink`] the relay sends every outbox event to.
 //!
 //! Each event goes to `KAFKA_TOPIC` with the event's aggregate id as the key (one order's events
-//! stay in order on one partition) and the event JSON as the value. The relay starts a whole
+//! stay in order on one partition), the event JSON as the value, and the ids of the request that
+//! caused it (the event's `trace`) as the record headers `request_id` and `trace_id` (see
+//! [`shop::trace`]), so a consumer can log them without reading the value. The relay starts a whole
 //! stream batch at once and then **awaits every delivery report before it returns**: Lambda
 //! freezes the process, librdkafka's threads included, between invocations, so nothing may be
 //! left to background flushing. Producer settings follow from that:
@@ -29,6 +31,7 @@
 use crate::msk_iam::MskIamContext;
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::util::Timeout;
 use shop::config::ConfigError;
@@ -163,14 +166,17 @@ impl Producer {
         Ok(Self { inner: Arc::new(Inner { config, producer: Mutex::new(producer) }) })
     }
 
-    /// Sends one record and waits for the broker's acknowledgement (or the bounded timeout).
-    pub async fn send_record(&self, key: &str, payload: &[u8]) -> Result<(), PublishError> {
+    /// Sends one record with `headers` and waits for the broker's acknowledgement (or the
+    /// bounded timeout).
+    pub async fn send_record(&self, key: &str, payload: &[u8], headers: &[(&str, &str)]) -> Result<(), PublishError> {
         let inner = &self.inner;
         let producer = inner.current();
-        match inner.send_with(&producer, key, payload).await {
+        match inner.send_with(&producer, key, payload, headers).await {
             // A fatal error (e.g. ProducerFenced after an outage) poisons this producer for good:
             // replace it and try once more, so the batch that found out does not pay for it.
-            Err(e) if inner.replace_if_broken(&producer, &e) => inner.send_with(&inner.current(), key, payload).await,
+            Err(e) if inner.replace_if_broken(&producer, &e) => {
+                inner.send_with(&inner.current(), key, payload, headers).await
+            }
             result => result,
         }
     }
@@ -178,8 +184,18 @@ impl Producer {
 
 impl EventSink for Producer {
     async fn send(&self, event: Outgoing<'_>) -> Result<(), SinkError> {
-        self.send_record(event.key, event.payload).await.map_err(|e| SinkError(e.to_string()))
+        let headers = event.trace.map(|t| t.headers()).unwrap_or_default();
+        self.send_record(event.key, event.payload, &headers).await.map_err(|e| SinkError(e.to_string()))
     }
+}
+
+/// librdkafka's headers of a record.
+fn record_headers(headers: &[(&str, &str)]) -> Option<OwnedHeaders> {
+    (!headers.is_empty()).then(|| {
+        headers.iter().fold(OwnedHeaders::new_with_capacity(headers.len()), |h, (key, value)| {
+            h.insert(Header { key, value: Some(*value) })
+        })
+    })
 }
 
 impl Inner {
@@ -187,8 +203,17 @@ impl Inner {
         self.producer.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    async fn send_with(&self, producer: &Kafka, key: &str, payload: &[u8]) -> Result<(), PublishError> {
-        let record = FutureRecord::to(&self.config.topic).key(key).payload(payload);
+    async fn send_with(
+        &self,
+        producer: &Kafka,
+        key: &str,
+        payload: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<(), PublishError> {
+        let mut record = FutureRecord::to(&self.config.topic).key(key).payload(payload);
+        if let Some(headers) = record_headers(headers) {
+            record = record.headers(headers);
+        }
         let timeout = self.config.publish_timeout;
         // librdkafka enforces message.timeout.ms itself; this outer bound only guards against a
         // delivery report that never comes.
@@ -284,6 +309,20 @@ mod tests {
         let local = KafkaConfig { auth: KafkaAuth::MskIamPlaintext { region: "us-east-1".into() }, ..config };
         assert_eq!(local.client_config().get("sasl.mechanism"), Some("OAUTHBEARER"));
         assert_eq!(local.client_config().get("security.protocol"), Some("SASL_PLAINTEXT"));
+    }
+
+    #[test]
+    fn the_trace_becomes_record_headers() {
+        use rdkafka::message::Headers;
+        assert!(record_headers(&[]).is_none());
+        let trace = shop::trace::Trace { request_id: "AbCdEfGhIjKlMg=".into(), trace_id: Some("1-a-b".into()) };
+        let headers = record_headers(&trace.headers()).unwrap();
+        let read: Vec<(String, Vec<u8>)> =
+            headers.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect();
+        assert_eq!(
+            read,
+            [("request_id".to_owned(), b"AbCdEfGhIjKlMg=".to_vec()), ("trace_id".to_owned(), b"1-a-b".to_vec())]
+        );
     }
 
     #[test]

@@ -2,13 +2,15 @@
 //!
 //! ```text
 //! cargo local up     [--port 3000] [--invoke-port 3001] [--pool 8] [--no-freeze] [--no-seed]
-//!                    [--schedule-interval <secs> | --no-schedule] [--iam enforce|soft|off]
+//!                    [--schedule-interval <secs> | --no-schedule] [--iam enforce|soft|off] [--verbose]
 //! cargo local test   [--skip-lint] [--skip-api-contract] [--skip-browser] [--iam enforce|soft|off]
 //!                    [-- <extra nextest args>]
 //! cargo local bench  [--requests 400] [--concurrency 8] [--buyers 500] [--units 50] [--emails 400]
 //!                    [--only notifier,place-order,race,settle] [--customers 16] [--pool 8] [--no-build]
+//! cargo local soak  [--minutes 5] [--seed N] [--faults all|none|crash,broker-down,...] [--customers 24]
 //! cargo local invoke <FunctionLogicalId> --event <file.json> [--url <invoke-url>] [--iam enforce|soft|off]
 //! cargo local mail   [--last N] [--url <invoke-url>]
+//! cargo local logs   [--trace <id>] [--function <LogicalId>] [--since <15m | rfc3339>] [--json]
 //! cargo local metrics [--window 60] [--every 2] [--once] [--url <invoke-url>]
 //! cargo local browser-test [--url <api-url>]
 //! ```
@@ -18,7 +20,7 @@
 //! The tree is the architecture; imports point down it, never up:
 //!
 //! * [`commands`]: the subcommands, each with a `run` ([`commands::up`], [`commands::test`],
-//!   [`commands::bench`], [`commands::invoke`], [`commands::mail`], [`commands::metrics`],
+//!   [`commands::bench`], [`commands::invoke`], [`commands::mail`], [`commands::logs`], [`commands::metrics`],
 //!   [`commands::browser_test`]),
 //!   and [`commands::seed`], the demo data they create through the API;
 //! * [`stack`]: starts the emulators in order from the template and hands back their URLs;
@@ -74,6 +76,12 @@ enum Command {
     ///
     /// Example: `cargo local bench --only race --buyers 1000 --units 100`. Compare runs on one machine.
     Bench(commands::bench::Args),
+    /// Minutes of realistic traffic under a seeded schedule of overlapping faults, then every unit,
+    /// charge and e-mail reconciled; fails on any broken invariant.
+    ///
+    /// Example: `cargo local soak --minutes 1 --seed 42`. The same seed gives the same traffic plan
+    /// and fault schedule; a break prints the seed, the fault timeline around it and the ids.
+    Soak(commands::soak::Args),
     /// Run the storefront's browser test (headless Chromium) against a running `cargo local up`.
     ///
     /// Installs playwright-core (npm, into the cache) and Chromium (apt-get) when missing. Failing
@@ -96,6 +104,13 @@ enum Command {
     /// A live table of what the running stack's functions count (their EMF metrics and Lambda's
     /// own) and of its alarms, firing first (`GET /_local/metrics`, `/_local/alarms`).
     Metrics(commands::metrics::Args),
+    /// The functions' log lines in time order, function first; `--trace <id>` follows one request
+    /// (its API request id, a sweeper run's invocation id or an X-Ray trace id) through every
+    /// function: the request, the relay, the notifier's e-mail.
+    ///
+    /// Reads `target/local-logs/<Function>.log`, so it works during and after `cargo local up` or
+    /// `cargo local test`. Example: `cargo local logs --trace AbCdEfGhIjKlMg= --since 15m`.
+    Logs(commands::logs::Args),
     /// Print the e-mails the running stack sent (read from its SES emulator).
     Mail {
         /// Only the last N.
@@ -125,9 +140,11 @@ async fn main() -> ExitCode {
         Command::Up(args) => commands::up::run(args).await,
         Command::Test(args) => commands::test::run(args).await,
         Command::Bench(args) => commands::bench::run(args).await,
+        Command::Soak(args) => commands::soak::run(args).await,
         Command::BrowserTest(args) => commands::browser_test::run(args).await,
         Command::Invoke { function, event, url, iam } => commands::invoke::run(function, event, url, iam).await,
         Command::Mail { last, url } => commands::mail::run(url, last).await,
+        Command::Logs(args) => commands::logs::run(args).await,
         Command::Metrics(args) => commands::metrics::run(args).await,
     };
     match result {

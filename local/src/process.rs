@@ -106,10 +106,39 @@ pub fn kill(child: &Child) {
 /// Where a child's output lines go.
 #[derive(Clone)]
 pub enum Output {
-    /// Our stderr, each line prefixed (`up`: one interleaved, readable stream).
+    /// Our stderr, each line prefixed.
     Stderr { prefix: String },
-    /// A log file shared by all instances of a function (`test`: keeps test output readable).
+    /// A log file, each line prefixed (the emulators' own logs).
     File { path: std::path::PathBuf, prefix: String },
+    /// A function's log file, shared by all its instances: one JSON object per line, see
+    /// [`function_log_line`]. With `echo`, each line also goes to our stderr as it came, prefixed
+    /// with the instance (`cargo local up --verbose`, `invoke`).
+    FunctionLog { path: std::path::PathBuf, instance: String, echo: bool },
+}
+
+/// The key [`function_log_line`] adds to every line: which instance (process) wrote it,
+/// `<LogicalId>#<n>`, as CloudWatch's `@logStream` tells instances apart.
+pub const INSTANCE_KEY: &str = "instance";
+
+/// One line of a function's output as its log file holds it: a JSON object, as the function's
+/// logs and EMF documents are, gets `"instance"` as its first key (spliced in, the rest kept byte
+/// for byte); anything else (a panic message, a library's plain text) is wrapped as
+/// `{"instance", "timestamp" (now), "level": "RAW", "fields": {"message": <the line>}}`, so that
+/// every line of the file parses and sorts by time.
+pub fn function_log_line(instance: &str, line: &str) -> String {
+    let trimmed = line.trim();
+    let instance_json = serde_json::Value::from(instance);
+    if let Some(rest) = trimmed.strip_prefix('{')
+        && trimmed.ends_with('}')
+        && serde_json::from_str::<serde::de::IgnoredAny>(trimmed).is_ok()
+    {
+        let separator = if rest.trim_start().starts_with('}') { "" } else { "," };
+        return format!("{{\"{INSTANCE_KEY}\":{instance_json}{separator}{rest}");
+    }
+    let now =
+        time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    serde_json::json!({ INSTANCE_KEY: instance, "timestamp": now, "level": "RAW", "fields": { "message": line } })
+        .to_string()
 }
 
 /// Forwards stdout and stderr of `child` line by line.
@@ -135,7 +164,9 @@ async fn pump(stream: impl AsyncRead + Unpin, output: Output, tap: Option<Tap>) 
     use std::io::Write;
     let mut lines = BufReader::new(stream).lines();
     let mut file = match &output {
-        Output::File { path, .. } => std::fs::OpenOptions::new().create(true).append(true).open(path).ok(),
+        Output::File { path, .. } | Output::FunctionLog { path, .. } => {
+            std::fs::OpenOptions::new().create(true).append(true).open(path).ok()
+        }
         Output::Stderr { .. } => None,
     };
     while let Ok(Some(line)) = lines.next_line().await {
@@ -147,7 +178,14 @@ async fn pump(stream: impl AsyncRead + Unpin, output: Output, tap: Option<Tap>) 
             (Output::File { prefix, .. }, Some(f)) => {
                 let _ = f.write_all(format!("{prefix} {line}\n").as_bytes());
             }
+            (Output::FunctionLog { instance, echo, .. }, Some(f)) => {
+                let _ = f.write_all(format!("{}\n", function_log_line(instance, &line)).as_bytes());
+                if *echo {
+                    eprintln!("[{instance}] {line}");
+                }
+            }
             (Output::Stderr { prefix }, _) | (Output::File { prefix, .. }, None) => eprintln!("{prefix} {line}"),
+            (Output::FunctionLog { instance, .. }, None) => eprintln!("[{instance}] {line}"),
         }
     }
 }
@@ -185,6 +223,24 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    #[test]
+    fn a_function_log_line_is_one_json_object_with_its_instance_first() {
+        let json = r#"{"timestamp":"2026-12-07T12:00:00.1Z","level":"INFO","fields":{"message":"hi"}}"#;
+        let line = super::function_log_line("PlaceOrderFunction#2", json);
+        assert_eq!(
+            line,
+            r#"{"instance":"PlaceOrderFunction#2","timestamp":"2026-12-07T12:00:00.1Z","level":"INFO","fields":{"message":"hi"}}"#
+        );
+        assert_eq!(super::function_log_line("F#1", "{}"), r#"{"instance":"F#1"}"#);
+        for text in ["thread 'main' panicked at src/main.rs:3:5:", "{not json}", ""] {
+            let v: serde_json::Value = serde_json::from_str(&super::function_log_line("F#1", text)).unwrap();
+            assert_eq!(v["instance"], "F#1");
+            assert_eq!(v["level"], "RAW");
+            assert_eq!(v["fields"]["message"], text);
+            assert!(v["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{v}");
+        }
+    }
 
     /// The regression behind the module docs: a child asked for by a thread that then exits
     /// (a retiring blocking-pool thread, a worker after `block_in_place`) lives on.

@@ -97,6 +97,13 @@ pub fn request_id(req: &Request) -> String {
     }
 }
 
+/// The ids of this request, for what it writes (see [`crate::trace`]): API Gateway's request id
+/// and, when the function traces, X-Ray's trace id of the invocation.
+pub fn trace(req: &Request) -> crate::trace::Trace {
+    let xray = req.lambda_context_ref().and_then(|c| c.xray_trace_id.as_deref());
+    crate::trace::Trace::new(request_id(req), xray)
+}
+
 /// The `Idempotency-Key` header, if present and valid (see
 /// [`crate::domain::idempotency::IdempotencyKey::parse`]).
 pub fn idempotency_key(req: &Request) -> Option<crate::domain::idempotency::IdempotencyKey> {
@@ -175,16 +182,18 @@ pub trait HttpHandler: Send + Sync + 'static {
     fn count(&self, _status: StatusCode, _code: Option<&'static str>) {}
 }
 
-/// Runs the Lambda HTTP loop around `app`: one span per request carrying the request id,
-/// route and (once known) user id; errors become the JSON error shape with the request id.
+/// Runs the Lambda HTTP loop around `app`: one span per request carrying the request id, X-Ray's
+/// trace id (when tracing), the route and (once known) user id; errors become the JSON error
+/// shape with the request id.
 pub async fn serve<A: HttpHandler>(app: A) -> Result<(), lambda_http::Error> {
     let app = std::sync::Arc::new(app);
     lambda_http::run(service_fn(move |req: Request| {
         let app = app.clone();
         async move {
             let request_id = request_id(&req);
+            let trace_id = trace(&req).trace_id;
             let route = route_key(&req);
-            let span = tracing::info_span!("request", %request_id, %route, user_id = tracing::field::Empty);
+            let span = tracing::info_span!("request", %request_id, trace_id, %route, user_id = tracing::field::Empty);
             async move {
                 let mut resp = match app.handle(req).await {
                     Ok(resp) => {

@@ -13,7 +13,8 @@
 //! - [`schedule`]: the loop of schedule-triggered functions;
 //! - [`config`], [`telemetry`], [`cold_start`], [`aws`]: typed environment config, JSON logs and
 //!   the AWS clients, set up once per instance; [`metrics`]: the business and technical figures,
-//!   in CloudWatch Embedded Metric Format.
+//!   in CloudWatch Embedded Metric Format; [`trace`]: the request and X-Ray ids that follow a
+//!   change from its HTTP request to its e-mail.
 
 pub mod admin;
 pub mod api;
@@ -33,3 +34,4 @@ pub mod schedule;
 pub mod serde_ext;
 pub mod store;
 pub mod telemetry;
+pub mod trace;

@@ -45,6 +45,9 @@ pub mod names {
     pub const EMAILS_REFUSED: &str = "EmailsRefused";
     /// E-mails not sent this time (SES or DynamoDB failing): the batch comes again.
     pub const EMAILS_FAILED: &str = "EmailsFailed";
+    /// SES's throttling answers (the account's sending rate exceeded): each e-mail is sent later,
+    /// in the same invocation or by the batch's redelivery.
+    pub const EMAILS_THROTTLED: &str = "EmailsThrottled";
     /// Events the relay published to Kafka.
     pub const EVENTS_RELAYED: &str = "EventsRelayed";
     /// Events the relay could not publish (their records are retried).
@@ -68,6 +71,7 @@ pub mod names {
         EMAILS_SENT,
         EMAILS_REFUSED,
         EMAILS_FAILED,
+        EMAILS_THROTTLED,
         EVENTS_RELAYED,
         EVENTS_FAILED,
         ORDERS_EXPIRED,

@@ -203,3 +203,57 @@ pub fn cancelled_json(email: &str) -> Vec<u8> {
                                    "unit_price": {"amount": 100, "currency": "EUR"}}] });
     event_json("order.cancelled", order)
 }
+
+/// The messages of one of the stack's SQS queues (e.g. `NotifierDeadLetters`), without consuming them.
+pub async fn queue_messages(queue: &str) -> Vec<Value> {
+    let url = format!("{}/_local/sqs/{queue}", stack().invoke);
+    let r = client().get(url).send().await.expect("queue");
+    assert!(r.status().is_success(), "queue {queue}: {}", r.status());
+    r.json().await.expect("queue JSON")
+}
+
+/// Stops the function's idle instances: its next invocation is a cold start (it reads what it
+/// reads at cold start again, e.g. the notifier its SES sending quota).
+pub async fn retire_instances(function: &str) {
+    let url = format!("{}/_local/functions/{function}/retire", stack().invoke);
+    let r = client().post(url).send().await.expect("retire");
+    assert!(r.status().is_success(), "retiring {function}'s instances: {}", r.status());
+}
+
+/// The SES gate's sending quota and what it saw since it was set (`GET /_local/ses/quota`):
+/// `max_send_rate`, `max_24_hour_send`, `sent_last_24_hours`, `accepted`, `throttled`,
+/// `peak_per_second`, `span_ms`.
+pub async fn ses_quota() -> Value {
+    let url = format!("{}/_local/ses/quota", stack().invoke);
+    client().get(url).send().await.expect("quota").json().await.expect("quota JSON")
+}
+
+/// Makes the local SES enforce `max_send_rate` e-mails a second (as an account's `MaxSendRate`)
+/// until the returned guard is dropped; its statistics start afresh. Notifier instances already
+/// running keep the rate they read at their cold start.
+pub async fn limit_ses_rate(max_send_rate: f64) -> SesQuota {
+    let url = format!("{}/_local/ses/quota", stack().invoke);
+    let r = client().put(url).json(&json!({ "max_send_rate": max_send_rate })).send().await.expect("quota");
+    assert!(r.status().is_success(), "setting the SES quota: {}", r.status());
+    SesQuota
+}
+
+/// Puts the default (generous) SES quota back when dropped, and retires the notifier's idle
+/// instances so that the next ones read it.
+#[must_use = "the quota is reset when this guard is dropped"]
+pub struct SesQuota;
+
+impl Drop for SesQuota {
+    fn drop(&mut self) {
+        let invoke = stack().invoke.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async {
+                let http = reqwest::Client::new();
+                let _ = http.delete(format!("{invoke}/_local/ses/quota")).send().await;
+                let _ = http.post(format!("{invoke}/_local/functions/NotifierFunction/retire")).send().await;
+            })
+        })
+        .join();
+    }
+}

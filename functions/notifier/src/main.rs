@@ -2,6 +2,7 @@
 
 use shop::api::notifier::{Notifier, NotifierConfig};
 use shop::cold_start::ColdStart;
+use shop::email::pace::Pace;
 use shop::email::{sender::SesSender, templates::Templates};
 
 #[tokio::main]
@@ -9,7 +10,10 @@ async fn main() -> Result<(), lambda_http::Error> {
     let cold = ColdStart::init().await?;
     let config = NotifierConfig::from_env()?;
     let sender = SesSender::from_env(config.sender_email, &cold.aws);
+    // The account's sending rate, read once here (unless NOTIFIER_MAX_SEND_RATE sets it).
+    let pace = Pace::new(config.max_send_rate);
+    pace.load(&sender).await;
     let notifier =
-        Notifier { markers: cold.store, sender, templates: Templates::new(), concurrency: config.concurrency };
+        Notifier { markers: cold.store, sender, templates: Templates::new(), concurrency: config.concurrency, pace };
     shop::api::notifier::serve(notifier).await
 }

@@ -34,6 +34,7 @@ pub async fn run(
                 pool_size: 1,
                 freeze: false,
                 function_logs: None,
+                console: crate::stack::Console::Verbose,
                 only: Some(vec![function.clone()]),
                 schedule: crate::emulators::schedule::Mode::Off,
                 profile: crate::stack::workspace::PROFILE,

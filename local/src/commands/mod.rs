@@ -6,8 +6,10 @@
 pub mod bench;
 pub mod browser_test;
 pub mod invoke;
+pub mod logs;
 pub mod mail;
 pub mod metrics;
 pub mod seed;
+pub mod soak;
 pub mod test;
 pub mod up;

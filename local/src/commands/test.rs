@@ -154,7 +154,11 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let denials = write_iam_report(&ws, &iam)?;
     let status = result?;
     if !status.success() {
-        eprintln!("✗ tests failed ({status}); function logs: {}", logs.display());
+        eprintln!(
+            "✗ tests failed ({status}); function logs: {}/<Function>.log. One request's path, by the request id \
+             in the failure (x-request-id, an error body's request_id): cargo local logs --trace <id>",
+            logs.display()
+        );
     }
     if !unexpected.is_empty() {
         eprintln!("✗ {} function instance(s) exited unasked (no timeout, crash switch or shutdown):", unexpected.len());

@@ -3,6 +3,11 @@
 //! The template's `Schedule` events fire at their own rate (the sweeper every minute);
 //! `--schedule-interval <secs>` overrides it, `--no-schedule` switches it off (see `schedule`).
 //!
+//! The console stays readable: after the walkthrough it shows one line per API request (time,
+//! method, path, status, latency, function, request id) and the alarms firing and clearing; the
+//! functions' JSON logs go to `target/local-logs/<Function>.log` (`--verbose` prints them too),
+//! where `cargo local logs --trace <request id>` follows one request's whole path.
+//!
 //! Besides printing them, the stack's URLs and credentials are written to
 //! `target/local-stack.env` (the test contract, `KEY=VALUE` lines), so the test suite can be
 //! run by hand against a running stack:
@@ -20,7 +25,7 @@ use crate::commands::seed;
 use crate::progress::{self, Step};
 use crate::stack::install;
 use crate::stack::workspace::Workspace;
-use crate::stack::{ADMIN_EMAIL, ADMIN_PASSWORD, Options, Stack};
+use crate::stack::{ADMIN_EMAIL, ADMIN_PASSWORD, Console, Options, Stack};
 use crate::template::Template;
 
 #[derive(clap::Args)]
@@ -55,6 +60,10 @@ pub struct Args {
     /// and allows; `off` judges nothing (see docs/iam.md).
     #[arg(long, value_enum, default_value_t = crate::stack::IamMode::Enforce)]
     iam: crate::stack::IamMode,
+    /// Also print every function's log lines as they come (they always go to
+    /// `target/local-logs/<Function>.log`; `cargo local logs` reads them).
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 pub async fn run(args: Args) -> Result<ExitCode> {
@@ -73,6 +82,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         pool_size: args.pool,
         freeze: !args.no_freeze,
         function_logs: None,
+        console: if args.verbose { Console::Verbose } else { Console::Requests },
         only: None,
         schedule: match (args.no_schedule, args.schedule_interval) {
             (true, _) => crate::emulators::schedule::Mode::Off,
@@ -109,6 +119,13 @@ pub async fn run(args: Args) -> Result<ExitCode> {
             println!("  {line}");
         }
     }
+    println!(
+        "\nOne line per API request below (time, method, path, status, latency, function, request id); the\n\
+         functions' logs are in {}/<Function>.log{}. Follow one request: cargo local logs --trace <request id>\n",
+        stack.function_logs.display(),
+        if args.verbose { ", and printed here too" } else { " (--verbose prints them here too)" },
+    );
+    stack.show_requests();
     crate::process::shutdown_signal().await;
     eprintln!("\nstopping…");
     stack.stop().await;

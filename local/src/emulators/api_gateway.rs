@@ -18,6 +18,10 @@
 //!   Gateway does (the 404 for no route and the local router below get none);
 //! * every response carries `apigw-requestid` and `x-request-id` (the event's `requestId`).
 //!
+//! With [`Gateway::with_access_log`] switched on (`cargo local up`, once the walkthrough is
+//! printed), each request an API route answered is printed as one line, as an API Gateway access log would record it: time, method, path, status,
+//! latency, the function and the request id (what `cargo local logs --trace` takes).
+//!
 //! Local only, never part of the deployed API: a `GET` or `HEAD` that matches no API route goes to
 //! the gateway's *local* router ([`Gateway::with_local`]) before it becomes a 404 (other methods
 //! get the 404 straight away), and its responses carry no CORS headers. The stack puts
@@ -53,11 +57,20 @@ pub struct Gateway {
     cors: Option<Cors>,
     /// What answers requests no API route matches (local extras); `None` = 404.
     local: Option<Router>,
+    /// While on, print one line per API request (see the module docs).
+    access_log: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Gateway {
     pub fn new(routes: Vec<(Route, Arc<Pool>)>, cors: Option<Cors>) -> Self {
-        Self { routes, cors, local: None }
+        Self { routes, cors, local: None, access_log: Arc::default() }
+    }
+
+    /// While `switch` is on, prints one line per request an API route answered (see the module
+    /// docs).
+    pub fn with_access_log(mut self, switch: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.access_log = switch;
+        self
     }
 
     /// Hands every request that matches no API route to `router` (see the module docs).
@@ -132,10 +145,31 @@ async fn handle(
 ) -> Response {
     let request_id = request_id();
     let origin = request.headers().get(header::ORIGIN).cloned();
+    let started = std::time::Instant::now();
+    let logged = gw
+        .access_log
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .then(|| (request.method().clone(), request.uri().path().to_owned()));
     let (mut response, api) = match &gw.cors {
         Some(cors) if is_preflight(&request) => (preflight(cors, origin.as_ref()), true),
         _ => route(&gw, peer, request, &request_id).await,
     };
+    if let Some((method, path)) = logged
+        && let Some((_, pool, _)) = gw.find(method.as_str(), &path).filter(|_| api)
+    {
+        println!(
+            "{}",
+            access_line(
+                time::OffsetDateTime::now_utc(),
+                method.as_str(),
+                &path,
+                response.status(),
+                started.elapsed(),
+                pool.logical_id(),
+                &request_id
+            )
+        );
+    }
     // Only the API's own responses get CORS headers: the local router's (mailbox, storefront
     // files) are same-origin only, so no other website open in the browser can read them.
     if api && let Some(cors) = &gw.cors {
@@ -195,6 +229,27 @@ async fn invoke(
             message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
         }
     }
+}
+
+/// One access log line: `12:00:00.123  POST /orders  201  23 ms  PlaceOrderFunction  <request id>`.
+fn access_line(
+    at: time::OffsetDateTime,
+    method: &str,
+    path: &str,
+    status: StatusCode,
+    latency: std::time::Duration,
+    function: &str,
+    request_id: &str,
+) -> String {
+    format!(
+        "{:02}:{:02}:{:02}.{:03}  {method:<6} {path:<40} {}  {:>5} ms  {function:<26} {request_id}",
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond(),
+        status.as_u16(),
+        latency.as_millis()
+    )
 }
 
 /// API Gateway's request id format: 16 base64 characters ending in `=`.
@@ -434,6 +489,24 @@ mod tests {
         assert_eq!(match_path("/products/{id}", "/products/1/x"), None);
         assert_eq!(match_path("/files/{proxy+}", "/files/a/b").unwrap()["proxy"], "a/b");
         assert_eq!(match_path("/files/{proxy+}", "/files/"), None);
+    }
+
+    #[test]
+    fn an_access_line_says_when_what_how_long_who_and_the_id() {
+        let line = access_line(
+            time::macros::datetime!(2026-12-07 12:03:04.567 UTC),
+            "POST",
+            "/orders",
+            StatusCode::CREATED,
+            std::time::Duration::from_millis(23),
+            "PlaceOrderFunction",
+            "AbCdEfGhIjKlMg=",
+        );
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            words,
+            ["12:03:04.567", "POST", "/orders", "201", "23", "ms", "PlaceOrderFunction", "AbCdEfGhIjKlMg="]
+        );
     }
 
     #[test]

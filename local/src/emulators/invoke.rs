@@ -12,6 +12,10 @@
 //!   instance's peak RSS (`peak_rss_kib`) and invocation counts;
 //! * `POST /_local/functions/{LogicalId}/crash` `{"after_ms": n}`: the function's next invocation
 //!   crashes (see [`crate::emulators::runtime_api::Pool::arm_crash`]);
+//! * `POST /_local/functions/{LogicalId}/retire`: the function's idle instances stop, so its next
+//!   invocation is a cold start (what a redeploy or an idle reclaim does: e.g. for a test that
+//!   changed what a function reads at cold start; see
+//!   [`crate::emulators::runtime_api::Pool::retire_idle`]);
 //! * `/_local/dynamodb/stats` and `/_local/dynamodb/faults`: the functions' DynamoDB calls per
 //!   operation, and fault injection (see [`crate::emulators::dynamodb_proxy`]; merged in by `stack`).
 
@@ -36,6 +40,7 @@ pub fn router(pools: BTreeMap<String, Arc<Pool>>) -> Router {
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
         .route("/_local/functions", get(functions))
         .route("/_local/functions/{name}/crash", post(crash))
+        .route("/_local/functions/{name}/retire", post(retire))
         .with_state(Arc::new(pools))
 }
 
@@ -50,6 +55,16 @@ async fn crash(State(pools): State<Pools>, Path(name): Path<String>, axum::Json(
         Some(pool) => {
             pool.arm_crash(std::time::Duration::from_millis(c.after_ms));
             axum::Json(json!({ "function": name, "crash_after_ms": c.after_ms })).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, format!("no function {name}")).into_response(),
+    }
+}
+
+async fn retire(State(pools): State<Pools>, Path(name): Path<String>) -> Response {
+    match pools.get(&name) {
+        Some(pool) => {
+            pool.retire_idle().await;
+            axum::Json(json!({ "function": name, "retired": "idle instances" })).into_response()
         }
         None => (StatusCode::NOT_FOUND, format!("no function {name}")).into_response(),
     }

@@ -16,6 +16,7 @@ pub mod iam;
 pub mod invoke;
 pub mod kafka;
 pub mod kafka_front;
+pub mod logs;
 pub mod msk;
 pub mod outage;
 pub mod runtime_api;

@@ -74,8 +74,11 @@ pub struct FunctionSpec {
     /// Complete environment (template + overrides + endpoints + Lambda variables).
     pub env: BTreeMap<String, String>,
     pub timeout: Duration,
-    /// `None`: our stderr with a prefix; `Some(dir)`: `dir/<LogicalId>.log`.
+    /// `None`: our stderr with a prefix; `Some(dir)`: `dir/<LogicalId>.log`, one JSON object per
+    /// line (see [`process::function_log_line`] and [`crate::emulators::logs`]).
     pub log_dir: Option<PathBuf>,
+    /// With a `log_dir`, each line also to our stderr, prefixed with its instance.
+    pub echo_logs: bool,
     /// Where the function's EMF lines and Lambda's own `AWS/Lambda` figures go, if anywhere
     /// (see [`crate::emulators::cloudwatch`]).
     pub metrics: Option<crate::emulators::cloudwatch::metrics::Metrics>,
@@ -203,10 +206,15 @@ impl Pool {
         if let Some(dir) = &pool.spec.log_dir {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             // Fresh log per run: the previous run's lines would only mislead.
-            let _ = std::fs::remove_file(dir.join(format!("{}.log", pool.spec.logical_id)));
+            let _ = std::fs::remove_file(crate::emulators::logs::file_of(dir, &pool.spec.logical_id));
         }
         pool.spawn_instance()?;
         Ok(pool)
+    }
+
+    /// The function's logical id in the template.
+    pub fn logical_id(&self) -> &str {
+        &self.spec.logical_id
     }
 
     /// Runs one invocation to completion (result, function error, timeout or crash).
@@ -274,10 +282,13 @@ impl Pool {
             .stderr(Stdio::piped());
         let mut child = process::spawn(cmd)
             .with_context(|| format!("spawning {} (did the build succeed?)", self.spec.binary.display()))?;
-        let prefix = format!("[{name}]");
         let output = match &self.spec.log_dir {
-            Some(dir) => Output::File { path: dir.join(format!("{}.log", self.spec.logical_id)), prefix },
-            None => Output::Stderr { prefix },
+            Some(dir) => Output::FunctionLog {
+                path: crate::emulators::logs::file_of(dir, &self.spec.logical_id),
+                instance: name.clone(),
+                echo: self.spec.echo_logs,
+            },
+            None => Output::Stderr { prefix: format!("[{name}]") },
         };
         let tap =
             self.spec.metrics.clone().map(|m| -> process::Tap { std::sync::Arc::new(move |line| m.ingest(line)) });

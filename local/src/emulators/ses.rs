@@ -16,13 +16,29 @@
 //! credentials signed the request ([`crate::emulators::iam::authorizer`]), and `SendEmail` is
 //! authorized as SES authorizes it — `ses:SendEmail` on the sending identity (the From address's
 //! own identity when it is verified, else its domain's) and on the configuration set when one is
-//! named —; a denial is SES's `403 AccessDeniedException` with AWS's message. Everything else
-//! passes through untouched.
+//! named —; a denial is SES's `403 AccessDeniedException` with AWS's message.
+//!
+//! The gate also keeps the account's **sending quota** ([`SendQuota`]), which moto has none of:
+//! `MaxSendRate` e-mails a second and, optionally, `Max24HourSend` in any 24 hours, counted per
+//! recipient as SES counts them. Past the rate, `SendEmail` gets what SESv2 answers, HTTP 429
+//! `TooManyRequestsException` "Maximum sending rate exceeded." (the e-mail is dropped), past the
+//! day's quota the same with "Daily message quota exceeded.". SES does not document how it
+//! measures the rate and says short bursts are tolerated; the gate's model is a token bucket that
+//! holds one second's worth (at least one e-mail) and refills at the rate. SESv2 `GetAccount`
+//! (`GET /v2/email/account`, which moto does not serve) is answered by the gate itself with the
+//! configured `SendQuota` and `SentLast24Hours`, authorized as `ses:GetAccount` on `*`.
+//! `PUT /_local/ses/quota` `{"max_send_rate": 5, "max_24_hour_send": 200}` (the second optional;
+//! `-1` or absent is unlimited) sets it at runtime and starts its statistics afresh; `DELETE`
+//! puts back the default, a generous [`DEFAULT_MAX_SEND_RATE`] a second and no daily quota;
+//! `GET` answers the quota and what the gate saw since it was set: e-mails accepted and throttled,
+//! the most accepted in any one second (`peak_per_second`) and the time from the first accepted
+//! to the last (`span_ms`). Everything else passes through untouched.
 //!
 //! For people: `GET /_local/mail` on the Invoke API lists the sent mail as JSON, and
 //! `cargo local mail` prints it.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -42,6 +58,8 @@ pub struct Ses {
     pub relay: Outage,
     /// Recipients the gate refuses as an SES sandbox would.
     pub refusals: Refusals,
+    /// The account's sending quota the gate enforces.
+    pub quota: SendQuota,
     moto: Emulator,
 }
 
@@ -67,6 +85,200 @@ impl Refusals {
     }
 }
 
+/// `MaxSendRate` when no quota was set: generous enough that no test meets it by accident.
+pub const DEFAULT_MAX_SEND_RATE: f64 = 1000.0;
+/// How far back `Max24HourSend` counts.
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+/// Accepted sends remembered for the statistics (beyond, the oldest are forgotten).
+const TIMELINE_LIMIT: usize = 100_000;
+
+/// The account's sending quota, as `PUT /_local/ses/quota` sets it and `GetAccount` answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// E-mails (recipients) a second.
+    pub max_send_rate: f64,
+    /// E-mails in any 24 hours; `-1` (or absent) is unlimited.
+    #[serde(default = "unlimited")]
+    pub max_24_hour_send: f64,
+}
+
+fn unlimited() -> f64 {
+    -1.0
+}
+
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        Self { max_send_rate: DEFAULT_MAX_SEND_RATE, max_24_hour_send: unlimited() }
+    }
+}
+
+impl QuotaConfig {
+    fn check(&self) -> Result<(), String> {
+        if !(self.max_send_rate.is_finite() && self.max_send_rate > 0.0) {
+            return Err("max_send_rate must be a positive number".into());
+        }
+        if !(self.max_24_hour_send == -1.0 || (self.max_24_hour_send.is_finite() && self.max_24_hour_send >= 0.0)) {
+            return Err("max_24_hour_send must be -1 (unlimited) or a number of e-mails".into());
+        }
+        Ok(())
+    }
+}
+
+/// The quota's state: a token bucket of one second's worth, the last 24 hours' sends, and what
+/// was accepted and throttled since the quota was set.
+#[derive(Debug)]
+struct QuotaState {
+    config: QuotaConfig,
+    tokens: f64,
+    refilled: Instant,
+    day: std::collections::VecDeque<Instant>,
+    since: Instant,
+    accepted: Vec<Instant>,
+    accepted_count: u64,
+    throttled: u64,
+}
+
+impl QuotaState {
+    fn new(config: QuotaConfig, now: Instant) -> Self {
+        Self {
+            config,
+            tokens: Self::capacity(&config),
+            refilled: now,
+            day: Default::default(),
+            since: now,
+            accepted: Vec::new(),
+            accepted_count: 0,
+            throttled: 0,
+        }
+    }
+
+    fn capacity(config: &QuotaConfig) -> f64 {
+        config.max_send_rate.max(1.0)
+    }
+
+    /// A new quota, with a full bucket and fresh statistics (the last 24 hours still count).
+    fn set(&mut self, config: QuotaConfig, now: Instant) {
+        let day = std::mem::take(&mut self.day);
+        *self = Self { day, ..Self::new(config, now) };
+    }
+
+    /// One `SendEmail` to `recipients` at `now`: accepted (and counted), or SES's throttling answer.
+    /// As SES does for several recipients, a send goes through while any of the rate is left,
+    /// and takes its recipients from it (the bucket may go below zero: later sends wait longer).
+    fn admit(&mut self, recipients: usize, now: Instant) -> Result<(), &'static str> {
+        let n = recipients.max(1);
+        while self.day.front().is_some_and(|t| now.duration_since(*t) >= DAY) {
+            self.day.pop_front();
+        }
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.config.max_send_rate).min(Self::capacity(&self.config));
+        self.refilled = now;
+        let daily = self.config.max_24_hour_send;
+        if daily >= 0.0 && (self.day.len() + n) as f64 > daily {
+            self.throttled += 1;
+            return Err("Daily message quota exceeded.");
+        }
+        if self.tokens < 1.0 {
+            self.throttled += 1;
+            return Err("Maximum sending rate exceeded.");
+        }
+        self.tokens -= n as f64;
+        for _ in 0..n {
+            self.day.push_back(now);
+            if self.accepted.len() < TIMELINE_LIMIT {
+                self.accepted.push(now);
+            }
+        }
+        self.accepted_count += n as u64;
+        Ok(())
+    }
+
+    fn sent_last_24_hours(&self, now: Instant) -> usize {
+        self.day.iter().filter(|t| now.duration_since(**t) < DAY).count()
+    }
+
+    /// The most sends accepted within any one second since the quota was set.
+    fn peak_per_second(&self) -> usize {
+        let mut peak = 0;
+        let mut first = 0;
+        for (last, t) in self.accepted.iter().enumerate() {
+            while t.duration_since(self.accepted[first]) >= Duration::from_secs(1) {
+                first += 1;
+            }
+            peak = peak.max(last - first + 1);
+        }
+        peak
+    }
+
+    fn stats(&self, now: Instant) -> Value {
+        let span = match (self.accepted.first(), self.accepted.last()) {
+            (Some(first), Some(last)) => last.duration_since(*first).as_millis() as u64,
+            _ => 0,
+        };
+        serde_json::json!({
+            "max_send_rate": self.config.max_send_rate,
+            "max_24_hour_send": self.config.max_24_hour_send,
+            "sent_last_24_hours": self.sent_last_24_hours(now),
+            "accepted": self.accepted_count,
+            "throttled": self.throttled,
+            "peak_per_second": self.peak_per_second(),
+            "span_ms": span,
+            "since_ms_ago": now.duration_since(self.since).as_millis() as u64,
+        })
+    }
+}
+
+/// The account's sending quota, shared by the gate and the control endpoints. Cheap to clone.
+#[derive(Clone)]
+pub struct SendQuota(std::sync::Arc<std::sync::Mutex<QuotaState>>);
+
+impl Default for SendQuota {
+    fn default() -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(QuotaState::new(QuotaConfig::default(), Instant::now()))))
+    }
+}
+
+impl SendQuota {
+    /// Sets the quota (statistics start afresh); an invalid one is refused with why.
+    pub fn set(&self, config: QuotaConfig) -> Result<(), String> {
+        config.check()?;
+        self.0.lock().unwrap().set(config, Instant::now());
+        Ok(())
+    }
+
+    /// Back to [`QuotaConfig::default`].
+    pub fn reset(&self) {
+        self.0.lock().unwrap().set(QuotaConfig::default(), Instant::now());
+    }
+
+    /// The quota and what the gate saw since it was set (`GET /_local/ses/quota`).
+    pub fn stats(&self) -> Value {
+        self.0.lock().unwrap().stats(Instant::now())
+    }
+
+    fn admit(&self, recipients: usize) -> Result<(), &'static str> {
+        self.0.lock().unwrap().admit(recipients, Instant::now())
+    }
+
+    /// SESv2 `GetAccount`'s answer.
+    fn account(&self) -> Value {
+        let state = self.0.lock().unwrap();
+        serde_json::json!({
+            "DedicatedIpAutoWarmupEnabled": false,
+            "EnforcementStatus": "HEALTHY",
+            "ProductionAccessEnabled": true,
+            "SendingEnabled": true,
+            "SendQuota": {
+                "Max24HourSend": state.config.max_24_hour_send,
+                "MaxSendRate": state.config.max_send_rate,
+                "SentLast24Hours": state.sent_last_24_hours(Instant::now()) as f64,
+            },
+            "SuppressionAttributes": { "SuppressedReasons": [] },
+        })
+    }
+}
+
 /// What SES answers a `SendEmail` to these recipients, if it refuses it.
 fn refusal(recipients: &[&str], refusals: &Refusals) -> Option<(&'static str, String)> {
     if let Some(bad) = recipients.iter().find(|a| !a.split('@').next().unwrap_or_default().is_ascii()) {
@@ -88,14 +300,15 @@ fn refusal(recipients: &[&str], refusals: &Refusals) -> Option<(&'static str, St
 async fn gate(
     moto: std::net::SocketAddr,
     refusals: Refusals,
+    quota: SendQuota,
     iam: Authorizer,
     verified: Vec<String>,
 ) -> Result<std::net::SocketAddr> {
     use axum::body::{Body, Bytes};
     use axum::extract::{Request, State};
     use axum::response::{IntoResponse, Response};
-    type Gate = (reqwest::Client, String, Refusals, Authorizer, std::sync::Arc<Vec<String>>);
-    async fn pass(State((http, upstream, refusals, iam, verified)): State<Gate>, request: Request) -> Response {
+    type Gate = (reqwest::Client, String, Refusals, SendQuota, Authorizer, std::sync::Arc<Vec<String>>);
+    async fn pass(State((http, upstream, refusals, quota, iam, verified)): State<Gate>, request: Request) -> Response {
         let (parts, body) = request.into_parts();
         let Ok(body): Result<Bytes, _> = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
             return axum::http::StatusCode::PAYLOAD_TOO_LARGE.into_response();
@@ -105,6 +318,24 @@ async fn gate(
             r.headers_mut().insert("x-amzn-errortype", axum::http::HeaderValue::from_static(code));
             r
         };
+        if parts.method == axum::http::Method::GET && parts.uri.path() == "/v2/email/account" {
+            match iam.caller(&parts.headers, parts.uri.query()) {
+                Caller::BadToken => {
+                    return error(
+                        axum::http::StatusCode::FORBIDDEN,
+                        "UnrecognizedClientException",
+                        "The security token included in the request is invalid.".into(),
+                    );
+                }
+                Caller::Function(function) => {
+                    if let Err(denied) = iam.authorize(&function, &[Access::new("ses:GetAccount", "*")]) {
+                        return error(axum::http::StatusCode::FORBIDDEN, "AccessDeniedException", denied.message);
+                    }
+                }
+                Caller::Operator => {}
+            }
+            return axum::Json(quota.account()).into_response();
+        }
         if parts.method == axum::http::Method::POST && parts.uri.path() == "/v2/email/outbound-emails" {
             let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             match iam.caller(&parts.headers, parts.uri.query()) {
@@ -130,6 +361,9 @@ async fn gate(
                 .collect();
             if let Some((code, message)) = refusal(&recipients, &refusals) {
                 return error(axum::http::StatusCode::BAD_REQUEST, code, message);
+            }
+            if let Err(message) = quota.admit(recipients.len()) {
+                return error(axum::http::StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", message.into());
             }
         }
         let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
@@ -158,7 +392,7 @@ async fn gate(
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.context("binding the SES gate")?;
     let addr = listener.local_addr()?;
-    let state = (reqwest::Client::new(), format!("http://{moto}"), refusals, iam, std::sync::Arc::new(verified));
+    let state = (reqwest::Client::new(), format!("http://{moto}"), refusals, quota, iam, std::sync::Arc::new(verified));
     let app = axum::Router::new().fallback(pass).with_state(state);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -207,8 +441,9 @@ impl Ses {
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
         let moto = Emulator::spawn("moto", cmd, port, log).await?;
         let refusals = Refusals::default();
+        let quota = SendQuota::default();
         let verified: Vec<String> = sender.into_iter().map(str::to_lowercase).collect();
-        let gate = match gate(moto.addr, refusals.clone(), iam.clone(), verified).await {
+        let gate = match gate(moto.addr, refusals.clone(), quota.clone(), iam.clone(), verified).await {
             Ok(g) => g,
             Err(e) => {
                 moto.stop().await;
@@ -221,6 +456,7 @@ impl Ses {
             functions_endpoint: format!("http://{}", relay.addr),
             relay,
             refusals,
+            quota,
             moto,
         };
         if let Some(sender) = sender
@@ -289,6 +525,65 @@ mod tests {
         assert!(message.contains("not verified") && message.contains("sandboxed@example.com"), "{message}");
         r.clear();
         assert_eq!(super::refusal(&["sandboxed@example.com"], &r), None);
+    }
+
+    fn at(start: std::time::Instant, ms: u64) -> std::time::Instant {
+        start + std::time::Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn the_quota_allows_a_second_of_burst_then_the_rate() {
+        let t0 = std::time::Instant::now();
+        let mut q = super::QuotaState::new(super::QuotaConfig { max_send_rate: 5.0, max_24_hour_send: -1.0 }, t0);
+        for _ in 0..5 {
+            assert_eq!(q.admit(1, t0), Ok(()));
+        }
+        assert_eq!(q.admit(1, t0), Err("Maximum sending rate exceeded."));
+        assert_eq!(q.admit(1, at(t0, 100)), Err("Maximum sending rate exceeded."), "half a token back");
+        assert_eq!(q.admit(1, at(t0, 200)), Ok(()), "one token back after 1/5 s");
+        // Paced at the rate from then on: never throttled.
+        for i in 1..=20 {
+            assert_eq!(q.admit(1, at(t0, 200 + 200 * i)), Ok(()), "send {i}");
+        }
+        let stats = q.stats(at(t0, 5000));
+        assert_eq!((stats["accepted"].as_u64(), stats["throttled"].as_u64()), (Some(26), Some(2)), "{stats}");
+        assert_eq!(stats["peak_per_second"], 9, "the burst of 5 and four more within its second: {stats}");
+        assert_eq!(stats["span_ms"], 4200);
+    }
+
+    #[test]
+    fn a_send_to_several_recipients_goes_while_any_rate_is_left_and_the_day_quota_counts_recipients() {
+        let t0 = std::time::Instant::now();
+        let mut q = super::QuotaState::new(super::QuotaConfig { max_send_rate: 1.0, max_24_hour_send: 4.0 }, t0);
+        assert_eq!(q.admit(3, t0), Ok(()), "one token left: three recipients go");
+        assert_eq!(q.admit(1, at(t0, 1500)), Err("Maximum sending rate exceeded."), "the bucket is at -0.5");
+        assert_eq!(q.admit(1, at(t0, 3000)), Ok(()));
+        assert_eq!(q.admit(1, at(t0, 10_000)), Err("Daily message quota exceeded."), "4 of 4 today");
+        assert_eq!(q.stats(at(t0, 10_000))["sent_last_24_hours"], 4);
+        // A new quota starts the statistics afresh, not the day.
+        q.set(super::QuotaConfig { max_send_rate: 2.0, max_24_hour_send: 4.0 }, at(t0, 20_000));
+        let stats = q.stats(at(t0, 20_000));
+        assert_eq!((stats["accepted"].as_u64(), stats["throttled"].as_u64()), (Some(0), Some(0)), "{stats}");
+        assert_eq!(stats["sent_last_24_hours"], 4);
+        assert_eq!(q.admit(1, at(t0, 21_000)), Err("Daily message quota exceeded."));
+        assert_eq!(q.admit(1, t0 + super::DAY + std::time::Duration::from_secs(1)), Ok(()), "a day later");
+    }
+
+    #[test]
+    fn invalid_quotas_are_refused_and_get_account_answers_the_configured_one() {
+        let bad = |r: f64, d: f64| super::QuotaConfig { max_send_rate: r, max_24_hour_send: d }.check().is_err();
+        assert!(bad(0.0, -1.0) && bad(f64::NAN, -1.0) && bad(5.0, -2.0));
+        assert!(!bad(0.5, -1.0) && !bad(14.0, 50_000.0));
+        let quota = super::SendQuota::default();
+        assert_eq!(quota.account()["SendQuota"]["MaxSendRate"], super::DEFAULT_MAX_SEND_RATE);
+        quota.set(super::QuotaConfig { max_send_rate: 14.0, max_24_hour_send: 200.0 }).unwrap();
+        let account = quota.account();
+        assert_eq!(
+            account["SendQuota"],
+            serde_json::json!({"Max24HourSend": 200.0, "MaxSendRate": 14.0, "SentLast24Hours": 0.0})
+        );
+        let parsed: super::QuotaConfig = serde_json::from_str(r#"{"max_send_rate": 5}"#).unwrap();
+        assert_eq!(parsed.max_24_hour_send, -1.0);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //!   serves it too, for the storefront; local only, not part of the deployed API) and
 //!   `GET /_local/sqs/<queue>` (a queue's messages, e.g. what a trigger gave up on) and
 //!   `/_local/ses/refusals` (recipients SES is to refuse, see [`crate::emulators::ses`]) and
+//!   `/_local/ses/quota` (the account's sending quota the SES gate enforces: `PUT`, `GET`, `DELETE`) and
 //!   `POST /_local/events/settle` (returns once everything written so far has gone through the
 //!   stream and the MSK triggers, see [`crate::emulators::settle`]);
 //! - tests get `SHOP_KAFKA_BOOTSTRAP` and `SHOP_SES_ENDPOINT` (moto itself, to read mail back).
@@ -135,6 +136,10 @@ impl Messaging {
                 "/_local/ses/refusals",
                 get(refusals_list).post(refusals_add).delete(refusals_clear).with_state(self.ses.refusals.clone()),
             )
+            .route(
+                "/_local/ses/quota",
+                get(quota_get).put(quota_set).delete(quota_reset).with_state(self.ses.quota.clone()),
+            )
             .route("/_local/events/settle", post(settle).with_state(Arc::new(self.pipeline())))
             .merge(self.mail_router())
     }
@@ -212,6 +217,29 @@ async fn refusals_add(State(r): State<ses::Refusals>, axum::Json(refusal): axum:
 async fn refusals_clear(State(r): State<ses::Refusals>) -> Response {
     r.clear();
     axum::Json(r.list()).into_response()
+}
+
+async fn quota_get(State(q): State<ses::SendQuota>) -> Response {
+    axum::Json(q.stats()).into_response()
+}
+
+async fn quota_set(State(q): State<ses::SendQuota>, axum::Json(config): axum::Json<ses::QuotaConfig>) -> Response {
+    match q.set(config) {
+        Ok(()) => {
+            tracing::info!(
+                "SES sending quota: {} e-mails a second, {} a day",
+                config.max_send_rate,
+                config.max_24_hour_send
+            );
+            axum::Json(q.stats()).into_response()
+        }
+        Err(why) => (StatusCode::BAD_REQUEST, why).into_response(),
+    }
+}
+
+async fn quota_reset(State(q): State<ses::SendQuota>) -> Response {
+    q.reset();
+    axum::Json(q.stats()).into_response()
 }
 
 async fn queue(State(sqs): State<Sqs>, UrlPath(name): UrlPath<String>) -> Response {

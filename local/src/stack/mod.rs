@@ -49,8 +49,11 @@ pub struct Options {
     pub invoke_port: Option<u16>,
     pub pool_size: usize,
     pub freeze: bool,
-    /// `Some(dir)`: function output to `dir/<Function>.log`; `None`: to our stderr.
+    /// Where the functions' output goes: `dir/<Function>.log`, one JSON object per line (see
+    /// [`crate::emulators::logs`]); `None`: `target/local-logs/`.
     pub function_logs: Option<PathBuf>,
+    /// What the terminal shows while the stack runs.
+    pub console: Console,
     /// Only these functions (logical ids); `None` = all.
     pub only: Option<Vec<String>>,
     /// The template's `Schedule` events (see [`crate::emulators::schedule`]).
@@ -68,6 +71,19 @@ pub struct Options {
     pub metrics: bool,
 }
 
+/// What the terminal shows of a running stack, besides the alarms firing and clearing (the
+/// functions' logs always go to their files, see [`Options::function_logs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Console {
+    /// Nothing per request or per log line (`test`, `bench`: their own output is what matters).
+    Quiet,
+    /// One line per API request (`up`: time, method, path, status, latency, function, request id),
+    /// once [`Stack::show_requests`] is called.
+    Requests,
+    /// The request lines and every function's log lines as they come (`up --verbose`, `invoke`).
+    Verbose,
+}
+
 impl Options {
     /// A stack for one command's run (the test suite, the benchmarks): API and Invoke API on
     /// random ports, `pool_size` instances per function frozen between invocations, function
@@ -79,6 +95,7 @@ impl Options {
             pool_size,
             freeze: true,
             function_logs: Some(function_logs),
+            console: Console::Quiet,
             only: None,
             schedule: crate::emulators::schedule::Mode::Off,
             profile: crate::stack::workspace::PROFILE,
@@ -111,6 +128,11 @@ pub struct Stack {
     pub iam: Authorizer,
     /// The functions' metrics and the template's alarms on them.
     pub cloudwatch: CloudWatch,
+    /// Where the functions' log files are (see [`crate::emulators::logs`]).
+    pub function_logs: PathBuf,
+    /// The API's one line per request, on or off (see [`Stack::show_requests`]).
+    request_lines: Arc<std::sync::atomic::AtomicBool>,
+    console: Console,
     ddb: DynamoDbLocal,
     servers: Vec<JoinHandle<()>>,
 }
@@ -151,6 +173,9 @@ impl Stack {
             schedules: Vec::new(),
             iam,
             cloudwatch,
+            function_logs: opts.function_logs.clone().unwrap_or_else(|| logs.clone()),
+            request_lines: Arc::default(),
+            console: opts.console,
             ddb,
             servers: Vec::new(),
         };
@@ -176,12 +201,18 @@ impl Stack {
         .await?;
         let proxy = match opts.dynamodb_proxy {
             true => Some(
-                DynamoDbProxy::start(&self.dynamodb_endpoint, DynamoDbProxy::faults_from_env()?, self.iam.clone())
-                    .await?,
+                DynamoDbProxy::start(
+                    &self.dynamodb_endpoint,
+                    DynamoDbProxy::faults_from_env()?,
+                    self.iam.clone(),
+                    crate::emulators::dynamodb_proxy::index_partitions::Indexes::from_template(&template.tables),
+                )
+                .await?,
             ),
             false => None,
         };
         let functions_ddb = proxy.as_ref().map_or(self.dynamodb_endpoint.clone(), |p| p.endpoint.clone());
+        let function_logs = self.function_logs.clone();
         self.dynamodb_proxy = proxy.clone();
 
         let step = Step::start("starting Kafka (tansu) and SES (moto)");
@@ -226,7 +257,8 @@ impl Stack {
                     },
                     binary,
                     timeout: Duration::from_secs(f.timeout_secs),
-                    log_dir: opts.function_logs.clone(),
+                    log_dir: Some(function_logs.clone()),
+                    echo_logs: opts.console == Console::Verbose,
                     metrics: Some(self.cloudwatch.metrics.clone()),
                 };
                 self.pools.insert(f.logical_id.clone(), Pool::start(spec, opts.pool_size, opts.freeze)?);
@@ -258,13 +290,17 @@ impl Stack {
             if let Some(messaging) = &self.messaging {
                 local = messaging.mail_router().merge(local);
             }
-            let app = Gateway::new(routes, template.cors.clone()).with_local(local).router();
+            let app = Gateway::new(routes, template.cors.clone())
+                .with_local(local)
+                .with_access_log(self.request_lines.clone())
+                .router();
             let (url, handle) = serve_on(app, listener)?;
             self.api_url = Some(url);
             self.servers.push(handle);
         }
         if let Some(port) = opts.invoke_port {
             let mut app = invoke::router(self.pools.clone())
+                .merge(crate::emulators::logs::router(function_logs.clone(), self.pools.keys().cloned().collect()))
                 .merge(crate::emulators::iam::control_router(&self.iam))
                 .merge(self.cloudwatch.control_router());
             if let Some(proxy) = &proxy {
@@ -280,6 +316,15 @@ impl Stack {
         Ok(())
     }
 
+    /// From now on the API prints one line per request, unless the console is
+    /// [`Console::Quiet`] (`up` calls it once the walkthrough is printed, so the seed's requests do
+    /// not run through it).
+    pub fn show_requests(&self) {
+        if self.console != Console::Quiet {
+            self.request_lines.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// The test contract: what `cargo local test` passes to the tests and `up` writes to
     /// `target/local-stack.env`.
     pub fn contract_env(&self) -> Vec<(String, String)> {
@@ -289,6 +334,7 @@ impl Stack {
             ("SHOP_ADMIN_PASSWORD".to_owned(), ADMIN_PASSWORD.to_owned()),
             ("SHOP_WORKSPACE".to_owned(), self.workspace_root.display().to_string()),
             ("SHOP_ADMIN_COMMAND".to_owned(), self.admin_command.display().to_string()),
+            ("SHOP_FUNCTION_LOGS".to_owned(), self.function_logs.display().to_string()),
             ("AWS_REGION".to_owned(), REGION.to_owned()),
             ("AWS_DEFAULT_REGION".to_owned(), REGION.to_owned()),
             ("AWS_ACCESS_KEY_ID".to_owned(), "local".to_owned()),

@@ -37,7 +37,7 @@ pub struct Deliveries<S> {
 impl<S: GatewayStore + 'static> crate::schedule::Scheduled for Deliveries<S> {
     type Report = DeliveryReport;
 
-    async fn run(&self, now: time::OffsetDateTime) -> Result<DeliveryReport, StoreError> {
+    async fn run(&self, now: time::OffsetDateTime, _: &crate::trace::Trace) -> Result<DeliveryReport, StoreError> {
         // One page per run: a failed delivery is rescheduled from the real clock, which may still
         // be before a `now` set in the future, and must not be retried again in this same run.
         let due = self.store.due_deliveries(now, PAGE).await?;

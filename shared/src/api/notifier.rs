@@ -3,7 +3,8 @@
 //! Lambda's event source mapping polls the topic and invokes this function with a batch: records
 //! grouped by `"<topic>-<partition>"`, each value the base64 of an event's JSON. Records are
 //! handled concurrently, at most `NOTIFIER_CONCURRENCY` (default 8) at a time — SES calls are
-//! network-bound, and the bound keeps a big batch within SES's send rate.
+//! network-bound — and **paced** to the account's SES sending rate (`email::pace`: `GetAccount`'s
+//! `SendQuota.MaxSendRate` read at cold start, or `NOTIFIER_MAX_SEND_RATE`, which wins).
 //!
 //! Per batch:
 //! - each record is decoded and rendered: not base64 / not an event / a type this notifier does not
@@ -11,17 +12,30 @@
 //!   block its partition); copies of one event in the batch are handled once;
 //! - one read of the events' e-mail records (`store::dynamo::sent_emails`) drops those sent (or
 //!   refused) before: a redelivered batch, or an event produced twice, sends nothing twice;
-//! - the rest are sent with SESv2, at most `NOTIFIER_CONCURRENCY` at a time;
+//! - the rest are sent with SESv2, at most `NOTIFIER_CONCURRENCY` at a time, each when the pace
+//!   allows, none later than `email::pace::END_RESERVE` before the invocation's deadline (so that
+//!   the records are always written: a timed-out invocation would send its batch again);
+//! - a send SES **throttled** (its sending rate exceeded) was not accepted: it is tried again in
+//!   this invocation after a backoff that holds the whole instance off, counted as
+//!   `EmailsThrottled`; when its tries or the time run out it is **left for the redelivery**
+//!   (not recorded), like a send that has not started in time;
 //! - what SES accepted, and what it **refused for good** (an address it cannot or may not send to,
 //!   see `email::sender`), is recorded in one batched write. A refusal is logged with
 //!   `metric = "email_refused"` (a CloudWatch metric filter counts it) and never retried.
 //!
-//! If any send failed for another reason (SES unreachable, throttled past the SDK's retries, the
-//! account paused) the invocation fails after the rest of the batch was sent and recorded, so the
-//! trigger delivers the batch again (a bounded number of times, then to its dead-letter queue);
-//! what went out meanwhile is skipped by its record.
+//! If any send failed for another reason (SES unreachable, the day's quota used up, the account
+//! paused), or was left for later, the invocation fails after the rest of the batch was sent and
+//! recorded, so the trigger delivers the batch again (a bounded number of times, then to its
+//! dead-letter queue); what went out meanwhile is skipped by its record. Throttling alone makes
+//! progress on every delivery (the pace sends what the time allows), so it delays e-mail but
+//! does not exhaust the retries of a batch the rate can send in time.
+//!
+//! Each e-mail's outcome is logged under a `trace` span with the ids of the request that caused
+//! its event (`crate::trace`): the record's `request_id`/`trace_id` headers (the relay's), else the
+//! event's `trace`; so the buyer's request id finds the line saying their e-mail went out.
 
 use crate::email::Email;
+use crate::email::pace::{self, AfterThrottle, Pace, Pacer};
 use crate::email::sender::{MailSender, SendError};
 use crate::email::templates::{RenderError, Templates};
 use crate::events::event::{Event, EventType};
@@ -31,15 +45,20 @@ use base64::Engine;
 use futures::StreamExt;
 use serde::Serialize;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 pub const DEFAULT_CONCURRENCY: usize = 8;
 
-/// `SENDER_EMAIL` (the verified From identity) and `NOTIFIER_CONCURRENCY`.
+/// `SENDER_EMAIL` (the verified From identity), `NOTIFIER_CONCURRENCY` and
+/// `NOTIFIER_MAX_SEND_RATE` (e-mails a second; unset: the account's, from `GetAccount`).
 #[derive(Debug, Clone)]
 pub struct NotifierConfig {
     pub sender_email: String,
     pub concurrency: usize,
+    pub max_send_rate: Option<f64>,
 }
 
 impl NotifierConfig {
@@ -50,7 +69,21 @@ impl NotifierConfig {
             .filter(|s| s.contains('@'))
             .ok_or(ConfigError::Missing("SENDER_EMAIL"))?;
         let concurrency = crate::config::bounded_from_env("NOTIFIER_CONCURRENCY", DEFAULT_CONCURRENCY, 1..=64)?;
-        Ok(Self { sender_email, concurrency })
+        let max_send_rate = parse_rate(std::env::var("NOTIFIER_MAX_SEND_RATE").ok().as_deref())?;
+        Ok(Self { sender_email, concurrency, max_send_rate })
+    }
+}
+
+/// `NOTIFIER_MAX_SEND_RATE`: unset or empty is `None`; otherwise a positive number.
+fn parse_rate(raw: Option<&str>) -> Result<Option<f64>, crate::config::ConfigError> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s.parse::<f64>().ok().filter(|r| r.is_finite() && *r > 0.0).map(Some).ok_or_else(|| {
+            crate::config::ConfigError::Invalid {
+                name: "NOTIFIER_MAX_SEND_RATE",
+                why: "must be a positive number of e-mails a second".into(),
+            }
+        }),
     }
 }
 
@@ -66,6 +99,11 @@ pub struct NotifyReport {
     pub skipped: usize,
     /// Not sent this time (SES or DynamoDB failing): the batch is delivered again.
     pub failed: usize,
+    /// SES's throttling answers (each e-mail was tried again, or left for later).
+    pub throttled: usize,
+    /// Left for the batch's redelivery by SES's sending rate: throttled past this invocation's
+    /// tries, or not started before its end.
+    pub deferred: usize,
 }
 
 impl crate::metrics::Counted for NotifyReport {
@@ -73,12 +111,14 @@ impl crate::metrics::Counted for NotifyReport {
         use crate::metrics::{count, names};
         count(names::EMAILS_SENT, self.sent);
         count(names::EMAILS_REFUSED, self.refused);
-        count(names::EMAILS_FAILED, self.failed);
+        count(names::EMAILS_FAILED, self.failed + self.deferred);
+        count(names::EMAILS_THROTTLED, self.throttled);
     }
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("{} of the batch's e-mails failed; the batch will be redelivered ({report:?})", report.failed)]
+#[error("{} of the batch's e-mails failed and {} wait for SES's sending rate; the batch will be redelivered ({report:?})",
+    report.failed, report.deferred)]
 pub struct NotifyError {
     pub report: NotifyReport,
 }
@@ -94,10 +134,53 @@ pub struct Notifier<M, S> {
     pub sender: S,
     pub templates: Templates,
     pub concurrency: usize,
+    /// The SES sending rate this instance keeps to.
+    pub pace: Pace,
 }
+
+/// One e-mail's fate in this invocation.
+enum Sent {
+    Accepted(String),
+    Refused(String),
+    Failed(SendError),
+    /// Throttled past this invocation's tries, or not started in time: the redelivery sends it.
+    Later,
+}
+
+/// When this invocation may start sends, and until when it waits for an answer.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start_by: Instant,
+    answers_by: Instant,
+}
+
+impl Window {
+    fn new(time_left: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            start_by: now + pace::sending_window(time_left),
+            answers_by: now + time_left.saturating_sub(pace::RECORD_RESERVE),
+        }
+    }
+}
+
+/// How long the invocation has until `deadline_ms` (Lambda's, milliseconds since the epoch).
+pub fn time_left(deadline_ms: u64) -> Duration {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Duration::from_millis(deadline_ms).saturating_sub(now)
+}
+
+/// What [`Notifier::handle`] assumes without a deadline: the template's `Timeout` (60 s).
+pub const DEFAULT_TIME_LEFT: Duration = Duration::from_secs(60);
 
 impl<M: SentEmails, S: MailSender> Notifier<M, S> {
     pub async fn handle(&self, batch: &KafkaEvent) -> Result<NotifyReport, NotifyError> {
+        self.handle_within(batch, DEFAULT_TIME_LEFT).await
+    }
+
+    /// Handles a batch with `time_left` until the invocation's deadline.
+    pub async fn handle_within(&self, batch: &KafkaEvent, time_left: Duration) -> Result<NotifyReport, NotifyError> {
+        let window = Window::new(time_left);
         let mut report = NotifyReport::default();
         let mut seen = HashSet::new();
         let mut ready: Vec<(Event, Email)> = Vec::new();
@@ -134,32 +217,47 @@ impl<M: SentEmails, S: MailSender> Notifier<M, S> {
         ready.retain(|(e, _)| !settled.contains(&e.id));
         report.already_sent = ids.len() - ready.len();
 
-        let outcomes: Vec<(Event, Result<String, SendError>)> = futures::stream::iter(ready)
-            .map(|(event, email)| async move {
-                let sent = self.sender.send(&email).await;
-                (event, sent)
+        if !ready.is_empty() {
+            self.pace.load(&self.sender).await;
+        }
+        let pacer = self.pace.pacer();
+        let throttled = AtomicUsize::new(0);
+        let outcomes: Vec<(Event, Sent)> = futures::stream::iter(ready)
+            .map(|(event, email)| {
+                let (pacer, throttled) = (&pacer, &throttled);
+                async move {
+                    let sent = self.send_paced(&email, pacer, window, throttled).await;
+                    (event, sent)
+                }
             })
             .buffer_unordered(self.concurrency.max(1))
             .collect()
             .await;
+        report.throttled = throttled.into_inner();
         let mut records = Vec::new();
         for (event, outcome) in outcomes {
             let (id, event_type) = (event.id, event.event_type());
+            // Logged under the ids of the request that caused the e-mail (`crate::trace`).
+            let _trace = crate::trace::Trace::span(event.trace.as_ref()).entered();
             match outcome {
-                Ok(message_id) => {
+                Sent::Accepted(message_id) => {
                     tracing::info!(event_id = %id, %event_type, message_id, "e-mail sent");
                     report.sent += 1;
                     records.push((id, EmailRecord::Sent { message_id }));
                 }
-                Err(SendError::Refused(reason)) => {
+                Sent::Refused(reason) => {
                     tracing::warn!(event_id = %id, %event_type, reason, metric = "email_refused",
                         "SES refused the e-mail for good; recorded, not retried");
                     report.refused += 1;
                     records.push((id, EmailRecord::Refused { reason }));
                 }
-                Err(e @ SendError::Failed(_)) => {
+                Sent::Failed(e) => {
                     tracing::error!(event_id = %id, %event_type, error = %e, "e-mail not sent");
                     report.failed += 1;
+                }
+                Sent::Later => {
+                    tracing::info!(event_id = %id, %event_type, "e-mail left for the batch's redelivery (SES's sending rate)");
+                    report.deferred += 1;
                 }
             }
         }
@@ -175,15 +273,67 @@ impl<M: SentEmails, S: MailSender> Notifier<M, S> {
             refused = report.refused,
             skipped = report.skipped,
             failed = report.failed,
+            throttled = report.throttled,
+            deferred = report.deferred,
             "batch done"
         );
-        if report.failed > 0 { Err(NotifyError { report }) } else { Ok(report) }
+        if report.failed > 0 || report.deferred > 0 { Err(NotifyError { report }) } else { Ok(report) }
     }
 
-    /// The record's event, or `None` (logged) when it is not one this notifier can read.
+    /// Sends one e-mail at the pace, trying a throttled send again while the window allows.
+    async fn send_paced(&self, email: &Email, pacer: &Pacer, window: Window, throttled: &AtomicUsize) -> Sent {
+        let mut throttles = 0;
+        loop {
+            // Our turn at the account's pace, unless it comes after the last moment to start.
+            loop {
+                match pacer.try_send() {
+                    Ok(()) => break,
+                    Err(wait) if Instant::now() + wait < window.start_by => tokio::time::sleep(wait).await,
+                    Err(_) => return Sent::Later,
+                }
+            }
+            if Instant::now() >= window.start_by {
+                return Sent::Later;
+            }
+            let answer = match tokio::time::timeout_at(window.answers_by, self.sender.send(email)).await {
+                Ok(answer) => answer,
+                Err(_) => {
+                    return Sent::Failed(SendError::Failed("no answer from SES before the invocation's end".into()));
+                }
+            };
+            match answer {
+                Ok(message_id) => return Sent::Accepted(message_id),
+                Err(SendError::Refused(reason)) => return Sent::Refused(reason),
+                Err(SendError::Throttled(why)) => {
+                    throttles += 1;
+                    throttled.fetch_add(1, Ordering::Relaxed);
+                    let left = window.start_by.saturating_duration_since(Instant::now());
+                    match pace::after_throttle(throttles, pacer.rate(), left, rand::random::<f64>()) {
+                        AfterThrottle::RetryIn(wait) => {
+                            tracing::info!(
+                                to_wait_ms = wait.as_millis() as u64,
+                                throttles,
+                                why,
+                                "SES throttled a send; the instance holds off, then tries it again"
+                            );
+                            pacer.hold_off(wait);
+                        }
+                        AfterThrottle::Later => return Sent::Later,
+                    }
+                }
+                Err(e @ SendError::Failed(_)) => return Sent::Failed(e),
+            }
+        }
+    }
+
+    /// The record's event, or `None` (logged) when it is not one this notifier can read. Its
+    /// `trace` is the record's headers' (the relay's), else the event's own.
     fn usable(&self, record: &KafkaRecord) -> Option<Event> {
         match decode(record) {
-            Ok(event) => Some(event),
+            Ok(mut event) => {
+                event.trace = header_trace(record).or(event.trace);
+                Some(event)
+            }
             Err(why) => {
                 tracing::warn!(topic = ?record.topic, partition = record.partition, offset = record.offset, why,
                     "bad record skipped");
@@ -191,6 +341,17 @@ impl<M: SentEmails, S: MailSender> Notifier<M, S> {
             }
         }
     }
+}
+
+/// The ids of the request behind a record, from its `request_id` and `trace_id` headers (bytes,
+/// as Lambda hands them: signed).
+fn header_trace(record: &KafkaRecord) -> Option<crate::trace::Trace> {
+    let headers: Vec<(&str, Vec<u8>)> = record
+        .headers
+        .iter()
+        .flat_map(|h| h.iter().map(|(k, v)| (k.as_str(), v.iter().map(|b| *b as u8).collect())))
+        .collect();
+    crate::trace::Trace::from_headers(headers.iter().map(|(k, v)| (*k, v.as_slice())))
 }
 
 /// base64 value → typed event. A `type` this build does not know (a newer producer's) is said
@@ -223,7 +384,7 @@ where
         async move {
             let records = event.payload.records.values().map(Vec::len).sum();
             crate::metrics::record(crate::metrics::names::BATCH_SIZE, records);
-            let result = notifier.handle(&event.payload).await;
+            let result = notifier.handle_within(&event.payload, time_left(event.context.deadline)).await;
             match &result {
                 Ok(report) => crate::metrics::Counted::count(report),
                 Err(e) => crate::metrics::Counted::count(&e.report),
@@ -233,4 +394,169 @@ where
         }
     }))
     .await
+}
+
+#[cfg(test)]
+mod pacing_tests {
+    //! What SES's throttling does to a batch, against in-memory fakes of the e-mail records and of
+    //! SES: nothing throttled is lost, nothing is sent twice, whatever the redeliveries.
+
+    use super::*;
+    use crate::email::pace::SendQuota;
+    use crate::events::event::{Payload, UserSignedUp};
+    use crate::store::StoreError;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicBool;
+
+    #[derive(Default)]
+    struct Records(Mutex<HashMap<Uuid, EmailRecord>>);
+
+    impl SentEmails for Records {
+        async fn settled(&self, events: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
+            let records = self.0.lock().unwrap();
+            Ok(events.iter().filter(|id| records.contains_key(id)).copied().collect())
+        }
+
+        async fn record(&self, records: &[(Uuid, EmailRecord)], _: time::OffsetDateTime) -> Result<(), StoreError> {
+            self.0.lock().unwrap().extend(records.iter().cloned());
+            Ok(())
+        }
+    }
+
+    /// Throttles the first `throttle_first` sends, every send while `throttling`, and every send
+    /// once it accepted `budget`; accepts the rest.
+    struct Ses {
+        throttle_first: usize,
+        throttling: AtomicBool,
+        budget: AtomicUsize,
+        attempts: AtomicUsize,
+        accepted: Mutex<Vec<String>>,
+    }
+
+    impl Default for Ses {
+        fn default() -> Self {
+            Self {
+                throttle_first: 0,
+                throttling: AtomicBool::new(false),
+                budget: AtomicUsize::new(usize::MAX),
+                attempts: AtomicUsize::new(0),
+                accepted: Mutex::default(),
+            }
+        }
+    }
+
+    impl MailSender for Ses {
+        async fn send(&self, email: &Email) -> Result<String, SendError> {
+            let attempt = self.attempts.fetch_add(1, Ordering::SeqCst);
+            let spent = self.budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1)).is_err();
+            if attempt < self.throttle_first || self.throttling.load(Ordering::SeqCst) || spent {
+                return Err(SendError::Throttled("TooManyRequestsException: Maximum sending rate exceeded.".into()));
+            }
+            self.accepted.lock().unwrap().push(email.to.clone());
+            Ok(format!("message-{attempt}"))
+        }
+
+        async fn send_quota(&self) -> Result<SendQuota, SendError> {
+            Ok(SendQuota { max_send_rate: 1000.0, max_24_hour_send: -1.0, sent_last_24_hours: 0.0 })
+        }
+    }
+
+    fn notifier(ses: Ses) -> Notifier<Records, Ses> {
+        Notifier {
+            markers: Records::default(),
+            sender: ses,
+            templates: Templates::new(),
+            concurrency: 8,
+            pace: Pace::new(None),
+        }
+    }
+
+    /// An MSK batch of `n` sign-ups.
+    fn batch(n: usize) -> KafkaEvent {
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let records: Vec<serde_json::Value> = (0..n)
+            .map(|i| {
+                let payload = Payload::UserSignedUp(UserSignedUp {
+                    user_id: Uuid::now_v7(),
+                    email: format!("customer-{i}@example.com"),
+                    name: String::new(),
+                });
+                let event = serde_json::to_vec(&Event::new(time::OffsetDateTime::now_utc(), payload)).unwrap();
+                serde_json::json!({ "topic": "shop-events", "partition": 0, "offset": i, "timestamp": 0,
+                    "timestampType": "CREATE_TIME", "value": b64(&event), "headers": [] })
+            })
+            .collect();
+        serde_json::from_value(
+            serde_json::json!({ "eventSource": "aws:kafka", "records": { "shop-events-0": records } }),
+        )
+        .unwrap()
+    }
+
+    fn accepted_once_each(ses: &Ses, n: usize) {
+        let mut accepted = ses.accepted.lock().unwrap().clone();
+        accepted.sort();
+        let mut expected: Vec<String> = (0..n).map(|i| format!("customer-{i}@example.com")).collect();
+        expected.sort();
+        assert_eq!(accepted, expected, "every e-mail exactly once");
+    }
+
+    #[tokio::test]
+    async fn throttled_sends_are_tried_again_within_the_invocation() {
+        let notifier = notifier(Ses { throttle_first: 3, ..Ses::default() });
+        let report = notifier.handle_within(&batch(5), Duration::from_secs(60)).await.expect("the batch succeeds");
+        assert_eq!((report.sent, report.throttled, report.deferred), (5, 3, 0), "{report:?}");
+        accepted_once_each(&notifier.sender, 5);
+        assert_eq!(notifier.markers.0.lock().unwrap().len(), 5, "all recorded");
+    }
+
+    #[tokio::test]
+    async fn what_stays_throttled_is_left_unrecorded_for_the_redelivery_which_sends_it_once() {
+        let notifier = notifier(Ses { budget: AtomicUsize::new(2), ..Ses::default() });
+        let events = batch(6);
+        // Two go out, then SES throttles everything for longer than the invocation may wait (its
+        // sending window is 1 s of its 11).
+        let Err(NotifyError { report }) = notifier.handle_within(&events, Duration::from_secs(11)).await else {
+            panic!("a batch with e-mails left for later fails, so that it comes again");
+        };
+        let sent_first = 2;
+        assert_eq!((report.sent, report.deferred), (sent_first, 6 - sent_first), "{report:?}");
+        assert!(report.throttled >= 4, "{report:?}");
+        assert_eq!(notifier.markers.0.lock().unwrap().len(), sent_first, "only what SES accepted is recorded");
+
+        notifier.sender.throttling.store(true, Ordering::SeqCst);
+        let Err(NotifyError { report }) = notifier.handle_within(&events, Duration::from_secs(11)).await else {
+            panic!("a batch with e-mails left for later fails, so that it comes again");
+        };
+        assert_eq!((report.sent, report.already_sent, report.deferred), (0, sent_first, 6 - sent_first), "{report:?}");
+        assert!(report.throttled > 0);
+
+        notifier.sender.throttling.store(false, Ordering::SeqCst);
+        notifier.sender.budget.store(usize::MAX, Ordering::SeqCst);
+        let report = notifier.handle_within(&events, Duration::from_secs(60)).await.expect("SES takes them again");
+        assert_eq!((report.sent, report.already_sent), (6 - sent_first, sent_first), "{report:?}");
+        accepted_once_each(&notifier.sender, 6);
+    }
+
+    #[tokio::test]
+    async fn nothing_starts_when_the_invocation_has_no_time_left_to_record_it() {
+        let notifier = notifier(Ses::default());
+        let Err(NotifyError { report }) = notifier.handle_within(&batch(3), Duration::from_secs(5)).await else {
+            panic!("nothing could be sent in time");
+        };
+        assert_eq!((report.sent, report.deferred), (0, 3), "{report:?}");
+        assert_eq!(notifier.sender.attempts.load(Ordering::SeqCst), 0, "no send started");
+        assert!(notifier.markers.0.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_configured_rate_is_a_positive_number_or_unset() {
+        assert_eq!(parse_rate(None).unwrap(), None);
+        assert_eq!(parse_rate(Some(" ")).unwrap(), None);
+        assert_eq!(parse_rate(Some("14")).unwrap(), Some(14.0));
+        assert_eq!(parse_rate(Some("0.5")).unwrap(), Some(0.5));
+        for bad in ["0", "-1", "fast", "NaN", "inf"] {
+            assert!(parse_rate(Some(bad)).is_err(), "{bad}");
+        }
+    }
 }

@@ -53,7 +53,8 @@ impl<S: OrderStore + ReleaseStore> Orders<S> {
         let order = self.own_order(req, me).await?;
         if order.state == OrderState::PendingPayment {
             let now = time::OffsetDateTime::now_utc();
-            let event = Event::new(now, Payload::OrderCancelled(OrderCancelled { order: (&order).into() }));
+            let event = Event::new(now, Payload::OrderCancelled(OrderCancelled { order: (&order).into() }))
+                .with_trace(&crate::http::trace(req));
             if self.store.release_order(&order, Release::Cancelled, &event, now).await? {
                 tracing::info!(order_id = %order.id, "order cancelled");
             }

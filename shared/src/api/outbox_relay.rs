@@ -11,8 +11,10 @@
 //!    never be produced and is reported failed, so after the mapping's bounded retries it goes to
 //!    the on-failure queue (a human looks) instead of blocking its shard;
 //! 2. send every event to the [`EventSink`] at once, in record order (Kafka: idempotent, `acks=all`,
-//!    key = aggregate id, so one order's events stay in order) and **await every acknowledgement**
-//!    before returning: Lambda freezes the process afterwards;
+//!    key = aggregate id, so one order's events stay in order; the event's `trace`, the ids of the
+//!    request that caused it, as record headers) and **await every acknowledgement** before
+//!    returning: Lambda freezes the process afterwards. Each event's outcome is logged under a
+//!    `trace` span with those ids (`crate::trace`), so the request's id finds the relay's line;
 //! 3. mark each delivered event published (out of the pending index), at most
 //!    `RELAY_CONCURRENCY` at a time; a mark that fails is only logged: the event was delivered,
 //!    and if the sweeper redrives it later the notifier ignores the second copy;
@@ -27,6 +29,7 @@
 
 use crate::events::sink::{EventSink, Outgoing};
 use crate::store::OutboxStore;
+use crate::trace::Trace;
 use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::StreamExt;
@@ -47,17 +50,22 @@ struct OutboxImage {
 struct Record<'a> {
     sequence: Option<&'a str>,
     image: Result<OutboxImage, String>,
+    /// The event's `trace`, when it has one.
+    trace: Option<Trace>,
 }
 
 fn decode(record: &EventRecord) -> Record<'_> {
+    let mut trace = None;
     let image = serde_dynamo::from_item::<_, OutboxImage>(record.change.new_image.clone())
         .map_err(|e| format!("not an outbox item: {e}"))
         .and_then(|i| {
-            serde_json::from_str::<serde_json::Value>(&i.payload)
-                .map_err(|e| format!("payload is not JSON: {e}"))
-                .map(|_| i)
+            let payload = serde_json::from_str::<serde_json::Value>(&i.payload)
+                .map_err(|e| format!("payload is not JSON: {e}"))?;
+            // A malformed trace is no reason to hold the event back: it goes without one.
+            trace = payload.get("trace").and_then(|t| Trace::deserialize(t).ok());
+            Ok(i)
         });
-    Record { sequence: record.change.sequence_number.as_deref(), image }
+    Record { sequence: record.change.sequence_number.as_deref(), image, trace }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,8 +93,12 @@ impl<S: OutboxStore, K: EventSink> OutboxRelay<S, K> {
         let sends = records.iter().map(|r| async move {
             match &r.image {
                 Ok(image) => {
-                    let sent =
-                        self.sink.send(Outgoing { key: &image.aggregate_id, payload: image.payload.as_bytes() }).await;
+                    let outgoing = Outgoing {
+                        key: &image.aggregate_id,
+                        payload: image.payload.as_bytes(),
+                        trace: r.trace.as_ref(),
+                    };
+                    let sent = self.sink.send(outgoing).await;
                     sent.map(|()| image.id).map_err(|e| e.to_string())
                 }
                 Err(why) => Err(why.clone()),
@@ -97,8 +109,12 @@ impl<S: OutboxStore, K: EventSink> OutboxRelay<S, K> {
         let mut failures = Vec::new();
         let mut delivered = Vec::new();
         for (record, result) in records.iter().zip(results) {
+            let _trace = Trace::span(record.trace.as_ref()).entered();
             match result {
-                Ok(id) => delivered.push(id),
+                Ok(id) => {
+                    tracing::info!(event_id = %id, sequence = record.sequence, "event relayed");
+                    delivered.push(id);
+                }
                 Err(why) => {
                     tracing::warn!(sequence = record.sequence, why, "outbox record not relayed");
                     failures.push(record.sequence);
@@ -182,6 +198,8 @@ mod tests {
     struct Broker {
         refuse: Vec<String>,
         acked: Mutex<Vec<(String, String)>>,
+        /// The trace each acknowledged record was sent with (its headers).
+        traces: Mutex<Vec<Option<Trace>>>,
     }
 
     impl EventSink for Broker {
@@ -191,6 +209,7 @@ mod tests {
             }
             let payload = String::from_utf8(event.payload.to_vec()).unwrap();
             self.acked.lock().unwrap().push((event.key.to_owned(), payload));
+            self.traces.lock().unwrap().push(event.trace.cloned());
             Ok(())
         }
     }
@@ -248,6 +267,21 @@ mod tests {
         let mut marked = relay.outbox.0.lock().unwrap().clone();
         marked.sort();
         assert_eq!(marked, [a, b]);
+    }
+
+    #[tokio::test]
+    async fn the_events_trace_goes_with_it_and_an_event_without_one_is_sent_too() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let traced = serde_json::json!({
+            "pk": {"S": format!("EVENT#{a}")}, "sk": {"S": "EVENT"}, "gsi1pk": {"S": "OUTBOX"},
+            "id": {"S": a.to_string()}, "aggregate_id": {"S": "o1"},
+            "payload": {"S": format!(r#"{{"id":"{a}","trace":{{"request_id":"AbCdEfGhIjKlMg=","trace_id":"1-a-b"}}}}"#)}
+        });
+        let relay = OutboxRelay { outbox: Marks::default(), sink: Broker::default(), concurrency: 4 };
+        let r = relay.handle(&batch(vec![record("1", traced), record("2", outbox(b, "o1"))])).await.unwrap();
+        assert!(r.batch_item_failures.is_empty());
+        let expected = Trace { request_id: "AbCdEfGhIjKlMg=".into(), trace_id: Some("1-a-b".into()) };
+        assert_eq!(*relay.sink.traces.lock().unwrap(), [Some(expected), None]);
     }
 
     #[tokio::test]

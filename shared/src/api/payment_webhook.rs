@@ -110,7 +110,7 @@ impl<S: PaymentStore + 'static> crate::http::HttpHandler for PaymentWebhook<S> {
             },
             _ => reported,
         };
-        match settle(&self.store, order_id, &payment, &event.id).await {
+        match settle(&self.store, order_id, &payment, &event.id, &crate::http::trace(&req)).await {
             Ok(outcome) => {
                 let settled = outcome.settled.as_str();
                 crate::metrics::count_labelled(crate::metrics::names::PAYMENTS_SETTLED, "Outcome", settled);

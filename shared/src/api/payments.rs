@@ -140,7 +140,9 @@ impl<S: PaymentStore + RefundStore + RoleStore> Payments<S> {
         };
         let dedupe_key = format!("charge:{}:{:?}", charge.id, charge.status).to_lowercase();
         let payment = charge.payment();
-        let outcome = settle(&self.store, order.id, &payment, &dedupe_key).await.map_err(PaymentsError::from)?;
+        let outcome = settle(&self.store, order.id, &payment, &dedupe_key, &crate::http::trace(req))
+            .await
+            .map_err(PaymentsError::from)?;
         let (settled, state) = (outcome.settled, outcome.state);
         if charge.status == ChargeStatus::Succeeded && payment.amount != order.total {
             // Settled as a refund (now or by an earlier delivery): the charge goes back.

@@ -5,7 +5,9 @@
 //! the first response was lost on the way; the same key with a different body is a 422. Prices are
 //! the server's. On the happy path this is two DynamoDB round trips: one read (the products, or the
 //! cart) and one transaction (see `store::dynamo::reserve`), which also writes the `order.placed`
-//! event to the outbox; the table's stream carries it on, so the buyer never waits for Kafka.
+//! event to the outbox; the table's stream carries it on, so the buyer never waits for Kafka. The
+//! request's ids (`crate::trace`) go on the event and on the order item, so the order's whole path
+//! can be found from the `x-request-id` its buyer got.
 //!
 //! A product whose stock is spread over buckets (`domain::buckets`) is reserved from one bucket
 //! picked at random. If that bucket is short, the order is not refused yet: every bucket of the
@@ -151,7 +153,7 @@ impl<S: PlacementStore + OrderStore + CartStore + 'static> crate::http::HttpHand
             _ => false,
         };
         let requested = if has_body { Some(json_body::<PlaceOrderRequest>(&req)?.lines) } else { None };
-        let (status, order) = self.place(&me, key, requested).await?;
+        let (status, order) = self.place(&me, key, requested, &crate::http::trace(&req)).await?;
         Ok(json(status, &order))
     }
 }
@@ -162,6 +164,7 @@ impl<S: PlacementStore + OrderStore + CartStore> PlaceOrder<S> {
         me: &Principal,
         key: IdempotencyKey,
         requested: Option<Vec<RequestedLine>>,
+        trace: &crate::trace::Trace,
     ) -> Result<(StatusCode, Order), PlaceOrderError> {
         let request_hash = fingerprint(requested.as_deref());
         let from_cart = requested.is_none();
@@ -224,7 +227,8 @@ impl<S: PlacementStore + OrderStore + CartStore> PlaceOrder<S> {
                 order: (&order).into(),
                 reservation_deadline: order.reservation_deadline,
             }),
-        );
+        )
+        .with_trace(trace);
         let mut placement = Placement {
             order,
             idempotency_key: key.clone(),

@@ -51,12 +51,29 @@ fn key(k: &str) -> IdempotencyKey {
     IdempotencyKey::parse(k).unwrap()
 }
 
+/// The request's ids, as `http::trace` reads them off API Gateway's event.
+fn trace() -> crate::trace::Trace {
+    crate::trace::Trace {
+        request_id: "AbCdEfGhIjKlMg=".into(),
+        trace_id: Some("1-6751a2b3-0123456789abcdef01234567".into()),
+    }
+}
+
+#[tokio::test]
+async fn the_placed_event_carries_the_requests_ids() {
+    let (handler, me, product) = shop_with_product();
+    handler.place(&me, key("key-1"), Some(vec![line(product, 1)]), &trace()).await.unwrap();
+    let placements = handler.store.placements();
+    assert_eq!(placements.len(), 1);
+    assert_eq!(placements[0].event.trace, Some(trace()));
+}
+
 #[tokio::test]
 async fn a_repeated_key_with_the_same_request_replays_the_first_order_with_200() {
     let (handler, me, product) = shop_with_product();
 
-    let (created, first) = handler.place(&me, key("key-1"), Some(vec![line(product, 2)])).await.unwrap();
-    let (replayed, again) = handler.place(&me, key("key-1"), Some(vec![line(product, 2)])).await.unwrap();
+    let (created, first) = handler.place(&me, key("key-1"), Some(vec![line(product, 2)]), &trace()).await.unwrap();
+    let (replayed, again) = handler.place(&me, key("key-1"), Some(vec![line(product, 2)]), &trace()).await.unwrap();
 
     assert_eq!(created, StatusCode::CREATED);
     assert_eq!(replayed, StatusCode::OK);
@@ -71,9 +88,9 @@ async fn a_repeated_key_with_the_same_request_replays_the_first_order_with_200()
 #[tokio::test]
 async fn a_repeated_key_with_another_request_is_refused_with_422() {
     let (handler, me, product) = shop_with_product();
-    handler.place(&me, key("key-1"), Some(vec![line(product, 2)])).await.unwrap();
+    handler.place(&me, key("key-1"), Some(vec![line(product, 2)]), &trace()).await.unwrap();
 
-    let err = handler.place(&me, key("key-1"), Some(vec![line(product, 3)])).await.unwrap_err();
+    let err = handler.place(&me, key("key-1"), Some(vec![line(product, 3)]), &trace()).await.unwrap_err();
 
     assert!(matches!(err, PlaceOrderError::KeyReused), "{err:?}");
     let api = ApiError::from(err);
@@ -86,8 +103,8 @@ async fn the_same_key_of_another_user_is_another_order() {
     let (handler, me, product) = shop_with_product();
     let other = Principal { user_id: Uuid::now_v7(), ..me.clone() };
 
-    let (_, mine) = handler.place(&me, key("key-1"), Some(vec![line(product, 1)])).await.unwrap();
-    let (status, theirs) = handler.place(&other, key("key-1"), Some(vec![line(product, 1)])).await.unwrap();
+    let (_, mine) = handler.place(&me, key("key-1"), Some(vec![line(product, 1)]), &trace()).await.unwrap();
+    let (status, theirs) = handler.place(&other, key("key-1"), Some(vec![line(product, 1)]), &trace()).await.unwrap();
 
     assert_eq!(status, StatusCode::CREATED);
     assert_ne!(mine.id, theirs.id);
@@ -99,11 +116,11 @@ async fn key_used_in_the_transaction_is_answered_with_the_concurrent_requests_or
     // KeyUsed, and the order that request placed is the answer.
     let (handler, me, product) = shop_with_product();
     let lines = vec![line(product, 2)];
-    let (_, theirs) = handler.place(&me, key("seed"), Some(lines.clone())).await.unwrap();
+    let (_, theirs) = handler.place(&me, key("seed"), Some(lines.clone()), &trace()).await.unwrap();
     handler.store.add_marker(me.user_id, "key-1", theirs.id, &fingerprint(Some(&lines)));
     handler.store.script_place([Err(PlaceError::KeyUsed)]);
 
-    let (status, order) = handler.place(&me, key("key-1"), Some(lines)).await.unwrap();
+    let (status, order) = handler.place(&me, key("key-1"), Some(lines), &trace()).await.unwrap();
 
     assert_eq!((status, order), (StatusCode::OK, theirs));
     let calls = handler.store.calls();
@@ -125,13 +142,13 @@ async fn the_cart_becomes_an_order_and_a_retry_on_the_emptied_cart_replays_it() 
     };
     handler.store.add_cart_line(me.user_id, cart_line);
 
-    let (created, first) = handler.place(&me, key("key-1"), None).await.unwrap();
+    let (created, first) = handler.place(&me, key("key-1"), None, &trace()).await.unwrap();
     assert_eq!(created, StatusCode::CREATED);
     assert_eq!(first.total, eur(750));
     assert!(handler.store.state().carts[&me.user_id].is_empty(), "the transaction cleared the cart");
     assert_eq!(handler.store.placements()[0].clear_cart, [(product, 3)]);
 
-    let (replayed, again) = handler.place(&me, key("key-1"), None).await.unwrap();
+    let (replayed, again) = handler.place(&me, key("key-1"), None, &trace()).await.unwrap();
 
     assert_eq!((replayed, again), (StatusCode::OK, first));
     let calls = handler.store.calls();
@@ -142,10 +159,10 @@ async fn the_cart_becomes_an_order_and_a_retry_on_the_emptied_cart_replays_it() 
 #[tokio::test]
 async fn an_empty_cart_replays_a_prior_placement_of_the_cart() {
     let (handler, me, product) = shop_with_product();
-    let (_, prior) = handler.place(&me, key("seed"), Some(vec![line(product, 1)])).await.unwrap();
+    let (_, prior) = handler.place(&me, key("seed"), Some(vec![line(product, 1)]), &trace()).await.unwrap();
     handler.store.add_marker(me.user_id, "key-1", prior.id, &fingerprint(None));
 
-    let (status, order) = handler.place(&me, key("key-1"), None).await.unwrap();
+    let (status, order) = handler.place(&me, key("key-1"), None, &trace()).await.unwrap();
 
     assert_eq!((status, order), (StatusCode::OK, prior));
 }
@@ -153,9 +170,9 @@ async fn an_empty_cart_replays_a_prior_placement_of_the_cart() {
 #[tokio::test]
 async fn an_empty_cart_with_a_key_used_for_lines_is_refused_with_422() {
     let (handler, me, product) = shop_with_product();
-    handler.place(&me, key("key-1"), Some(vec![line(product, 1)])).await.unwrap();
+    handler.place(&me, key("key-1"), Some(vec![line(product, 1)]), &trace()).await.unwrap();
 
-    let err = handler.place(&me, key("key-1"), None).await.unwrap_err();
+    let err = handler.place(&me, key("key-1"), None, &trace()).await.unwrap_err();
 
     assert!(matches!(err, PlaceOrderError::KeyReused), "{err:?}");
 }
@@ -164,7 +181,7 @@ async fn an_empty_cart_with_a_key_used_for_lines_is_refused_with_422() {
 async fn an_empty_cart_without_a_prior_placement_is_cart_empty() {
     let (handler, me) = shop();
 
-    let err = handler.place(&me, key("key-1"), None).await.unwrap_err();
+    let err = handler.place(&me, key("key-1"), None, &trace()).await.unwrap_err();
 
     assert!(matches!(err, PlaceOrderError::CartEmpty), "{err:?}");
     assert_eq!(handler.store.calls().prior_placement, 1);
@@ -174,13 +191,13 @@ async fn an_empty_cart_without_a_prior_placement_is_cart_empty() {
 #[tokio::test]
 async fn a_retry_after_the_product_left_the_catalog_still_replays_the_first_order() {
     let (handler, me, product) = shop_with_product();
-    let (_, first) = handler.place(&me, key("key-1"), Some(vec![line(product, 1)])).await.unwrap();
+    let (_, first) = handler.place(&me, key("key-1"), Some(vec![line(product, 1)]), &trace()).await.unwrap();
     handler.store.state().quotes.clear();
 
-    let (status, order) = handler.place(&me, key("key-1"), Some(vec![line(product, 1)])).await.unwrap();
+    let (status, order) = handler.place(&me, key("key-1"), Some(vec![line(product, 1)]), &trace()).await.unwrap();
     assert_eq!((status, order), (StatusCode::OK, first));
 
-    let err = handler.place(&me, key("key-2"), Some(vec![line(product, 1)])).await.unwrap_err();
+    let err = handler.place(&me, key("key-2"), Some(vec![line(product, 1)]), &trace()).await.unwrap_err();
     assert!(matches!(err, PlaceOrderError::Pricing(PricingError::UnknownProducts(ref p)) if *p == [product]));
 }
 
@@ -197,7 +214,7 @@ async fn a_short_bucket_is_tried_again_where_the_units_are() {
     handler.store.script_place([Err(PlaceError::BucketsShort(vec![whole, split]))]);
 
     let lines = vec![line(whole, 3), line(split, 3), line(plain, 1)];
-    let (status, order) = handler.place(&me, key("key-1"), Some(lines)).await.unwrap();
+    let (status, order) = handler.place(&me, key("key-1"), Some(lines), &trace()).await.unwrap();
 
     assert_eq!(status, StatusCode::CREATED);
     let s = handler.store.state();
@@ -226,7 +243,7 @@ async fn buckets_short_together_is_out_of_stock() {
     handler.store.add_buckets(fine, vec![(0, bucket(9)), (1, bucket(9))]);
     handler.store.script_place([Err(PlaceError::BucketsShort(vec![short]))]);
 
-    let err = handler.place(&me, key("key-1"), Some(vec![line(short, 3), line(fine, 1)])).await.unwrap_err();
+    let err = handler.place(&me, key("key-1"), Some(vec![line(short, 3), line(fine, 1)]), &trace()).await.unwrap_err();
 
     assert!(matches!(err, PlaceOrderError::Place(PlaceError::OutOfStock(ref p)) if *p == [short]), "{err:?}");
     let api = ApiError::from(err);
@@ -246,7 +263,7 @@ async fn reserve_gives_up_as_unavailable_when_the_buckets_keep_changing() {
     handler.store.script_place((0..PLACE_ATTEMPTS).map(|_| Err(PlaceError::BucketsShort(vec![product]))));
     handler.store.script_place([Ok(())]);
 
-    let err = handler.place(&me, key("key-1"), Some(vec![line(product, 1)])).await.unwrap_err();
+    let err = handler.place(&me, key("key-1"), Some(vec![line(product, 1)]), &trace()).await.unwrap_err();
 
     assert!(matches!(err, PlaceOrderError::Place(PlaceError::Store(StoreError::Unavailable(_)))), "{err:?}");
     assert_eq!(ApiError::from(err).status, StatusCode::SERVICE_UNAVAILABLE);
@@ -274,7 +291,7 @@ async fn a_price_change_on_the_cart_path_refreshes_the_cart() {
     handler.store.add_quote(same, quote("Cup", 100, 1));
     handler.store.script_place([Err(PlaceError::PriceChanged(vec![changed]))]);
 
-    let err = handler.place(&me, key("key-1"), None).await.unwrap_err();
+    let err = handler.place(&me, key("key-1"), None, &trace()).await.unwrap_err();
 
     assert!(matches!(err, PlaceOrderError::Place(PlaceError::PriceChanged(ref p)) if *p == [changed]), "{err:?}");
     assert_eq!(handler.store.calls().put_cart_line, 1, "only the repriced line is rewritten");

@@ -18,6 +18,11 @@
 //! 4. if the gateway is unreachable, nothing changes and the next run tries again.
 //!
 //! One refund that cannot be processed never stops the others.
+//!
+//! Each refund is handled, and logged, under a `trace` span with the ids of the request whose
+//! settlement opened it (the webhook's or the payment's, see `crate::trace`), and its
+//! `refund.completed` event carries them: the refund is part of that order's path. A refund opened
+//! before traces existed gets the worker run's own ids.
 
 use crate::domain::refund::Refund;
 use crate::events::event::{Event, Payload, RefundCompleted};
@@ -59,10 +64,14 @@ enum Done {
 impl<S: RefundStore + 'static> crate::schedule::Scheduled for RefundWorker<S> {
     type Report = RefundReport;
 
-    async fn run(&self, now: time::OffsetDateTime) -> Result<RefundReport, StoreError> {
+    async fn run(&self, now: time::OffsetDateTime, run: &crate::trace::Trace) -> Result<RefundReport, StoreError> {
+        use tracing::Instrument;
         let mut report = RefundReport::default();
         for refund in self.store.open_refunds(PAGE).await? {
-            match self.refund(&refund, now).await {
+            let trace = refund.trace.clone().unwrap_or_else(|| run.clone());
+            let span = crate::trace::Trace::span(Some(&trace));
+            // Boxed: the gateway call's future inside the span is too deep a type for rustc otherwise.
+            match Box::pin(self.refund(&refund, now, &trace)).instrument(span).await {
                 Done::Refunded => report.refunded += 1,
                 Done::Failed => report.failed += 1,
                 Done::RetryLater => report.retry_later += 1,
@@ -73,7 +82,7 @@ impl<S: RefundStore + 'static> crate::schedule::Scheduled for RefundWorker<S> {
 }
 
 impl<S: RefundStore> RefundWorker<S> {
-    async fn refund(&self, refund: &Refund, now: time::OffsetDateTime) -> Done {
+    async fn refund(&self, refund: &Refund, now: time::OffsetDateTime, trace: &crate::trace::Trace) -> Done {
         let request = RefundRequest {
             charge_id: refund.charge_id.clone(),
             amount: refund.amount.amount,
@@ -82,7 +91,8 @@ impl<S: RefundStore> RefundWorker<S> {
         let key = format!("refund-{}", refund.charge_id);
         match self.gateway.refund(&key, &request).await {
             Ok(paid_back) => {
-                let event = Event::new(now, Payload::RefundCompleted(RefundCompleted::of(refund, &paid_back.id)));
+                let event = Event::new(now, Payload::RefundCompleted(RefundCompleted::of(refund, &paid_back.id)))
+                    .with_trace(trace);
                 match self.store.complete_refund(refund, &paid_back.id, &event, now).await {
                     Ok(true) => {
                         tracing::info!(refund_id = %refund.id, charge_id = refund.charge_id, gateway_refund = paid_back.id, "refunded");

@@ -2,7 +2,8 @@
 //!
 //! Body `{"email", "password", "name"?}` → `201 {"id", "email", "name", "role", "created_at"}`.
 //! The password is hashed with argon2id before anything is stored; the profile, the e-mail claim
-//! and the `user.signed_up` event (which becomes the welcome e-mail) are written in one transaction.
+//! and the `user.signed_up` event (which becomes the welcome e-mail, stamped with the request's
+//! ids: see `crate::trace`) are written in one transaction.
 
 use crate::auth::password::{self, PasswordError};
 use crate::domain::user::{Email, Role, User, check_password_policy, parse_display_name};
@@ -55,13 +56,13 @@ pub struct Signup<S> {
 impl<S: UserStore + 'static> crate::http::HttpHandler for Signup<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let body: SignupRequest = json_body(&req)?;
-        let user = self.signup(body).await?;
+        let user = self.signup(body, &crate::http::trace(&req)).await?;
         Ok(crate::http::json(StatusCode::CREATED, &user))
     }
 }
 
 impl<S: UserStore> Signup<S> {
-    async fn signup(&self, body: SignupRequest) -> Result<User, SignupError> {
+    async fn signup(&self, body: SignupRequest, trace: &crate::trace::Trace) -> Result<User, SignupError> {
         use secrecy::ExposeSecret;
         let mut invalid = Vec::new();
         let email = Email::parse(&body.email).map_err(|e| invalid.push(("email", e))).ok();
@@ -78,7 +79,7 @@ impl<S: UserStore> Signup<S> {
         // Never an admin: roles are given out of band (`shop-admin`), not by an address nobody proved.
         let role = Role::Customer;
         let user = User { id: Uuid::now_v7(), email, name, role, created_at: now };
-        let event = Event::new(now, Payload::UserSignedUp(UserSignedUp::from(&user)));
+        let event = Event::new(now, Payload::UserSignedUp(UserSignedUp::from(&user))).with_trace(trace);
         match self.store.create_user(&user, &hash, &event).await {
             Ok(()) => {
                 tracing::info!(user_id = %user.id, ?role, "user signed up");

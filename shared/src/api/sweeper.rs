@@ -13,6 +13,10 @@
 //! expiry for everyone, nor the redrive after it, which runs whatever the expiry found
 //! (`events::redrive`). The run fails (and shows in the function's error metrics) only if a step
 //! could not run at all.
+//!
+//! No HTTP request is behind an expiry: its `order.expired` event carries the sweeper run's
+//! invocation id (`crate::trace`), which the run logs under, so the expired orders, their events
+//! and e-mails are found from the run.
 
 use crate::domain::order::Release;
 use crate::events::event::{Event, OrderExpired, Payload};
@@ -63,10 +67,10 @@ impl<S: ReleaseStore + OutboxStore + 'static> crate::schedule::Scheduled for Swe
     type Report = SweepReport;
 
     /// `now` is the EventBridge scheduled event's `time`.
-    async fn run(&self, now: time::OffsetDateTime) -> Result<SweepReport, StoreError> {
+    async fn run(&self, now: time::OffsetDateTime, trace: &crate::trace::Trace) -> Result<SweepReport, StoreError> {
         let mut report = SweepReport::default();
         // Boxed: the nested futures of a page of transactions are too deep a type otherwise.
-        let expiry = Box::pin(self.expire_overdue(now, &mut report)).await;
+        let expiry = Box::pin(self.expire_overdue(now, trace, &mut report)).await;
         // Whatever happened above, the backstop of the event path runs.
         let redrive = redrive::redrive_pending(&self.store, now, self.redrive_after).await;
         // A successful run's report is logged by `schedule::serve`; a failed one returns no
@@ -87,7 +91,13 @@ impl<S: ReleaseStore + OutboxStore + 'static> crate::schedule::Scheduled for Swe
 }
 
 impl<S: ReleaseStore + OutboxStore> Sweeper<S> {
-    async fn expire_overdue(&self, now: time::OffsetDateTime, report: &mut SweepReport) -> Result<(), StoreError> {
+    /// Expires what is overdue at `now`; the `order.expired` events carry the run's `trace`.
+    async fn expire_overdue(
+        &self,
+        now: time::OffsetDateTime,
+        trace: &crate::trace::Trace,
+        report: &mut SweepReport,
+    ) -> Result<(), StoreError> {
         for _ in 0..MAX_PAGES {
             let overdue = self.store.overdue_orders(now, PAGE).await?;
             let read = overdue.len();
@@ -102,9 +112,13 @@ impl<S: ReleaseStore + OutboxStore> Sweeper<S> {
                         }
                     };
                     let now = time::OffsetDateTime::now_utc();
-                    let event = Event::new(now, Payload::OrderExpired(OrderExpired { order: (&order).into() }));
+                    let event = Event::new(now, Payload::OrderExpired(OrderExpired { order: (&order).into() }))
+                        .with_trace(trace);
                     match self.store.release_order(&order, Release::Expired, &event, now).await {
-                        Ok(true) => Expiry::Expired,
+                        Ok(true) => {
+                            tracing::info!(order_id = %order.id, "order expired");
+                            Expiry::Expired
+                        }
                         Ok(false) => Expiry::Skipped,
                         Err(e) => {
                             tracing::error!(order_id = %order.id, error = %e, "could not expire an overdue order");

@@ -45,16 +45,22 @@ pub struct Refund {
     pub created_at: time::OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: time::OffsetDateTime,
+    /// The ids of the request whose settlement opened it (`crate::trace`), when known: the
+    /// worker logs under them and stamps them on `refund.completed`. Stored, not shown by the API.
+    #[serde(skip)]
+    pub trace: Option<crate::trace::Trace>,
 }
 
 impl Refund {
-    /// A new refund of `amount` of charge `charge_id`, taken for `order`.
+    /// A new refund of `amount` of charge `charge_id`, taken for `order`, opened by the request
+    /// `trace` names.
     pub fn request(
         order: &Order,
         charge_id: &str,
         amount: Money,
         reason: RefundReason,
         now: time::OffsetDateTime,
+        trace: &crate::trace::Trace,
     ) -> Self {
         Self {
             id: Uuid::now_v7(),
@@ -69,6 +75,7 @@ impl Refund {
             failure: None,
             created_at: now,
             updated_at: now,
+            trace: Some(trace.clone()),
         }
     }
 }

@@ -2,10 +2,12 @@
 //!
 //! - [`templates`]: the event → e-mail mapping; text and HTML bodies rendered from the files in
 //!   `templates/` (embedded in the binary at compile time, so a Lambda needs no extra files);
-//! - [`sender`]: the port to send a rendered e-mail, and its SESv2 adapter.
+//! - [`sender`]: the port to send a rendered e-mail, and its SESv2 adapter;
+//! - [`pace`]: keeping pace with the account's SES sending quota, and what a throttle means.
 //!
 //! Who decides *when* to send (once per event, in batches from Kafka) is `api::notifier`.
 
+pub mod pace;
 pub mod sender;
 pub mod templates;
 

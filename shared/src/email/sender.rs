@@ -2,21 +2,30 @@
 //!
 //! `SENDER_EMAIL` is the From address; it must be a verified SES identity (the template grants
 //! `ses:SendEmail` on exactly that identity). `AWS_ENDPOINT_URL_SESV2` points the client at an
-//! emulator (the local stack's moto) without code changes. The SDK retries throttling and 5xx
-//! itself; what still fails is told apart, because the two call for opposite actions:
+//! emulator (the local stack's moto) without code changes. The SDK retries 5xx and connection
+//! errors itself, but not a throttled `SendEmail`: that one is the notifier's to pace
+//! (`email::pace`), so a retry classifier forbids the SDK's immediate, unpaced retry. What still
+//! fails is told apart, because each calls for another action:
 //!
 //! - [`SendError::Refused`]: SES refuses *this e-mail* and will refuse it every time —
 //!   `MessageRejected` (an unverified recipient while the account is in the sandbox, content SES
 //!   will not send), `BadRequestException` (an address SES cannot send to: a local part that is not
 //!   7-bit ASCII, a malformed one). The notifier records it and moves on; retrying would block every
 //!   e-mail behind it until the records age out.
-//! - [`SendError::Failed`]: anything else — throttling the SDK's retries did not outlast, SES
-//!   unreachable, and the account-wide refusals (`SendingPausedException`,
+//! - [`SendError::Throttled`]: SES's sending rate exceeded (HTTP 429 `TooManyRequestsException`,
+//!   "Maximum sending rate exceeded."): the e-mail was not accepted and is fine; send it later
+//!   (`email::pace::after_throttle`).
+//! - [`SendError::Failed`]: anything else — SES unreachable, the day's quota used up ("Daily
+//!   message quota exceeded.": waiting a day is not the notifier's to do), and the account-wide refusals (`SendingPausedException`,
 //!   `AccountSuspendedException`, `MailFromDomainNotVerifiedException`, `NotFoundException` of the
 //!   identity): those are ours to fix and affect every e-mail alike, so dropping the e-mail would
 //!   be wrong; the batch is retried (bounded by the trigger) and lands in its dead-letter queue.
+//!
+//! [`MailSender::send_quota`] is SESv2 `GetAccount`'s `SendQuota` (`ses:GetAccount`, on `*`: the
+//! action has no resource type), read once per instance at cold start.
 
 use super::Email;
+use super::pace::SendQuota;
 use aws_sdk_sesv2::Client;
 use aws_sdk_sesv2::error::ProvideErrorMetadata;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
@@ -27,6 +36,9 @@ pub enum SendError {
     /// SES will never send this e-mail: record it, skip it.
     #[error("refused by SES: {0}")]
     Refused(String),
+    /// SES's sending rate exceeded: this e-mail was not accepted; send it a little later.
+    #[error("throttled by SES: {0}")]
+    Throttled(String),
     /// Worth trying again later.
     #[error("sending failed: {0}")]
     Failed(String),
@@ -34,11 +46,19 @@ pub enum SendError {
 
 /// SES error codes that refuse one e-mail for good (the others concern every e-mail, or the moment).
 const REFUSES_THE_EMAIL: &[&str] = &["MessageRejected", "BadRequestException"];
+/// What SES answers past the account's sending rate: SESv2 `TooManyRequestsException` (HTTP 429);
+/// the Query API (v1) and the developer guide say `Throttling` / `ThrottlingException`.
+const THROTTLED: &[&str] = &["TooManyRequestsException", "ThrottlingException", "Throttling"];
+/// The same codes past the day's quota say so: nothing to wait out within an invocation.
+const DAILY_QUOTA_EXCEEDED: &str = "Daily message quota exceeded";
 
-/// Which [`SendError`] an SES error code is.
+/// Which [`SendError`] an SES error code (and its message) is.
 pub fn classify(code: Option<&str>, message: String) -> SendError {
     match code {
         Some(c) if REFUSES_THE_EMAIL.contains(&c) => SendError::Refused(format!("{c}: {message}")),
+        Some(c) if THROTTLED.contains(&c) && !message.contains(DAILY_QUOTA_EXCEEDED) => {
+            SendError::Throttled(format!("{c}: {message}"))
+        }
         Some(c) => SendError::Failed(format!("{c}: {message}")),
         None => SendError::Failed(message),
     }
@@ -47,6 +67,39 @@ pub fn classify(code: Option<&str>, message: String) -> SendError {
 pub trait MailSender: Send + Sync {
     /// Sends it; returns the provider's message id.
     fn send(&self, email: &Email) -> impl Future<Output = Result<String, SendError>> + Send;
+
+    /// The account's sending quota.
+    fn send_quota(&self) -> impl Future<Output = Result<SendQuota, SendError>> + Send;
+}
+
+/// Forbids the SDK's own retry of a throttled `SendEmail` (its standard strategy retries
+/// throttling at once, with its own backoff and unpaced): the notifier paces and retries it.
+#[derive(Debug)]
+struct ThrottlingIsPacedByTheNotifier;
+
+impl aws_smithy_runtime_api::client::retries::classifiers::ClassifyRetry for ThrottlingIsPacedByTheNotifier {
+    fn classify_retry(
+        &self,
+        ctx: &aws_smithy_runtime_api::client::interceptors::context::InterceptorContext,
+    ) -> aws_smithy_runtime_api::client::retries::classifiers::RetryAction {
+        use aws_sdk_sesv2::operation::send_email::SendEmailError;
+        use aws_smithy_runtime_api::client::orchestrator::OrchestratorError;
+        use aws_smithy_runtime_api::client::retries::classifiers::RetryAction;
+        let code = match ctx.output_or_error() {
+            Some(Err(error)) => OrchestratorError::as_operation_error(error)
+                .and_then(|e| e.downcast_ref::<SendEmailError>())
+                .and_then(|e| e.code()),
+            _ => None,
+        };
+        match code {
+            Some(c) if THROTTLED.contains(&c) => RetryAction::RetryForbidden,
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "SendEmail throttling is paced by the notifier"
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -67,7 +120,8 @@ impl SesSender {
             .behavior_version(crate::aws::behavior_version())
             .region(aws.region.clone())
             .credentials_provider(aws.credentials.clone())
-            .http_client(aws.http.clone());
+            .http_client(aws.http.clone())
+            .retry_classifier(ThrottlingIsPacedByTheNotifier);
         config.set_app_name(aws.app_name.clone());
         config.set_endpoint_url(crate::aws::AwsEnv::endpoint("SESV2"));
         Self::new(Client::from_conf(config.build()), from)
@@ -96,6 +150,19 @@ impl MailSender for SesSender {
             })?;
         Ok(out.message_id.unwrap_or_default())
     }
+
+    async fn send_quota(&self) -> Result<SendQuota, SendError> {
+        let out = self.client.get_account().send().await.map_err(|e| {
+            let code = e.as_service_error().and_then(|s| s.code()).map(str::to_owned);
+            classify(code.as_deref(), format!("{}", aws_sdk_sesv2::error::DisplayErrorContext(&e)))
+        })?;
+        let quota = out.send_quota.ok_or_else(|| SendError::Failed("GetAccount answered no SendQuota".into()))?;
+        Ok(SendQuota {
+            max_send_rate: quota.max_send_rate,
+            max_24_hour_send: quota.max24_hour_send,
+            sent_last_24_hours: quota.sent_last24_hours,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -103,12 +170,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_refusals_of_the_email_itself_are_final() {
+    fn only_refusals_of_the_email_itself_are_final_and_only_the_rate_is_waited_out() {
         for code in ["MessageRejected", "BadRequestException"] {
             assert!(matches!(classify(Some(code), "x".into()), SendError::Refused(_)), "{code}");
         }
+        for code in ["TooManyRequestsException", "ThrottlingException", "Throttling"] {
+            let e = classify(Some(code), "Maximum sending rate exceeded.".into());
+            assert!(matches!(e, SendError::Throttled(_)), "{code}");
+            let e = classify(Some(code), "Daily message quota exceeded.".into());
+            assert!(matches!(e, SendError::Failed(_)), "{code}: a day is not waited out");
+        }
         for code in [
-            "TooManyRequestsException",
             "LimitExceededException",
             "SendingPausedException",
             "AccountSuspendedException",

@@ -4,8 +4,14 @@
 //!
 //! ```json
 //! {"id": "<uuid v7>", "occurred_at": "<rfc 3339>", "aggregate_id": "<order or user id>",
-//!  "type": "order.placed", "data": {"order_id": "…", "email": "…", "total": {…}, "lines": […], …}}
+//!  "type": "order.placed", "data": {"order_id": "…", "email": "…", "total": {…}, "lines": […], …},
+//!  "trace": {"request_id": "<API Gateway request id>", "trace_id": "<X-Ray trace id>"}}
 //! ```
+//!
+//! `trace` (optional, see [`crate::trace`]) names the invocation that caused the event: the HTTP
+//! request's id, or a scheduled run's invocation id, and X-Ray's trace id when there is one. It
+//! was added later: an event without it (an older outbox item) still reads, and it is written only
+//! when known.
 //!
 //! `type` and `data` are one [`Payload`] variant: one struct per event type, so a producer cannot
 //! write an event that lacks what its e-mail needs, and the notifier reads fields the compiler
@@ -35,12 +41,21 @@ pub struct Event {
     /// `type` and `data`.
     #[serde(flatten)]
     pub payload: Payload,
+    /// The invocation that caused the event (see the module docs); absent in older events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::trace::Trace>,
 }
 
 impl Event {
     /// A new event (a fresh UUIDv7 id) about the payload's aggregate.
     pub fn new(occurred_at: time::OffsetDateTime, payload: Payload) -> Self {
-        Self { id: Uuid::now_v7(), occurred_at, aggregate_id: payload.aggregate_id().to_string(), payload }
+        Self { id: Uuid::now_v7(), occurred_at, aggregate_id: payload.aggregate_id().to_string(), payload, trace: None }
+    }
+
+    /// The same event, caused by the invocation `trace` names.
+    pub fn with_trace(mut self, trace: &crate::trace::Trace) -> Self {
+        self.trace = Some(trace.clone());
+        self
     }
 
     pub fn event_type(&self) -> EventType {
@@ -410,6 +425,26 @@ pub(crate) mod tests {
         assert_eq!(json["data"]["total"]["amount"], 2598);
         assert_eq!(json["data"]["reservation_deadline"], "2026-01-02T03:04:05Z");
         assert_eq!(json["data"]["lines"][0]["quantity"], 2);
+    }
+
+    /// `trace` is optional both ways: an event written before it existed reads (as `None`), one
+    /// without it is written without the key, and one with it round-trips.
+    #[test]
+    fn the_trace_is_optional_and_round_trips() {
+        let untraced = Event::new(time::OffsetDateTime::now_utc(), one_of_each().remove(0));
+        let json = serde_json::to_value(&untraced).unwrap();
+        assert!(json.get("trace").is_none(), "{json}");
+        let old = r#"{"id":"0199a1b2-0000-7000-8000-000000000000","occurred_at":"2026-01-02T03:04:05Z",
+            "aggregate_id":"u1","type":"user.signed_up",
+            "data":{"user_id":"0199a1b2-0000-7000-8000-000000000001","email":"a@example.com","name":""}}"#;
+        assert_eq!(serde_json::from_str::<Event>(old).unwrap().trace, None);
+
+        let trace = crate::trace::Trace { request_id: "AbCdEfGhIjKlMg=".into(), trace_id: Some("1-abc-def".into()) };
+        let traced = untraced.with_trace(&trace);
+        let json = serde_json::to_value(&traced).unwrap();
+        assert_eq!(json["trace"]["request_id"], "AbCdEfGhIjKlMg=");
+        assert_eq!(json["trace"]["trace_id"], "1-abc-def");
+        assert_eq!(serde_json::from_value::<Event>(json).unwrap(), traced);
     }
 
     /// `docs/events.md` documents exactly the types there are: each as a `### \`type\`` heading.

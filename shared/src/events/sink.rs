@@ -5,11 +5,13 @@
 use std::future::Future;
 
 /// One event, ready to send: the partitioning key (the aggregate id, so one order's events stay
-/// in order) and the event's JSON exactly as the outbox holds it.
+/// in order), the event's JSON exactly as the outbox holds it, and the ids of the request that
+/// caused it (the event's `trace`), which the sink sends as record headers (see [`crate::trace`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing<'a> {
     pub key: &'a str,
     pub payload: &'a [u8],
+    pub trace: Option<&'a crate::trace::Trace>,
 }
 
 /// Why a send failed. Every failure is worth retrying: the record stays in the stream (or the

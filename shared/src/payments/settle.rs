@@ -81,6 +81,7 @@ fn settle_event(
     payment: &Payment,
     refund: Option<&Refund>,
     now: time::OffsetDateTime,
+    trace: &crate::trace::Trace,
 ) -> Option<Event> {
     let (summary, charge_id, previous_state) = (OrderSummary::from(order), payment.charge_id.clone(), order.state);
     let payload = match (settlement, refund) {
@@ -103,16 +104,18 @@ fn settle_event(
         }),
         (Settlement::RefundRequired | Settlement::Refund(_), None) | (Settlement::Nothing, _) => return None,
     };
-    Some(Event::new(now, payload))
+    Some(Event::new(now, payload).with_trace(trace))
 }
 
 /// Applies `payment` to the order, once per `dedupe_key` (the gateway's event id, or the charge
-/// and its status when we asked the gateway ourselves).
+/// and its status when we asked the gateway ourselves). `trace` names the request that brought
+/// the outcome: its event and refund carry it (see [`crate::trace`]).
 pub async fn settle<S: PaymentStore>(
     store: &S,
     order_id: Uuid,
     payment: &Payment,
     dedupe_key: &str,
+    trace: &crate::trace::Trace,
 ) -> Result<SettleOutcome, SettleError> {
     let charge_id = payment.charge_id.as_str();
     for _ in 0..MAX_ROUNDS {
@@ -123,9 +126,10 @@ pub async fn settle<S: PaymentStore>(
                 return Ok(SettleOutcome::unchanged(Settled::Unchanged(settlement), order.state));
             }
             let now = time::OffsetDateTime::now_utc();
-            let refund =
-                settlement.refund().map(|reason| Refund::request(&order, charge_id, payment.amount, reason, now));
-            let event = settle_event(&order, settlement, payment, refund.as_ref(), now)
+            let refund = settlement
+                .refund()
+                .map(|reason| Refund::request(&order, charge_id, payment.amount, reason, now, trace));
+            let event = settle_event(&order, settlement, payment, refund.as_ref(), now, trace)
                 .ok_or_else(|| StoreError::Other(format!("{settlement:?} has no event")))?;
             let write = SettleWrite {
                 order: &order,

@@ -11,6 +11,11 @@ fn success() -> Payment {
     Payment { charge_id: "ch_1".into(), status: ChargeStatus::Succeeded, amount: eur(1500) }
 }
 
+/// The ids of the request that brought the outcome (the webhook's).
+fn trace() -> crate::trace::Trace {
+    crate::trace::Trace { request_id: "WhK3bQ9xZ1mPq3A=".into(), trace_id: None }
+}
+
 /// A store holding one order in `state`.
 fn store_with(state: OrderState) -> (FakeStore, Uuid) {
     let store = FakeStore::default();
@@ -29,7 +34,7 @@ async fn a_write_that_lost_to_the_sweeper_reads_the_order_again_and_retakes() {
     let (store, id) = store_with(OrderState::PendingPayment);
     store.move_before_next_settle(OrderState::Expired);
 
-    let out = settle(&store, id, &success(), "evt_1").await.unwrap();
+    let out = settle(&store, id, &success(), "evt_1", &trace()).await.unwrap();
 
     assert_eq!(
         results(&store),
@@ -59,7 +64,7 @@ async fn a_payment_that_lost_to_a_cancel_is_refunded_and_the_order_stays_cancell
     let (store, id) = store_with(OrderState::PendingPayment);
     store.move_before_next_settle(OrderState::Cancelled);
 
-    let out = settle(&store, id, &success(), "evt_1").await.unwrap();
+    let out = settle(&store, id, &success(), "evt_1", &trace()).await.unwrap();
 
     let refund = Settlement::Refund(RefundReason::OrderCancelled);
     assert_eq!(out.settled, Settled::Applied(refund));
@@ -80,7 +85,7 @@ async fn a_settlement_succeeds_after_fewer_state_changes_than_the_bound() {
         let (store, id) = store_with(OrderState::PendingPayment);
         store.script_settle(std::iter::repeat_n(SettleWriteResult::StateChanged, k));
 
-        let out = settle(&store, id, &success(), "evt_1").await.unwrap();
+        let out = settle(&store, id, &success(), "evt_1", &trace()).await.unwrap();
 
         assert_eq!(out.settled, Settled::Applied(Settlement::Pay), "after {k} state changes");
         assert_eq!(out.state, OrderState::Paid);
@@ -95,7 +100,7 @@ async fn the_last_round_may_still_apply() {
     let (store, id) = store_with(OrderState::PendingPayment);
     store.script_settle(std::iter::repeat_n(SettleWriteResult::StateChanged, MAX_ROUNDS - 1));
 
-    let out = settle(&store, id, &success(), "evt_1").await.unwrap();
+    let out = settle(&store, id, &success(), "evt_1", &trace()).await.unwrap();
 
     assert_eq!(out.settled, Settled::Applied(Settlement::Pay));
     assert_eq!(store.settle_calls().len(), MAX_ROUNDS);
@@ -107,7 +112,7 @@ async fn a_settlement_gives_up_as_unavailable_when_the_order_keeps_changing() {
     store.script_settle(std::iter::repeat_n(SettleWriteResult::StateChanged, MAX_ROUNDS));
     store.script_settle([SettleWriteResult::Applied]);
 
-    let err = settle(&store, id, &success(), "evt_1").await.unwrap_err();
+    let err = settle(&store, id, &success(), "evt_1", &trace()).await.unwrap_err();
 
     match err {
         SettleError::Store(StoreError::Unavailable(why)) => assert!(why.contains("kept changing"), "{why}"),
@@ -127,7 +132,7 @@ async fn a_duplicate_write_is_reported_with_the_state_the_other_delivery_left() 
     store.move_before_next_settle(OrderState::Paid);
     store.script_settle([SettleWriteResult::Duplicate]);
 
-    let out = settle(&store, id, &success(), "evt_1").await.unwrap();
+    let out = settle(&store, id, &success(), "evt_1", &trace()).await.unwrap();
 
     assert_eq!(out.settled, Settled::Duplicate);
     assert_eq!(out.settled.as_str(), "duplicate");
@@ -143,14 +148,17 @@ async fn a_second_outcome_of_a_charge_already_being_refunded_is_a_duplicate() {
     // order: the refund record, keyed by the charge, makes the second a duplicate.
     let (store, id) = store_with(OrderState::Cancelled);
 
-    let first = settle(&store, id, &success(), "evt_1").await.unwrap();
-    let second = settle(&store, id, &success(), "ch_1:succeeded").await.unwrap();
+    let first = settle(&store, id, &success(), "evt_1", &trace()).await.unwrap();
+    let second = settle(&store, id, &success(), "ch_1:succeeded", &trace()).await.unwrap();
 
     assert_eq!(first.settled, Settled::Applied(Settlement::Refund(RefundReason::OrderCancelled)));
     assert_eq!((second.settled, second.state), (Settled::Duplicate, OrderState::Cancelled));
     let s = store.state();
     assert_eq!(s.refunds.len(), 1);
     assert_eq!(s.outbox.len(), 1, "one refund.requested event");
+    // The request that opened the refund is on it and on its event: the worker logs under it.
+    assert_eq!(s.refunds.values().next().unwrap().trace, Some(trace()));
+    assert_eq!(s.outbox[0].trace, Some(trace()));
 }
 
 #[tokio::test]
@@ -158,7 +166,7 @@ async fn a_retake_that_runs_short_becomes_refund_required_in_the_same_round() {
     let (store, id) = store_with(OrderState::Expired);
     store.script_settle([SettleWriteResult::Short]);
 
-    let out = settle(&store, id, &success(), "evt_1").await.unwrap();
+    let out = settle(&store, id, &success(), "evt_1", &trace()).await.unwrap();
 
     assert_eq!(
         results(&store),
@@ -180,7 +188,7 @@ async fn an_outcome_that_changes_nothing_writes_nothing() {
     let (store, id) = store_with(OrderState::PendingPayment);
     let pending = Payment { status: ChargeStatus::Pending, ..success() };
 
-    let out = settle(&store, id, &pending, "evt_1").await.unwrap();
+    let out = settle(&store, id, &pending, "evt_1", &trace()).await.unwrap();
 
     assert_eq!((out.settled, out.state), (Settled::Unchanged(Settlement::Nothing), OrderState::PendingPayment));
     assert!(store.settle_calls().is_empty());
@@ -189,6 +197,6 @@ async fn an_outcome_that_changes_nothing_writes_nothing() {
 #[tokio::test]
 async fn an_unknown_order_is_not_found() {
     let store = FakeStore::default();
-    let err = settle(&store, Uuid::now_v7(), &success(), "evt_1").await.unwrap_err();
+    let err = settle(&store, Uuid::now_v7(), &success(), "evt_1", &trace()).await.unwrap_err();
     assert!(matches!(err, SettleError::OrderNotFound), "{err:?}");
 }

@@ -1,7 +1,7 @@
 //! What the benchmarks need in the shop: customers, products, orders, and a look at the table.
 //!
 //! Customers are JWTs minted with the stack's own `JWT_SECRET`, issuer and audience, exactly as
-//! the functions get them, by the shop's [`Tokens`]: a token is all the functions know of a
+//! the functions get them, by the shop's [`Tokens`](shop::auth::jwt::Tokens): a token is all the functions know of a
 //! customer, and signing up 500 buyers would spend minutes in argon2 (deliberately slow) measuring
 //! nothing this report is about. The admin who creates products is the seeded one (signed up, then
 //! promoted like an operator does): admin writes check the stored role, not only the token's.

@@ -13,6 +13,7 @@
 //! | `race` | [`race`] | orders/s while 500 buyers race for 50 units (exactly 50 must win), against the same race with the SDK |
 //! | `settle` | [`settle`] | signed `charge.succeeded` webhook → order `PAID`, p50/p95/p99 |
 //! | `hot-product` | [`hot_product`] | reservations/s of one product under DynamoDB's partition write limit (scaled), 1 bucket vs 16 |
+//! | `shop-wide` | [`shop_wide`] | orders/s of the whole shop, 1,000 products with a Zipf skew, table and index partition limits on (scaled) |
 //! | (always) | [`functions`] | per function: stripped binary size (x86_64, and arm64 with `--arm64`), init, peak RSS |
 //!
 //! The cold starts run first, on an idle stack. Before the latency benchmarks, [`warm_up`] runs
@@ -34,7 +35,8 @@ mod breakdown;
 mod cold_start;
 mod cpu;
 mod events;
-mod fixtures;
+/// Also the soak's (`crate::commands::soak`): the seeded admin, products, a look at the table.
+pub mod fixtures;
 mod functions;
 mod hot_product;
 mod measure;
@@ -44,6 +46,7 @@ mod race;
 mod report;
 mod requests;
 mod settle;
+mod shop_wide;
 mod warm_up;
 
 use std::process::ExitCode;
@@ -91,6 +94,12 @@ pub struct Args {
     /// DynamoDB proxy enforces (small, so that the limit shows below DynamoDB Local's ceiling).
     #[arg(long, default_value_t = 0.005)]
     capacity_scale: f64,
+    /// Shop-wide: products in the catalog (Zipf-skewed demand).
+    #[arg(long, default_value_t = 1000, value_parser = at_least_one())]
+    shop_products: usize,
+    /// Shop-wide: one-unit orders placed, 32 in flight.
+    #[arg(long, default_value_t = 1200, value_parser = at_least_one())]
+    shop_orders: usize,
     /// Only these benchmarks (comma-separated); the per-function table is always printed.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Benchmark>,
@@ -158,6 +167,7 @@ enum Benchmark {
     Race,
     Settle,
     HotProduct,
+    ShopWide,
 }
 
 impl Args {
@@ -241,6 +251,14 @@ async fn bench(template: &Template, stack: &Stack, args: &Args, report: &mut Rep
             report.rows.push(report::Row::figure("hot product", "skipped: --no-proxy (the proxy enforces the limit)"));
         } else {
             report.rows.extend(hot_product::run(&fx, args.hot_orders, args.capacity_scale).await?);
+        }
+    }
+    if args.runs(Benchmark::ShopWide) {
+        if args.no_proxy {
+            report.rows.push(report::Row::figure("shop-wide", "skipped: --no-proxy (the proxy enforces the limits)"));
+        } else {
+            let (products, orders) = (args.shop_products, args.shop_orders);
+            report.rows.extend(shop_wide::run(&fx, products, orders, args.capacity_scale).await?);
         }
     }
     Ok(())

@@ -36,8 +36,19 @@
 //!   answered `ProvisionedThroughputExceededException` with the reason
 //!   `TableWriteKeyRangeThroughputExceeded`; nothing is consumed then. 1,000 units/s is AWS's
 //!   per-partition limit; the scale factor shrinks it so that the effect shows below DynamoDB
-//!   Local's own ceiling (it runs transactions one at a time). Reads and index writes are not
-//!   limited. Throttled requests are counted in `partition_throttles`.
+//!   Local's own ceiling (it runs transactions one at a time). Reads are not limited.
+//!   Throttled requests are counted in `partition_throttles`;
+//! * **limits each index partition's writes** the same way, with the same switch and scale
+//!   ([`index_partitions`]): the table's global secondary indexes (from template.yaml) have
+//!   partitions too, and a base write costs an index write units only when it changes that
+//!   index's entry (enters, leaves, moves — old and new entry — or changes a projected
+//!   attribute), 1 per KB of the entry. To know what a write changes, the proxy reads the items
+//!   it names from DynamoDB Local first (one `BatchGetItem`, only while the limits are on).
+//!   A write whose index partition is short is throttled like a table's — a transaction with
+//!   `ThrottlingError` on that item, a single write with the reason
+//!   `IndexWriteKeyRangeThroughputExceeded` on the index's ARN — and counted in
+//!   `index_throttles`; `index_partitions` in the stats has, per `<table>/<index>` and index
+//!   partition key, the `write_units` it spent and the `throttles` it caused.
 //!
 //! Tests and tools that read the table directly (`SHOP_DYNAMODB_ENDPOINT`) bypass the proxy:
 //! their calls are neither counted nor faulted.
@@ -67,6 +78,10 @@ use tokio::task::JoinHandle;
 use crate::emulators::iam::authorizer::{Authorizer, Caller};
 
 pub mod actions;
+pub mod index_partitions;
+pub mod item_images;
+
+use index_partitions::Indexes;
 
 /// The largest request DynamoDB accepts is 16 MB; anything bigger is not a DynamoDB request.
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -159,6 +174,17 @@ struct Counters {
     injected_conflicts: AtomicU64,
     injected_throttles: AtomicU64,
     partition_throttles: AtomicU64,
+    /// Requests refused because an index partition was short (also in `partition_throttles`).
+    index_throttles: AtomicU64,
+    /// `<table>/<index>` → index partition key → what it spent and how often it refused.
+    index_partitions: Mutex<BTreeMap<String, BTreeMap<String, IndexKeyStats>>>,
+}
+
+/// One index partition key's figures while the partition limits were on.
+#[derive(Default, Clone, Copy)]
+struct IndexKeyStats {
+    write_units: f64,
+    throttles: u64,
 }
 
 struct Shared {
@@ -167,6 +193,8 @@ struct Shared {
     counters: Counters,
     faults: Mutex<Faults>,
     partitions: Mutex<Partitions>,
+    /// The tables' global secondary indexes (template.yaml), for the index write budget.
+    indexes: Indexes,
     iam: Authorizer,
     /// The call timeline, `None` while off (see [`DynamoDbProxy::record_calls`]).
     timeline: Mutex<Option<std::collections::VecDeque<CallTimes>>>,
@@ -183,7 +211,7 @@ pub struct DynamoDbProxy {
 
 impl DynamoDbProxy {
     /// Starts the proxy on a random loopback port in front of `upstream` (DynamoDB Local).
-    pub async fn start(upstream: &str, faults: Faults, iam: Authorizer) -> Result<Self> {
+    pub async fn start(upstream: &str, faults: Faults, iam: Authorizer, indexes: Indexes) -> Result<Self> {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
@@ -195,6 +223,7 @@ impl DynamoDbProxy {
             counters: Counters::default(),
             faults: Mutex::new(faults),
             partitions: Mutex::new(Partitions::default()),
+            indexes,
             iam,
             timeline: Mutex::default(),
         });
@@ -245,6 +274,21 @@ impl Shared {
         out.insert("injected_conflicts".into(), json!(c.injected_conflicts.load(Ordering::SeqCst)));
         out.insert("injected_throttles".into(), json!(c.injected_throttles.load(Ordering::SeqCst)));
         out.insert("partition_throttles".into(), json!(c.partition_throttles.load(Ordering::SeqCst)));
+        out.insert("index_throttles".into(), json!(c.index_throttles.load(Ordering::SeqCst)));
+        let index_partitions: serde_json::Map<String, Value> = c
+            .index_partitions
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(index, keys)| {
+                let keys: serde_json::Map<String, Value> = keys
+                    .iter()
+                    .map(|(key, s)| (key.clone(), json!({ "write_units": s.write_units, "throttles": s.throttles })))
+                    .collect();
+                (index.clone(), Value::Object(keys))
+            })
+            .collect();
+        out.insert("index_partitions".into(), Value::Object(index_partitions));
         let by_function: serde_json::Map<String, Value> = c
             .per_function
             .lock()
@@ -270,6 +314,100 @@ impl Shared {
         c.injected_conflicts.store(0, Ordering::SeqCst);
         c.injected_throttles.store(0, Ordering::SeqCst);
         c.partition_throttles.store(0, Ordering::SeqCst);
+        c.index_throttles.store(0, Ordering::SeqCst);
+        c.index_partitions.lock().unwrap().clear();
+    }
+
+    /// Counts what index partitions spent (`throttled`: the write at that position was refused).
+    fn count_index_writes(&self, writes: &[PartitionWrite], throttled: Option<usize>) {
+        let mut stats = self.counters.index_partitions.lock().unwrap();
+        let counted = match throttled {
+            Some(at) => &writes[at..=at],
+            None => writes,
+        };
+        for w in counted {
+            let Some(index) = &w.index else { continue };
+            let s = stats.entry(format!("{}/{index}", w.table)).or_default().entry(w.partition.clone()).or_default();
+            match throttled {
+                Some(_) => s.throttles += 1,
+                None => s.write_units += w.units,
+            }
+        }
+    }
+
+    /// Index entry writes of a write request (see [`index_partitions`]): reads the items it
+    /// names from DynamoDB Local first (their image before), in one `BatchGetItem`.
+    async fn index_writes(&self, request: &Value, op: &str, headers: &HeaderMap) -> Vec<PartitionWrite> {
+        let actions = write_actions(op, request);
+        let with_indexes: Vec<(usize, &WriteAction, &index_partitions::TableIndexes, item_images::Image)> = actions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| {
+                let t = self.indexes.of(&a.table)?;
+                Some((i, a, t, item_images::item_key(a.kind, a.action, &t.keys)?))
+            })
+            .collect();
+        if with_indexes.is_empty() {
+            return Vec::new();
+        }
+        let mut request_items = serde_json::Map::new();
+        for (_, a, _, key) in &with_indexes {
+            let table =
+                request_items.entry(a.table.clone()).or_insert_with(|| json!({ "Keys": [], "ConsistentRead": true }));
+            if let Some(keys) = table["Keys"].as_array_mut() {
+                keys.push(Value::Object(key.clone()));
+            }
+        }
+        let before = self.read_items(json!({ "RequestItems": request_items }), headers).await;
+        let mut writes = Vec::new();
+        for (i, a, t, key) in with_indexes {
+            let old = before
+                .get(&a.table)
+                .and_then(|items| items.iter().find(|item| key.iter().all(|(k, v)| item.get(k) == Some(v))))
+                .cloned();
+            let change = item_images::change(a.kind, a.action, old);
+            writes.extend(t.writes(&change).into_iter().map(|w| PartitionWrite {
+                table: a.table.clone(),
+                index: Some(w.index),
+                partition: w.partition,
+                units: w.units,
+                item: i,
+            }));
+        }
+        writes
+    }
+
+    /// `BatchGetItem` to DynamoDB Local with the caller's headers (DynamoDB Local checks no
+    /// signature): table → items found. Nothing on any error (the write then costs no index).
+    async fn read_items(&self, request: Value, headers: &HeaderMap) -> BTreeMap<String, Vec<item_images::Image>> {
+        let mut call = self
+            .client
+            .post(format!("{}/", self.upstream))
+            .header(header::CONTENT_TYPE, AMZ_JSON)
+            .header("x-amz-target", "DynamoDB_20120810.BatchGetItem")
+            .body(request.to_string());
+        for name in [header::AUTHORIZATION.as_str(), "x-amz-date", "x-amz-security-token"] {
+            if let Some(v) = headers.get(name) {
+                call = call.header(name, v);
+            }
+        }
+        let answer: Option<Value> = match call.send().await {
+            Ok(r) if r.status().is_success() => r.json().await.ok(),
+            Ok(r) => {
+                tracing::warn!("DynamoDB proxy: reading items before a write: {}", r.status());
+                None
+            }
+            Err(e) => {
+                tracing::warn!("DynamoDB proxy: reading items before a write: {e}");
+                None
+            }
+        };
+        let mut out = BTreeMap::new();
+        for (table, items) in answer.as_ref().and_then(|a| a["Responses"].as_object()).into_iter().flatten() {
+            let items = items.as_array().into_iter().flatten().filter_map(|i| i.as_object().cloned()).collect();
+            out.insert(table.clone(), items);
+        }
+        out
     }
 }
 
@@ -378,15 +516,25 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         return transaction_conflict(&body);
     }
     if let Some(rate) = faults.partition_budget()
-        && let Some(writes) = partition_writes(&op, &body)
-        && let Err(throttled) = shared.partitions.lock().unwrap().spend(&writes, rate, std::time::Instant::now())
+        && let Ok(request) = serde_json::from_slice::<Value>(&body)
+        && let Some(mut writes) = partition_writes(&op, &request)
     {
-        counters.partition_throttles.fetch_add(1, Ordering::SeqCst);
-        return if op == "TransactWriteItems" {
-            transaction_throttled(writes.len(), throttled)
-        } else {
-            key_range_throttled(&writes[throttled].table)
-        };
+        writes.extend(shared.index_writes(&request, &op, &parts.headers).await);
+        let spent = shared.partitions.lock().unwrap().spend(&writes, rate, std::time::Instant::now());
+        if let Err(throttled) = spent {
+            counters.partition_throttles.fetch_add(1, Ordering::SeqCst);
+            let w = &writes[throttled];
+            if w.index.is_some() {
+                counters.index_throttles.fetch_add(1, Ordering::SeqCst);
+                shared.count_index_writes(&writes, Some(throttled));
+            }
+            return if op == "TransactWriteItems" {
+                transaction_throttled(write_actions(&op, &request).len(), w.item)
+            } else {
+                key_range_throttled(&w.table, w.index.as_deref())
+            };
+        }
+        shared.count_index_writes(&writes, None);
     }
 
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
@@ -525,18 +673,74 @@ fn throttled() -> Response {
     }))
 }
 
-/// One item a write request touches: its table, partition key value and cost in write units.
+/// One partition a write request spends from: the table's partition of an item it writes (its
+/// partition key value), or an index partition an entry write of it goes to.
 #[derive(Debug, Clone, PartialEq)]
 struct PartitionWrite {
     table: String,
+    /// `Some(index name)` for an index partition.
+    index: Option<String>,
+    /// The table's or the index's partition key value.
     partition: String,
     units: f64,
+    /// Which item of the request causes it (the position of its cancellation reason).
+    item: usize,
 }
 
-/// The items a write request touches, in request order; `None` for reads and anything unreadable
-/// (forwarded unlimited: DynamoDB Local answers it).
-fn partition_writes(op: &str, body: &[u8]) -> Option<Vec<PartitionWrite>> {
-    let request: Value = serde_json::from_slice(body).ok()?;
+/// One item a write request writes (or checks): its table, `Put` / `Update` / `Delete` /
+/// `ConditionCheck`, and its part of the request.
+struct WriteAction<'a> {
+    table: String,
+    kind: &'a str,
+    action: &'a Value,
+}
+
+/// The items of a write request, in request order; empty for anything else.
+fn write_actions<'a>(op: &str, request: &'a Value) -> Vec<WriteAction<'a>> {
+    let single = |kind: &'a str| -> Vec<WriteAction<'a>> {
+        request["TableName"]
+            .as_str()
+            .map(|t| WriteAction { table: t.to_owned(), kind, action: request })
+            .into_iter()
+            .collect()
+    };
+    match op {
+        "PutItem" => single("Put"),
+        "UpdateItem" => single("Update"),
+        "DeleteItem" => single("Delete"),
+        "TransactWriteItems" => request["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| {
+                let (kind, action) = item.as_object()?.iter().next()?;
+                Some(WriteAction { table: action["TableName"].as_str()?.to_owned(), kind: kind.as_str(), action })
+            })
+            .collect(),
+        "BatchWriteItem" => request["RequestItems"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .flat_map(|(table, requests)| {
+                requests.as_array().into_iter().flatten().filter_map(move |r| {
+                    let (kind, action) = match (r.get("PutRequest"), r.get("DeleteRequest")) {
+                        (Some(put), _) => ("Put", put),
+                        (_, Some(delete)) => ("Delete", delete),
+                        _ => return None,
+                    };
+                    Some(WriteAction { table: table.clone(), kind, action })
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The table partitions a write request touches, in request order; `None` for reads and anything
+/// unreadable (forwarded unlimited: DynamoDB Local answers it). A transaction's item costs 2
+/// units, any other write's 1.
+fn partition_writes(op: &str, request: &Value) -> Option<Vec<PartitionWrite>> {
+    let units = if op == "TransactWriteItems" { 2.0 } else { 1.0 };
     let pk = |key: &Value| -> Option<String> {
         let value = key.get("pk")?;
         Some(
@@ -547,55 +751,47 @@ fn partition_writes(op: &str, body: &[u8]) -> Option<Vec<PartitionWrite>> {
                 .map_or_else(|| value.to_string(), str::to_owned),
         )
     };
-    let write = |table: &Value, key: &Value, units: f64| -> Option<PartitionWrite> {
-        Some(PartitionWrite { table: table.as_str()?.to_owned(), partition: pk(key)?, units })
-    };
-    match op {
-        "PutItem" => Some(vec![write(&request["TableName"], &request["Item"], 1.0)?]),
-        "UpdateItem" | "DeleteItem" => Some(vec![write(&request["TableName"], &request["Key"], 1.0)?]),
-        "TransactWriteItems" => request["TransactItems"]
-            .as_array()?
-            .iter()
-            .map(|item| {
-                let (kind, action) = item.as_object()?.iter().next()?;
-                let key = if kind == "Put" { &action["Item"] } else { &action["Key"] };
-                write(&action["TableName"], key, 2.0)
-            })
-            .collect(),
-        "BatchWriteItem" => {
-            let mut writes = Vec::new();
-            for (table, requests) in request["RequestItems"].as_object()? {
-                for r in requests.as_array()? {
-                    let key = r.pointer("/PutRequest/Item").or_else(|| r.pointer("/DeleteRequest/Key"))?;
-                    writes.push(write(&Value::String(table.clone()), key, 1.0)?);
-                }
-            }
-            Some(writes)
-        }
-        _ => None,
+    let actions = write_actions(op, request);
+    if actions.is_empty() {
+        return None;
     }
+    actions
+        .iter()
+        .enumerate()
+        .map(|(item, a)| {
+            let key = if a.kind == "Put" { &a.action["Item"] } else { &a.action["Key"] };
+            Some(PartitionWrite { table: a.table.clone(), index: None, partition: pk(key)?, units, item })
+        })
+        .collect()
 }
 
 /// A token bucket of write units per partition key.
 #[derive(Default)]
 struct Partitions {
-    buckets: std::collections::HashMap<(String, String), (f64, std::time::Instant)>,
+    buckets: std::collections::HashMap<PartitionKey, (f64, std::time::Instant)>,
+}
+
+/// Table, index (`None`: the table itself) and partition key value.
+type PartitionKey = (String, Option<String>, String);
+
+fn partition_key(w: &PartitionWrite) -> PartitionKey {
+    (w.table.clone(), w.index.clone(), w.partition.clone())
 }
 
 impl Partitions {
     /// Spends every write's units if each of their partitions has them (refilled at `rate`/s up to
     /// one second's worth); else spends nothing and names the first write whose partition is short.
     fn spend(&mut self, writes: &[PartitionWrite], rate: f64, now: std::time::Instant) -> Result<(), usize> {
-        let mut needed: BTreeMap<(String, String), f64> = BTreeMap::new();
+        let mut needed: BTreeMap<PartitionKey, f64> = BTreeMap::new();
         for w in writes {
-            *needed.entry((w.table.clone(), w.partition.clone())).or_default() += w.units;
+            *needed.entry(partition_key(w)).or_default() += w.units;
         }
         for (key, units) in &needed {
             let (tokens, at) = self.buckets.entry(key.clone()).or_insert((rate, now));
             *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * rate).min(rate);
             *at = now;
             if *tokens < *units {
-                return Err(writes.iter().position(|w| (&w.table, &w.partition) == (&key.0, &key.1)).unwrap_or(0));
+                return Err(writes.iter().position(|w| partition_key(w) == *key).unwrap_or(0));
             }
         }
         for (key, units) in needed {
@@ -616,15 +812,18 @@ fn transaction_throttled(items: usize, throttled: usize) -> Response {
     transaction_cancelled(items, throttled, "ThrottlingError", HOT_KEY_MESSAGE)
 }
 
-/// DynamoDB's answer to a single write on a partition over its write budget.
-fn key_range_throttled(table: &str) -> Response {
+/// DynamoDB's answer to a single write on a partition over its write budget: the table's
+/// (`TableWriteKeyRangeThroughputExceeded` on the table's ARN) or an index's
+/// (`IndexWriteKeyRangeThroughputExceeded` on the index's ARN, `…:table/T/index/I`).
+fn key_range_throttled(table: &str, index: Option<&str>) -> Response {
+    let (reason, resource) = match index {
+        Some(i) => ("IndexWriteKeyRangeThroughputExceeded", format!("{}/index/{i}", actions::table_arn(table))),
+        None => ("TableWriteKeyRangeThroughputExceeded", actions::table_arn(table)),
+    };
     amz_error(json!({
         "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
         "message": HOT_KEY_MESSAGE,
-        "ThrottlingReasons": [{
-            "reason": "TableWriteKeyRangeThroughputExceeded",
-            "resource": format!("arn:aws:dynamodb:us-east-1:000000000000:table/{table}"),
-        }],
+        "ThrottlingReasons": [{ "reason": reason, "resource": resource }],
     }))
 }
 
@@ -675,19 +874,20 @@ mod tests {
             {"Put":{"TableName":"t","Item":{"pk":{"S":"ORDER#1"},"sk":{"S":"ORDER"}}}},
             {"Update":{"TableName":"t","Key":{"pk":{"S":"PRODUCT#p"},"sk":{"S":"PRODUCT"}}}},
             {"ConditionCheck":{"TableName":"t","Key":{"pk":{"S":"PRODUCT#p"},"sk":{"S":"X"}}}}]}"#;
-        let writes = partition_writes("TransactWriteItems", body).unwrap();
+        let writes = partition_writes("TransactWriteItems", &serde_json::from_slice(body).unwrap()).unwrap();
         assert_eq!(
             writes.iter().map(|w| (w.partition.as_str(), w.units)).collect::<Vec<_>>(),
             [("ORDER#1", 2.0), ("PRODUCT#p", 2.0), ("PRODUCT#p", 2.0)]
         );
-        assert!(partition_writes("GetItem", br#"{"TableName":"t","Key":{"pk":{"S":"a"}}}"#).is_none());
-        let single = partition_writes("UpdateItem", br#"{"TableName":"t","Key":{"pk":{"S":"a"},"sk":{"S":"b"}}}"#);
+        assert!(partition_writes("GetItem", &json!({"TableName":"t","Key":{"pk":{"S":"a"}}})).is_none());
+        let single = partition_writes("UpdateItem", &json!({"TableName":"t","Key":{"pk":{"S":"a"},"sk":{"S":"b"}}}));
         assert_eq!(single.unwrap()[0].units, 1.0);
     }
 
     #[test]
     fn a_partition_spends_its_budget_then_refills_and_other_partitions_are_untouched() {
-        let w = |pk: &str, units| PartitionWrite { table: "t".into(), partition: pk.into(), units };
+        let w =
+            |pk: &str, units| PartitionWrite { table: "t".into(), index: None, partition: pk.into(), units, item: 0 };
         let mut p = Partitions::default();
         let t0 = std::time::Instant::now();
         // 10 units/s: five 2-unit writes pass, the sixth is throttled, another partition is not.
@@ -698,6 +898,35 @@ mod tests {
         assert_eq!(p.spend(&[w("cold", 2.0)], 10.0, t0), Ok(()), "a refused transaction spends nothing");
         assert_eq!(p.spend(&[w("hot", 2.0)], 10.0, t0 + std::time::Duration::from_millis(200)), Ok(()));
         assert_eq!(p.spend(&[w("hot", 2.0)], 10.0, t0 + std::time::Duration::from_millis(200)), Err(0));
+    }
+
+    #[test]
+    fn an_index_partition_short_of_units_refuses_the_base_write() {
+        let w = |index: Option<&str>, pk: &str, item| PartitionWrite {
+            table: "t".into(),
+            index: index.map(str::to_owned),
+            partition: pk.into(),
+            units: 1.0,
+            item,
+        };
+        let mut p = Partitions::default();
+        let t0 = std::time::Instant::now();
+        // 2 units/s: the index partition CATALOG takes two entry writes, whichever items cause them.
+        assert_eq!(p.spend(&[w(None, "P#1", 0), w(Some("gsi1"), "CATALOG", 0)], 2.0, t0), Ok(()));
+        assert_eq!(p.spend(&[w(None, "P#2", 0), w(Some("gsi1"), "CATALOG", 0)], 2.0, t0), Ok(()));
+        let third = [w(None, "P#3", 0), w(None, "O#3", 1), w(Some("gsi1"), "CATALOG", 0)];
+        assert_eq!(p.spend(&third, 2.0, t0), Err(2));
+        // The table's partition named CATALOG (if any) is another bucket.
+        assert_eq!(p.spend(&[w(None, "CATALOG", 0)], 2.0, t0), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn an_index_throttle_names_the_index() {
+        let body = axum::body::to_bytes(key_range_throttled("T", Some("gsi1")).into_body(), 1 << 20).await.unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["__type"], "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException");
+        assert_eq!(v["ThrottlingReasons"][0]["reason"], "IndexWriteKeyRangeThroughputExceeded");
+        assert!(v["ThrottlingReasons"][0]["resource"].as_str().unwrap().ends_with(":table/T/index/gsi1"));
     }
 
     #[tokio::test]

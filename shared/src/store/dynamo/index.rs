@@ -2,15 +2,17 @@
 //!
 //! | partition | index | sort key | read as |
 //! |---|---|---|---|
-//! | `CATALOG` | gsi1 | product id | [`DynamoStore::page`] (the product list) |
+//! | `CATALOG` | gsi3 (keys, `id`, `bucket_slots`) | product id | [`DynamoStore::page`], then the items (the product list) |
 //! | `ORDERS#<user>` | gsi1 | order id (v7: time-ordered) | [`DynamoStore::page`], newest first |
-//! | `OUTBOX#<n>` (32 shards) | gsi1 | event id (v7) | [`DynamoStore::due_sharded`] (the sweeper's redrive) |
+//! | `OUTBOX#<n>` (64 shards) | gsi1 | event id (v7) | [`DynamoStore::due_sharded`] (the sweeper's redrive) |
 //! | `DELIVERIES` | gsi1 | due time | [`DynamoStore::due`] (the mock gateway) |
-//! | `PENDING#<n>` (16 shards) | gsi2 | reservation deadline | [`DynamoStore::due_sharded`] (the sweeper) |
+//! | `PENDING#<n>` (32 shards) | gsi2 | reservation deadline | [`DynamoStore::due_sharded`] (the sweeper) |
 //!
-//! A queue every order writes to is sharded: one partition key of an index takes about 1,000
-//! writes/s like any other (and a throttled index throttles the table write), so the hot queues
-//! are spread over `<name>#<n>` by the item id's last bits and read shard by shard.
+//! No partition every order writes is shared by the whole shop. One partition key of an index
+//! takes about 1,000 write units/s like any other, and a throttled index throttles the table
+//! write: so the queues every order enters are spread over `<name>#<n>` by the item id's last
+//! bits and read shard by shard, and the catalog is an index (gsi3) that projects no stock
+//! counter, so that a stock write changes no index entry (docs/capacity.md).
 //!
 //! The queues are sparse: an item leaves its partition (its index attributes are removed) when it
 //! is done, so a queue read costs what is due, never a scan of the table.
@@ -40,6 +42,10 @@ impl Partition {
 
     pub(super) fn gsi2(value: impl Into<String>) -> Self {
         Self { index: keys::GSI2, pk: "gsi2pk", sk: "gsi2sk", value: value.into() }
+    }
+
+    pub(super) fn gsi3(value: impl Into<String>) -> Self {
+        Self { index: keys::GSI3, pk: keys::GSI3PK, sk: keys::GSI3SK, value: value.into() }
     }
 
     fn query(&self, store: &DynamoStore, limit: u32) -> QueryFluentBuilder {

@@ -11,7 +11,15 @@ pub const GSI1PK: &str = "gsi1pk";
 pub const GSI1SK: &str = "gsi1sk";
 
 pub const GSI2: &str = "gsi2";
+/// The catalog index: keys and `id`, `bucket_slots` only (`INCLUDE`), so that the stock
+/// counters a reservation moves are not in it (see [`CATALOG`]).
+pub const GSI3: &str = "gsi3";
+pub const GSI3PK: &str = "gsi3pk";
+pub const GSI3SK: &str = "gsi3sk";
 
+/// gsi3 partition of the products on sale, sorted by product id. gsi3 projects no stock
+/// counter, so reserving, paying and releasing never write it: only creating, re-bucketing and
+/// deleting a product do (`docs/capacity.md`, "The indexes").
 pub const CATALOG: &str = "CATALOG";
 /// gsi2 partitions of orders that still hold a reservation, sorted by deadline: `PENDING#<n>`
 /// (see [`pending`]); items written before the queues were sharded sit in `PENDING` itself.
@@ -20,13 +28,16 @@ pub const PENDING: &str = "PENDING";
 pub const OUTBOX: &str = "OUTBOX";
 
 /// Shards of the `PENDING` queue. Every order is written into it when placed and out of it when
-/// it leaves `PENDING_PAYMENT`: two index writes per order on one partition key would cap the
-/// whole shop near 500 orders/s (1,000 write units/s per partition, indexes included;
-/// `docs/capacity.md`). 16 shards take 8,000 orders/s.
-pub const PENDING_SHARDS: u8 = 16;
+/// it leaves `PENDING_PAYMENT`: two index entry writes per order (1 unit each for an order item
+/// under 1 KB), so one partition key (1,000 write units/s, indexes included; `docs/capacity.md`)
+/// would cap the whole shop near 500 orders/s. For 10,000 orders/s: 20,000 units/s = 20
+/// partitions at their limit, 29 at 70% (the hash is not perfectly even, and bursts) → 32,
+/// which take 32 × 700 / 2 = 11,200 orders/s.
+pub const PENDING_SHARDS: u8 = 32;
 /// Shards of the `OUTBOX` queue: every event is written into it and out of it (published), and a
-/// paid order makes two events, so it needs twice the shards of `PENDING`.
-pub const OUTBOX_SHARDS: u8 = 32;
+/// paid order makes two events: 4 entry writes per paid order, twice `PENDING`'s → 64 shards,
+/// 64 × 700 / 4 = 11,200 paid orders/s.
+pub const OUTBOX_SHARDS: u8 = 64;
 
 /// The shard of an item with id `id` among `shards`: the id's last (random) bits.
 fn shard(id: Uuid, shards: u8) -> u8 {
@@ -48,8 +59,28 @@ pub fn queue_partitions(queue: &str, shards: u8) -> Vec<String> {
     std::iter::once(queue.to_owned()).chain((0..shards).map(|n| format!("{queue}#{n}"))).collect()
 }
 
+/// A product item's keys: its own `pk`/`sk` and, while it is on sale, its [`CATALOG`] entry on
+/// gsi3 (`gsi3pk`/`gsi3sk`); deleting the product removes them.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct Catalogued {
+    pub pk: String,
+    pub sk: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi3pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi3sk: Option<String>,
+}
+
+impl Catalogued {
+    /// Product `id`'s keys, in the catalog.
+    pub fn product(id: Uuid) -> Self {
+        let (pk, sk) = product(id);
+        Self { pk, sk: sk.to_owned(), gsi3pk: Some(CATALOG.to_owned()), gsi3sk: Some(id.to_string()) }
+    }
+}
+
 /// The key attributes of an item that is listed on gsi1 while it waits in a queue or belongs to
-/// a list (a product in the catalog, a refund to do, a webhook to deliver): its own `pk`/`sk`
+/// a list (a refund to do, a webhook to deliver): its own `pk`/`sk`
 /// and, while listed, `gsi1pk`/`gsi1sk`. Flattened (`#[serde(flatten)]`) into those items'
 /// structs, so they all spell their keys one way; the update that takes an item off the list
 /// removes `gsi1pk` and `gsi1sk`, and the item reads back with `None`.

@@ -2,16 +2,16 @@
 //!
 //! One table, keys and access patterns documented in `docs/data-model.md`:
 //!
-//! | item | pk | sk | gsi1pk / gsi1sk |
+//! | item | pk | sk | gsi1pk / gsi1sk (gsi2, gsi3 where said) |
 //! |---|---|---|---|
 //! | user profile | `USER#<id>` | `PROFILE` | |
 //! | e-mail claim + credentials | `EMAIL#<lower-case email>` | `CREDENTIALS` | |
-//! | product (and its stock bucket 0) | `PRODUCT#<id>` | `PRODUCT` | `CATALOG` / `<id>` (absent once deleted) |
+//! | product (and its stock bucket 0) | `PRODUCT#<id>` | `PRODUCT` | gsi3 `CATALOG` / `<id>` (absent once deleted) |
 //! | stock bucket `k > 0` of a product | `PRODUCT#<id>#STOCK#<k>` | `STOCK` | |
 //! | cart line | `USER#<id>` | `CART#<product id>` | |
-//! | order | `ORDER#<id>` | `ORDER` | `ORDERS#<user id>` / `<order id>`; gsi2 `PENDING#<0–15>` / `<deadline>#<id>` while pending |
+//! | order | `ORDER#<id>` | `ORDER` | `ORDERS#<user id>` / `<order id>`; gsi2 `PENDING#<0–31>` / `<deadline>#<id>` while pending |
 //! | idempotency marker | `IDEMPOTENCY#<user id>#<key>` | `PLACE_ORDER` | |
-//! | outbox event | `EVENT#<id>` | `EVENT` | `OUTBOX#<0–31>` / `<event id>` (absent once published) |
+//! | outbox event | `EVENT#<id>` | `EVENT` | `OUTBOX#<0–63>` / `<event id>` (absent once published) |
 //! | sent e-mail marker (notifier) | `EMAIL_SENT#<event id>` | `EMAIL` | |
 //! | payment dedupe marker | `PAYMENT_EVENT#<event id or charge:id>` | `SETTLED` | |
 //! | refund (one per charge) | `REFUND#<charge id>` | `REFUND` | `REFUNDS` / `<refund id>` while requested, `REFUNDS_FAILED` / … if the gateway refused |

@@ -6,6 +6,10 @@
 //! - `gsi2`: `PENDING#<shard>` / `<deadline ms>#<order id>` — present only while the order holds
 //!   a reservation, so the sweeper reads exactly the orders it may have to expire (16 shards, so
 //!   that a flash sale's orders do not make one index partition hot; see `keys::PENDING_SHARDS`).
+//!
+//! The item also keeps `trace`, the ids of the request that placed it (the same as on its
+//! `order.placed` event, see `crate::trace`), so a support question about an order leads to its
+//! logs.
 
 use super::index::{Listing, Partition};
 use super::{DynamoStore, decode_error, keys};
@@ -55,10 +59,15 @@ pub(super) struct OrderItem {
     updated_at: time::OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     reservation_deadline: time::OffsetDateTime,
+    /// The ids of the request that placed it (`crate::trace`); absent on older orders. Written
+    /// once with the order and never read back into [`Order`]: it is for the people who look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trace: Option<crate::trace::Trace>,
 }
 
 impl OrderItem {
-    pub(super) fn from_order(o: &Order) -> Self {
+    /// The item of a new order placed by the request `trace` names.
+    pub(super) fn from_order(o: &Order, trace: Option<&crate::trace::Trace>) -> Self {
         let (pk, sk) = keys::order(o.id);
         let pending = o.state.holds_reservation();
         Self {
@@ -90,6 +99,7 @@ impl OrderItem {
             created_at: o.created_at,
             updated_at: o.updated_at,
             reservation_deadline: o.reservation_deadline,
+            trace: trace.cloned(),
         }
     }
 

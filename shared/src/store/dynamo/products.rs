@@ -1,12 +1,20 @@
 //! Catalog products.
 //!
-//! Listing queries the sparse `gsi1` partition `CATALOG`, sorted by product id (UUIDv7, so by
-//! creation time). The cursor handed to clients is the last product id, base64url-encoded: it is
+//! Listing queries the sparse `gsi3` partition `CATALOG`, sorted by product id (UUIDv7, so by
+//! creation time), then reads the page's product items and stock buckets with one
+//! `BatchGetItem` (per 100 keys). gsi3 projects only the keys, `id` and `bucket_slots`: the stock
+//! counters, which every reservation, payment and release changes, are not in it, so those
+//! writes never touch the index — one `CATALOG` partition key for the whole shop would otherwise
+//! take every stock write of every product's bucket 0 (docs/capacity.md). The entry's
+//! `bucket_slots` says which bucket items to read with the product; the index is eventually
+//! consistent, so a product re-bucketed since has its other buckets read in a second call.
+//! The cursor handed to clients is the last product id, base64url-encoded: it is
 //! opaque to them, and since the full index key is rebuilt from a validated UUID, a forged cursor
 //! can only ever be "a product id", never an arbitrary key.
 //!
-//! Deleting takes the product out of the catalog (drops its `gsi1` keys, sets `deleted_at`) but
+//! Deleting takes the product out of the catalog (drops its `gsi3` keys, sets `deleted_at`) but
 //! keeps the item, because unpaid orders may still hold reserved units that must be released.
+//! A product deleted between the index read and the item read is left out of the page.
 //!
 //! A product whose stock is spread over buckets (see [`super::buckets`]) is read as the sum of
 //! them; a write that moves its stock, changes `N`, its price or deletes it reads every bucket
@@ -36,7 +44,7 @@ use uuid::Uuid;
 #[derive(Clone, Serialize, Deserialize)]
 struct ProductItem {
     #[serde(flatten)]
-    keys: keys::Listed,
+    keys: keys::Catalogued,
     id: Uuid,
     name: String,
     description: String,
@@ -63,7 +71,7 @@ impl ProductItem {
     /// The item of a new product whose bucket 0 holds `own`.
     fn from_product(p: &Product, own: Stock) -> Self {
         Self {
-            keys: keys::Listed::on(keys::product(p.id), keys::CATALOG, p.id.to_string()),
+            keys: keys::Catalogued::product(p.id),
             id: p.id,
             name: p.name.clone(),
             description: p.description.clone(),
@@ -104,6 +112,18 @@ fn decode(item: HashMap<String, AttributeValue>) -> Result<ProductItem, StoreErr
     serde_dynamo::from_item(item).map_err(decode_error)
 }
 
+/// A product's entry in the catalog index (gsi3 projects these besides the keys).
+#[derive(Deserialize)]
+struct CatalogEntry {
+    id: Uuid,
+    #[serde(default = "one")]
+    bucket_slots: u16,
+}
+
+fn decode_entry(item: HashMap<String, AttributeValue>) -> Result<CatalogEntry, StoreError> {
+    serde_dynamo::from_item(item).map_err(decode_error)
+}
+
 /// A live product: exists and not deleted.
 use super::stock::LIVE;
 
@@ -118,6 +138,45 @@ impl DynamoStore {
             .map(|p| {
                 let buckets = extra.get(&p.id).cloned().unwrap_or_default();
                 p.into_product(&buckets)
+            })
+            .collect())
+    }
+
+    /// The live products of a catalog page, in its order, with their stock: their items and
+    /// buckets in one `BatchGetItem` (eventually consistent, like the index).
+    async fn catalog_products(&self, entries: &[CatalogEntry]) -> Result<Vec<Product>, StoreError> {
+        let wanted: Vec<super::Item> = entries
+            .iter()
+            .flat_map(|e| (0..e.bucket_slots).map(move |k| keys::key(keys::stock_bucket(e.id, k))))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut products: HashMap<Uuid, ProductItem> = HashMap::new();
+        let mut buckets: HashMap<Uuid, Vec<(u16, Stock)>> = HashMap::new();
+        for item in self.batch_get(wanted, false).await? {
+            if item.get(keys::SK).and_then(|v| v.as_s().ok()).is_some_and(|sk| sk == keys::product(Uuid::nil()).1) {
+                let p = decode(item)?;
+                products.insert(p.id, p);
+            } else {
+                let b: BucketItem = serde_dynamo::from_item(item).map_err(decode_error)?;
+                buckets.entry(b.product_id).or_default().push((b.bucket, b.stock()));
+            }
+        }
+        // Re-bucketed since the index entry was written: read all its buckets.
+        let stale: Vec<(Uuid, u16)> = entries
+            .iter()
+            .filter_map(|e| products.get(&e.id).filter(|p| p.bucket_slots > e.bucket_slots))
+            .map(|p| (p.id, p.bucket_slots))
+            .collect();
+        if !stale.is_empty() {
+            buckets.extend(self.extra_buckets(&stale, false).await?);
+        }
+        Ok(entries
+            .iter()
+            .filter_map(|e| {
+                let p = products.remove(&e.id).filter(|p| p.deleted_at.is_none())?;
+                Some(p.into_product(&buckets.remove(&e.id).unwrap_or_default()))
             })
             .collect())
     }
@@ -173,14 +232,14 @@ impl ProductStore for DynamoStore {
 
     async fn list_products(&self, limit: u32, cursor: Option<&str>) -> Result<Page<Product>, ListError> {
         let listing = Listing {
-            partition: Partition::gsi1(keys::CATALOG),
+            partition: Partition::gsi3(keys::CATALOG),
             newest_first: false,
             key: keys::product,
-            decode,
-            id: |p: &ProductItem| p.id,
+            decode: decode_entry,
+            id: |e: &CatalogEntry| e.id,
         };
         let page = self.page(&listing, limit, cursor).await?;
-        Ok(Page { items: self.with_totals(page.items, false).await?, next_cursor: page.next_cursor })
+        Ok(Page { items: self.catalog_products(&page.items).await?, next_cursor: page.next_cursor })
     }
 
     async fn update_product(
@@ -265,7 +324,7 @@ impl ProductStore for DynamoStore {
             _ => return Ok(false),
         };
         let now = keys::rfc3339(now)?;
-        const DELETE: &str = "SET deleted_at = :now, updated_at = :now REMOVE gsi1pk, gsi1sk";
+        const DELETE: &str = "SET deleted_at = :now, updated_at = :now REMOVE gsi3pk, gsi3sk";
         let condition = format!("{LIVE} AND (attribute_not_exists(bucket_slots) OR bucket_slots = :slots)");
         if slots <= 1 {
             let result = self

@@ -39,6 +39,9 @@ struct RefundItem {
     created_at: time::OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     updated_at: time::OffsetDateTime,
+    /// The request that opened it (`crate::trace`); absent on older refunds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trace: Option<crate::trace::Trace>,
 }
 
 impl RefundItem {
@@ -56,6 +59,7 @@ impl RefundItem {
             failure: self.failure,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            trace: self.trace,
         }
     }
 }
@@ -78,6 +82,7 @@ pub(super) fn put_refund(table: &str, r: &Refund) -> Result<TransactWriteItem, S
         failure: None,
         created_at: r.created_at,
         updated_at: r.updated_at,
+        trace: r.trace.clone(),
     };
     let put = Put::builder()
         .table_name(table)

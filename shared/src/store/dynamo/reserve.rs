@@ -82,7 +82,11 @@ impl PlacementStore for DynamoStore {
         };
         let mut items = vec![
             put_new(&self.table, serde_dynamo::to_item(marker).map_err(decode_error)?)?,
-            put_new(&self.table, serde_dynamo::to_item(OrderItem::from_order(order)).map_err(decode_error)?)?,
+            // The order keeps the ids of the request that placed it: its `order.placed` event's.
+            put_new(
+                &self.table,
+                serde_dynamo::to_item(OrderItem::from_order(order, p.event.trace.as_ref())).map_err(decode_error)?,
+            )?,
             outbox::put_event(&self.table, &p.event)?,
         ];
         let first_line = items.len();
