@@ -369,21 +369,12 @@ fn faults(rng: &mut ChaCha8Rng, duration: Duration, kinds: &[FaultKind]) -> Vec<
     for kind in FaultKind::ALL {
         let mut drawn = Vec::new();
         match kind {
-            FaultKind::Crash => {
-                for _ in 0..count(rng, 6.0) {
-                    let function = CRASHABLE[rng.random_range(0..CRASHABLE.len())];
-                    let after_ms = if rng.random_bool(0.5) { rng.random_range(1..40) } else { AT_ANSWER_MS };
-                    drawn.push(Fault {
-                        at: start(rng),
-                        kind,
-                        lasts: Duration::ZERO,
-                        detail: Detail::Crash { function, after_ms },
-                    });
-                }
-            }
-            FaultKind::Gateway => {
-                for _ in 0..count(rng, 3.0) {
-                    let function = GATEWAY[rng.random_range(0..GATEWAY.len())];
+            // A gateway fault is a crash of the mock gateway's own functions: one shape, two lists.
+            FaultKind::Crash | FaultKind::Gateway => {
+                let (per_minute, functions): (f64, &[&'static str]) =
+                    if kind == FaultKind::Crash { (6.0, CRASHABLE) } else { (3.0, GATEWAY) };
+                for _ in 0..count(rng, per_minute) {
+                    let function = functions[rng.random_range(0..functions.len())];
                     let after_ms = if rng.random_bool(0.5) { rng.random_range(1..40) } else { AT_ANSWER_MS };
                     drawn.push(Fault {
                         at: start(rng),
