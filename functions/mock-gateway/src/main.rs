@@ -5,7 +5,7 @@ use shop::cold_start::ColdStart;
 use shop::config::{flag_from_env, mock_delays_from_env, secret_from_env, url_from_env};
 use shop::mock_gateway::delivery::Deliverer;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     let cold = ColdStart::init().await?;
     let deliverer = Deliverer::new(vec![secret_from_env("MOCK_SIGNING_SECRET")?])?;

@@ -5,7 +5,7 @@ use shop::api::payment_webhook::PaymentWebhook;
 use shop::cold_start::ColdStart;
 use shop::payments::gateway::GatewayClient;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     let cold = ColdStart::init().await?;
     let (secrets, gateway) = (shop::config::webhook_secrets_from_env()?, GatewayClient::from_env()?);

@@ -4,7 +4,7 @@ use shop::api::payments::Payments;
 use shop::cold_start::ColdStart;
 use shop::payments::gateway::GatewayClient;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     let cold = ColdStart::init().await?;
     let gateway = GatewayClient::from_env()?;

@@ -4,7 +4,7 @@ use shop::api::place_order::PlaceOrder;
 use shop::cold_start::ColdStart;
 use shop::config::reservation_window_from_env;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     let cold = ColdStart::init().await?;
     let reservation_window = reservation_window_from_env()?;
