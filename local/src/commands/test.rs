@@ -15,11 +15,16 @@
 //!    customer (`--skip-api-contract` skips it): no 5xx, every status, content type, header and
 //!    body as documented, invalid input refused. A fixed seed keeps CI reproducible. It does not
 //!    check undeclared methods: API Gateway itself answers those with 404, as the local one does.
+//! 6. when all of that passed, a short soak on the same stack ([`crate::commands::soak`]): a minute
+//!    of seeded traffic ([`SOAK_SEED`], [`SOAK_MINUTES`]) under overlapping faults, then every unit,
+//!    charge and e-mail reconciled; a break fails the run, and the report (seed, fault timeline,
+//!    ids to replay) is printed and kept in `target/soak-report.txt` (`--skip-soak` skips it). It
+//!    judges only what it made itself, so the suite's data does not disturb it.
 //!
-//! 6. whatever the tests said, a check that no function instance exited unasked (see
+//! 7. whatever the tests said, a check that no function instance exited unasked (see
 //!    [`crate::emulators::runtime_api`]): a panic or a kill nobody asked for fails the run and
 //!    is listed with its function and request;
-//! 7. the IAM least-privilege report (see [`crate::emulators::iam::report`]): printed, written to
+//! 8. the IAM least-privilege report (see [`crate::emulators::iam::report`]): printed, written to
 //!    `target/iam-report.{txt,json}`, and any request a role denied fails the run (`--iam`
 //!    chooses enforce, soft or off; the report is made in both of the first two).
 //!
@@ -40,12 +45,16 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use tokio::process::Command;
 
-use crate::commands::{browser_test, seed};
+use crate::commands::{browser_test, seed, soak};
 use crate::progress;
 use crate::stack::install;
 use crate::stack::workspace::{Workspace, cargo_command};
 use crate::stack::{Options, Stack};
 use crate::template::Template;
+
+/// The soak's seed and length: fixed, so that a break is replayed with the same plan.
+pub const SOAK_SEED: u64 = 42;
+pub const SOAK_MINUTES: f64 = 1.0;
 
 /// The template's `Schedule` events are not fired: tests run the sweeper on demand through the
 /// Invoke API, so no sweep can expire another test's orders.
@@ -66,6 +75,9 @@ pub struct Args {
     /// Skip the storefront's browser test (headless Chromium).
     #[arg(long)]
     skip_browser: bool,
+    /// Skip the one-minute soak (seeded traffic under overlapping faults, then everything reconciled).
+    #[arg(long)]
+    skip_soak: bool,
     /// IAM: `enforce` refuses what a function's role does not allow, as AWS does; `soft` logs
     /// and allows; `off` judges nothing (see docs/iam.md).
     #[arg(long, value_enum, default_value_t = crate::stack::IamMode::Enforce)]
@@ -120,7 +132,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let stack = Stack::start(&ws, &template, &tools.dynamodb_local_dir, opts).await?;
     eprintln!("✓ stack started in {:.1}s (function logs in {})", started.elapsed().as_secs_f64(), logs.display());
 
-    let result: Result<ExitStatus> = async {
+    let result: Result<(ExitStatus, bool)> = async {
         let api = stack.api_url.clone().context("API not started")?;
         let step = progress::Step::start("seeding the admin account");
         progress::run(step, seed::admin(&stack)).await?;
@@ -136,7 +148,18 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         if status.success() && !args.skip_api_contract {
             api_contract(&ws, &api, &tools.venv_bin).await?;
         }
-        Ok(status)
+        // Last: its sweeps run in the future and expire whatever else is pending.
+        let mut soak_held = true;
+        if status.success() && !args.skip_soak {
+            let settings = soak::Settings {
+                minutes: SOAK_MINUTES,
+                seed: SOAK_SEED,
+                faults: soak::all_faults(),
+                customers: soak::DEFAULT_CUSTOMERS,
+            };
+            soak_held = soak::run_on(&ws, &stack, &settings).await?;
+        }
+        Ok((status, soak_held))
     }
     .await;
     // Instances die only when the stack or a test's fault says so; anything else is a bug in
@@ -152,7 +175,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         eprintln!("(alarms that fired during the run: {})", list.join(", "));
     }
     let denials = write_iam_report(&ws, &iam)?;
-    let status = result?;
+    let (status, soak_held) = result?;
     if !status.success() {
         eprintln!(
             "✗ tests failed ({status}); function logs: {}/<Function>.log. One request's path, by the request id \
@@ -171,6 +194,15 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     eprintln!("✓ no function instance exited unasked");
     if denials > 0 {
         eprintln!("✗ IAM denied {denials} request(s) that template.yaml would deny in AWS too (report above)");
+        return Ok(ExitCode::FAILURE);
+    }
+    if !soak_held {
+        eprintln!(
+            "✗ the soak (seed {SOAK_SEED}, {SOAK_MINUTES} min) broke an invariant: the report, with the fault timeline \
+             around each break and the ids to look up, is in {}; replay it alone with `cargo local soak --seed \
+             {SOAK_SEED} --minutes {SOAK_MINUTES}`",
+            ws.root.join("target").join("soak-report.txt").display()
+        );
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::from(status.code().map_or(1, |c| c.clamp(0, 255) as u8)))

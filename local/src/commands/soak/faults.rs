@@ -3,10 +3,10 @@
 //! | fault | switch |
 //! |---|---|
 //! | `crash`, `gateway` | `POST /_local/functions/<LogicalId>/crash` `{"after_ms"}` ([`crate::emulators::runtime_api`]) |
-//! | `ddb-conflict`, `ddb-throttle`, `ddb-partition` | `POST`/`DELETE /_local/dynamodb/faults` ([`crate::emulators::dynamodb_proxy`]); overlapping windows are merged into one configuration |
+//! | `ddb-conflict`, `ddb-throttle`, `ddb-partition`, `ddb-internal` | `POST`/`DELETE /_local/dynamodb/faults` ([`crate::emulators::dynamodb_proxy`]); overlapping windows are merged into one configuration |
 //! | `broker-down`, `ses-down` | `POST /_local/{kafka,ses}/{stop,start}` ([`crate::emulators::outage`]) |
 //! | `ses-refusal` | `POST /_local/ses/refusals` at the customer's sign-up ([`super::traffic`]) |
-//! | `ses-throttle` | TODO(lead): the SES gate's sending quota, once it exists |
+//! | `ses-throttle` | `PUT`/`DELETE /_local/ses/quota` `{"max_send_rate"}` ([`crate::emulators::ses`]): the SES gate's sending quota, 14 e-mails a second as a new production account starts; overlapping windows keep the lowest rate, and the last one's end puts back the default |
 //! | `expiry-sweep` | the sweeper invoked with its event's `time` past the reservation window |
 //! | `schedule-late` | the ticks below pause |
 //!
@@ -53,6 +53,8 @@ pub struct Injector {
     ddb: Mutex<Vec<usize>>,
     /// `kafka`/`ses` → open outage windows.
     down: Mutex<BTreeMap<&'static str, u32>>,
+    /// The `ses-throttle` windows now open (index into the plan's faults).
+    quota: Mutex<Vec<usize>>,
     paused_until: Mutex<Option<Instant>>,
 }
 
@@ -67,6 +69,7 @@ impl Injector {
             figures: Mutex::default(),
             ddb: Mutex::default(),
             down: Mutex::default(),
+            quota: Mutex::default(),
             paused_until: Mutex::default(),
         })
     }
@@ -117,7 +120,10 @@ impl Injector {
                 self.post(&format!("/_local/functions/{function}/crash"), Some(json!({ "after_ms": after_ms })))
                     .await?;
             }
-            (FaultKind::DdbConflict | FaultKind::DdbThrottle | FaultKind::DdbPartition, _) => {
+            (
+                FaultKind::DdbConflict | FaultKind::DdbThrottle | FaultKind::DdbPartition | FaultKind::DdbInternalError,
+                _,
+            ) => {
                 self.ddb.lock().unwrap().push(i);
                 self.apply_ddb(plan).await?;
             }
@@ -132,12 +138,9 @@ impl Injector {
                 let mut paused = self.paused_until.lock().unwrap();
                 *paused = Some(paused.map_or(until, |p| p.max(until)));
             }
-            (FaultKind::SesThrottle, _) => {
-                // TODO(lead): switch on the SES gate's sending quota here (`MaxSendRate`, the
-                // rate in `Detail::Rate`), and off in `end`, once emulators/ses.rs has it.
-                self.note(format!("(not applied: {}: no switch yet)", fault.describe()));
-                self.figures.lock().unwrap().entry(fault.kind).or_default().skipped += 1;
-                return Ok(false);
+            (FaultKind::SesThrottle, Detail::SendRate(_)) => {
+                self.quota.lock().unwrap().push(i);
+                self.apply_quota(plan).await?;
             }
             (kind, detail) => bail!("no way to apply {} with {detail:?}", kind.name()),
         }
@@ -151,11 +154,21 @@ impl Injector {
     async fn end(&self, plan: &Plan, i: usize) -> Result<bool> {
         let fault = &plan.faults[i];
         match fault.kind {
-            FaultKind::DdbConflict | FaultKind::DdbThrottle | FaultKind::DdbPartition => {
+            FaultKind::DdbConflict | FaultKind::DdbThrottle | FaultKind::DdbPartition | FaultKind::DdbInternalError => {
                 self.ddb.lock().unwrap().retain(|&j| j != i);
                 self.apply_ddb(plan).await?;
             }
             FaultKind::BrokerDown | FaultKind::SesDown => self.outage(fault.kind, false).await?,
+            FaultKind::SesThrottle => {
+                // What the gate did while this quota held, before it changes.
+                let stats = self.get("/_local/ses/quota").await.unwrap_or_default();
+                self.note(format!(
+                    "  the SES gate at {}/s: {} e-mail(s) accepted, {} throttled",
+                    stats["max_send_rate"], stats["accepted"], stats["throttled"]
+                ));
+                self.quota.lock().unwrap().retain(|&j| j != i);
+                self.apply_quota(plan).await?;
+            }
             FaultKind::ScheduleLate => {}
             _ => return Ok(false),
         }
@@ -168,22 +181,48 @@ impl Injector {
         if open.is_empty() {
             return self.delete("/_local/dynamodb/faults").await;
         }
-        let (mut conflicts, mut throttles, mut scale) = (0.0f64, 0.0f64, None::<f64>);
+        let (mut conflicts, mut throttles, mut internal, mut scale) = (0.0f64, 0.0f64, 0.0f64, None::<f64>);
         for f in &open {
             match (f.kind, &f.detail) {
                 (FaultKind::DdbConflict, Detail::Rate(r)) => conflicts = conflicts.max(*r),
                 (FaultKind::DdbThrottle, Detail::Rate(r)) => throttles = throttles.max(*r),
+                (FaultKind::DdbInternalError, Detail::Rate(r)) => internal = internal.max(*r),
                 (FaultKind::DdbPartition, Detail::CapacityScale(s)) => scale = Some(scale.map_or(*s, |x| x.min(*s))),
                 _ => {}
             }
         }
-        let mut config = json!({ "transaction_conflict_rate": conflicts, "throttle_rate": throttles });
+        let mut config = json!({
+            "transaction_conflict_rate": conflicts,
+            "throttle_rate": throttles,
+            "internal_error_rate": internal,
+        });
         if let Some(scale) = scale {
             config["partition_write_units_per_second"] =
                 json!(crate::emulators::dynamodb_proxy::AWS_PARTITION_WRITE_UNITS);
             config["capacity_scale"] = json!(scale);
         }
         self.post("/_local/dynamodb/faults", Some(config)).await.map(|_| ())
+    }
+
+    /// The SES gate's sending quota for the windows open now: the lowest rate; SES's default
+    /// (a generous rate, see [`crate::emulators::ses::DEFAULT_MAX_SEND_RATE`]) when none is.
+    /// The notifier reads the rate at cold start, so its warm instances meet the new quota as a
+    /// production notifier meets a quota lowered under it: throttled, and retrying later.
+    async fn apply_quota(&self, plan: &Plan) -> Result<()> {
+        let rate = self
+            .quota
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|&i| match plan.faults[i].detail {
+                Detail::SendRate(r) => Some(r),
+                _ => None,
+            })
+            .reduce(f64::min);
+        match rate {
+            Some(rate) => self.put("/_local/ses/quota", json!({ "max_send_rate": rate })).await,
+            None => self.delete("/_local/ses/quota").await,
+        }
     }
 
     async fn outage(&self, kind: FaultKind, starts: bool) -> Result<()> {
@@ -203,14 +242,17 @@ impl Injector {
         Ok(())
     }
 
-    /// Every switch back to normal: DynamoDB faults off, Kafka and SES reachable, schedules on.
+    /// Every switch back to normal: DynamoDB faults off, Kafka and SES reachable, SES's quota back
+    /// to its default, schedules on.
     pub async fn clear(&self) -> Result<()> {
         self.ddb.lock().unwrap().clear();
         self.down.lock().unwrap().clear();
+        self.quota.lock().unwrap().clear();
         *self.paused_until.lock().unwrap() = None;
         self.delete("/_local/dynamodb/faults").await?;
         self.post("/_local/kafka/start", None).await?;
         self.post("/_local/ses/start", None).await?;
+        self.delete("/_local/ses/quota").await?;
         self.note("■ every fault switched off");
         Ok(())
     }
@@ -268,6 +310,19 @@ impl Injector {
             bail!("POST {path} answered {status}: {text}");
         }
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn put(&self, path: &str, body: Value) -> Result<()> {
+        let r = self.http.put(format!("{}{path}", self.invoke)).json(&body).send().await?;
+        let status = r.status();
+        if !status.is_success() {
+            bail!("PUT {path} {body} answered {status}: {}", r.text().await.unwrap_or_default());
+        }
+        Ok(())
+    }
+
+    async fn get(&self, path: &str) -> Result<Value> {
+        Ok(self.http.get(format!("{}{path}", self.invoke)).send().await?.error_for_status()?.json().await?)
     }
 
     async fn delete(&self, path: &str) -> Result<()> {

@@ -62,11 +62,11 @@ pub struct Args {
     seed: Option<u64>,
     /// Fault kinds: `all`, `none`, or a comma-separated list of crash, gateway, ddb-conflict,
     /// ddb-throttle, ddb-partition, broker-down, ses-down, ses-refusal, ses-throttle,
-    /// expiry-sweep, schedule-late.
+    /// expiry-sweep, schedule-late, ddb-internal.
     #[arg(long, default_value = "all", value_parser = parse_faults)]
     faults: Faults,
     /// Customers shopping at once, each doing a journey every 10 s or so.
-    #[arg(long, default_value_t = 24)]
+    #[arg(long, default_value_t = DEFAULT_CUSTOMERS)]
     customers: usize,
     /// Maximum concurrent instances per function.
     #[arg(long, default_value_t = 8)]
@@ -78,6 +78,14 @@ pub struct Args {
     /// Use the binaries already built (skip `cargo build`).
     #[arg(long)]
     no_build: bool,
+}
+
+/// Customers shopping at once unless `--customers` says otherwise.
+pub const DEFAULT_CUSTOMERS: usize = 24;
+
+/// Every fault kind (`--faults all`).
+pub fn all_faults() -> Vec<FaultKind> {
+    FaultKind::ALL.to_vec()
 }
 
 /// The fault kinds `--faults` chose.

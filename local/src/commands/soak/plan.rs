@@ -36,18 +36,23 @@ pub enum FaultKind {
     SesDown,
     /// Some customers sign up with an address SES refuses (`MessageRejected`).
     SesRefusal,
-    /// SES throttling at a sending quota (`MaxSendRate`). TODO(lead): the local SES gate's quota
-    /// is being added (emulators/ses.rs); wire its switch in `faults::apply`. Planned, not applied yet.
+    /// SES throttling at a sending quota (`MaxSendRate`, 14 e-mails a second as a new production
+    /// account starts): the SES gate's quota lowered for a while, under warm notifier instances
+    /// that read a generous one at cold start.
     SesThrottle,
     /// The sweeper runs as if the reservation window had passed: every order awaiting payment
     /// expires at once, while its customers are still paying.
     ExpirySweep,
     /// The schedules (sweeper, refund worker, webhook redelivery) stop firing for a while.
     ScheduleLate,
+    /// A share of all DynamoDB requests answered HTTP 500 `InternalServerError` (the SDK retries
+    /// it; past its retries the shop reads it as transient). Drawn after every other kind, so
+    /// that adding it left every seed's other faults, and its traffic, as they were.
+    DdbInternalError,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::Crash,
         FaultKind::Gateway,
         FaultKind::DdbConflict,
@@ -59,6 +64,7 @@ impl FaultKind {
         FaultKind::SesThrottle,
         FaultKind::ExpirySweep,
         FaultKind::ScheduleLate,
+        FaultKind::DdbInternalError,
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,6 +80,7 @@ impl FaultKind {
             FaultKind::SesThrottle => "ses-throttle",
             FaultKind::ExpirySweep => "expiry-sweep",
             FaultKind::ScheduleLate => "schedule-late",
+            FaultKind::DdbInternalError => "ddb-internal",
         }
     }
 }
@@ -224,6 +231,8 @@ pub enum Detail {
     Rate(f64),
     /// Write units per second per partition at AWS's scale, times this scale.
     CapacityScale(f64),
+    /// E-mails a second (SES's `MaxSendRate`).
+    SendRate(f64),
 }
 
 impl Fault {
@@ -236,6 +245,7 @@ impl Fault {
             }
             Detail::Rate(r) => format!(" {:.0}%", r * 100.0),
             Detail::CapacityScale(s) => format!(" at {s} of AWS's partition limit"),
+            Detail::SendRate(r) => format!(" at {r} e-mails/s"),
         };
         let lasts = if self.lasts.is_zero() { String::new() } else { format!(" for {}s", self.lasts.as_secs()) };
         format!("{}{detail}{lasts}", self.kind.name())
@@ -407,7 +417,12 @@ fn faults(rng: &mut ChaCha8Rng, duration: Duration, kinds: &[FaultKind]) -> Vec<
             }
             FaultKind::SesThrottle => {
                 for _ in 0..count(rng, 0.5) {
-                    drawn.push(Fault { at: start(rng), kind, lasts: secs_in(rng, 10, 30), detail: Detail::Rate(14.0) });
+                    drawn.push(Fault {
+                        at: start(rng),
+                        kind,
+                        lasts: secs_in(rng, 10, 30),
+                        detail: Detail::SendRate(14.0),
+                    });
                 }
             }
             FaultKind::ExpirySweep => {
@@ -422,6 +437,13 @@ fn faults(rng: &mut ChaCha8Rng, duration: Duration, kinds: &[FaultKind]) -> Vec<
             }
             // Applied to customers (their addresses), not at a time.
             FaultKind::SesRefusal => {}
+            // Last in `ALL`: its draws come after every other kind's.
+            FaultKind::DdbInternalError => {
+                for _ in 0..count(rng, 0.5) {
+                    let rate = rng.random_range(0.05..0.25);
+                    drawn.push(Fault { at: start(rng), kind, lasts: secs_in(rng, 5, 15), detail: Detail::Rate(rate) });
+                }
+            }
         }
         if kinds.contains(&kind) {
             out.extend(drawn);

@@ -169,13 +169,15 @@ pub fn reconcile(input: &Inputs<'_>) -> Outcome {
         let refund = refunds.get(id);
         let refunded = refund.is_some_and(|r| s(r, "state") == "REFUNDED") && n(c, "amount_refunded") == n(c, "amount");
         // The quiesce delivers delayed and late webhooks hours "early" (the schedule's time), while
-        // the gateway still reads the charge as pending on the real clock and refuses its refund:
-        // an artifact of the soak's time travel, not of the shop, and noted as such.
+        // the gateway still reads the charge as pending on the real clock and refuses its refund
+        // ("it is pending"): an artifact of the soak's time travel, not of the shop (a real
+        // provider sends `charge.succeeded` once the charge has succeeded), and noted as such.
+        // Only that refusal, made before the charge settled, is excused; any other is a break.
         let refused_before_settled = refund.is_some_and(|r| {
             let refused_at =
                 time::OffsetDateTime::parse(s(r, "updated_at"), &time::format_description::well_known::Rfc3339)
                     .map_or(i64::MAX, |t| t.unix_timestamp());
-            s(r, "state") == "FAILED" && refused_at < n(c, "settles_at")
+            s(r, "state") == "FAILED" && s(r, "failure").contains("it is pending") && refused_at < n(c, "settles_at")
         });
         let early = pays == 0 && refused_before_settled;
         if early {

@@ -7,6 +7,7 @@
 //!   `DynamoDB_20120810.TransactWriteItems` → `TransactWriteItems`), so a test can assert how
 //!   many round trips a request costs: `GET /_local/dynamodb/stats` on the Invoke API answers
 //!   `{"TransactWriteItems": n, ..., "total": n, "injected_conflicts": n, "injected_throttles": n,
+//!   "injected_internal_errors": n,
 //!   "by_function": {"PlaceOrderFunction": {"TransactWriteItems": n, ..., "total": n}, ...}}`,
 //!   `POST /_local/dynamodb/stats/reset` zeroes it. Injected answers count as round trips too
 //!   (the function made them). The caller is the function whose credentials signed the request
@@ -23,7 +24,10 @@
 //!   transaction for a conflict (HTTP 400 `TransactionCanceledException`, one cancellation reason
 //!   per item: `TransactionConflict` on the first, `None` on the rest); `{"throttle_rate": x}`
 //!   answers that fraction of *all* requests with `ProvisionedThroughputExceededException`
-//!   (which the SDK retries itself). A POST replaces the whole configuration (absent = off);
+//!   (which the SDK retries itself); `{"internal_error_rate": x}` answers that fraction of all
+//!   requests, without forwarding them, as DynamoDB answers a failure on its side (HTTP 500
+//!   `InternalServerError`, "Internal server error"; the SDK retries it too, and the shop reads
+//!   it as transient). A POST replaces the whole configuration (absent = off);
 //!   `GET` shows it, `DELETE /_local/dynamodb/faults` switches everything off. At start-up,
 //!   `LOCAL_DDB_FAULTS=transaction_conflict_rate=0.3,throttle_rate=0.01` does the same;
 //! * **limits each partition's writes** as AWS does, which DynamoDB Local never does (it has no
@@ -95,6 +99,8 @@ pub struct Faults {
     pub transaction_conflict_rate: f64,
     /// Fraction of all requests answered with `ProvisionedThroughputExceededException`.
     pub throttle_rate: f64,
+    /// Fraction of all requests answered HTTP 500 `InternalServerError` (not forwarded).
+    pub internal_error_rate: f64,
     /// Write units per second each partition key may spend (AWS: 1,000); 0 = unlimited.
     pub partition_write_units_per_second: f64,
     /// Multiplies `partition_write_units_per_second` (e.g. 0.01: AWS's limit at 1/100 scale).
@@ -106,6 +112,7 @@ impl Default for Faults {
         Self {
             transaction_conflict_rate: 0.0,
             throttle_rate: 0.0,
+            internal_error_rate: 0.0,
             partition_write_units_per_second: 0.0,
             capacity_scale: 1.0,
         }
@@ -125,11 +132,12 @@ impl Faults {
             match key.trim() {
                 "transaction_conflict_rate" => faults.transaction_conflict_rate = value,
                 "throttle_rate" => faults.throttle_rate = value,
+                "internal_error_rate" => faults.internal_error_rate = value,
                 "partition_write_units_per_second" => faults.partition_write_units_per_second = value,
                 "capacity_scale" => faults.capacity_scale = value,
                 other => bail!(
                     "unknown fault `{other}` (known: transaction_conflict_rate, throttle_rate, \
-                     partition_write_units_per_second, capacity_scale)"
+                     internal_error_rate, partition_write_units_per_second, capacity_scale)"
                 ),
             }
         }
@@ -138,9 +146,11 @@ impl Faults {
     }
 
     fn validate(&self) -> Result<()> {
-        for (name, rate) in
-            [("transaction_conflict_rate", self.transaction_conflict_rate), ("throttle_rate", self.throttle_rate)]
-        {
+        for (name, rate) in [
+            ("transaction_conflict_rate", self.transaction_conflict_rate),
+            ("throttle_rate", self.throttle_rate),
+            ("internal_error_rate", self.internal_error_rate),
+        ] {
             if !(0.0..=1.0).contains(&rate) {
                 bail!("{name} must be between 0 and 1, got {rate}");
             }
@@ -173,6 +183,7 @@ struct Counters {
     total: AtomicU64,
     injected_conflicts: AtomicU64,
     injected_throttles: AtomicU64,
+    injected_internal_errors: AtomicU64,
     partition_throttles: AtomicU64,
     /// Requests refused because an index partition was short (also in `partition_throttles`).
     index_throttles: AtomicU64,
@@ -273,6 +284,7 @@ impl Shared {
         out.insert("total".into(), json!(c.total.load(Ordering::SeqCst)));
         out.insert("injected_conflicts".into(), json!(c.injected_conflicts.load(Ordering::SeqCst)));
         out.insert("injected_throttles".into(), json!(c.injected_throttles.load(Ordering::SeqCst)));
+        out.insert("injected_internal_errors".into(), json!(c.injected_internal_errors.load(Ordering::SeqCst)));
         out.insert("partition_throttles".into(), json!(c.partition_throttles.load(Ordering::SeqCst)));
         out.insert("index_throttles".into(), json!(c.index_throttles.load(Ordering::SeqCst)));
         let index_partitions: serde_json::Map<String, Value> = c
@@ -313,6 +325,7 @@ impl Shared {
         c.total.store(0, Ordering::SeqCst);
         c.injected_conflicts.store(0, Ordering::SeqCst);
         c.injected_throttles.store(0, Ordering::SeqCst);
+        c.injected_internal_errors.store(0, Ordering::SeqCst);
         c.partition_throttles.store(0, Ordering::SeqCst);
         c.index_throttles.store(0, Ordering::SeqCst);
         c.index_partitions.lock().unwrap().clear();
@@ -508,6 +521,10 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         counters.injected_throttles.fetch_add(1, Ordering::SeqCst);
         return throttled();
     }
+    if faults.internal_error_rate > 0.0 && uniform() < faults.internal_error_rate {
+        counters.injected_internal_errors.fetch_add(1, Ordering::SeqCst);
+        return internal_error();
+    }
     if op == "TransactWriteItems"
         && faults.transaction_conflict_rate > 0.0
         && uniform() < faults.transaction_conflict_rate
@@ -662,6 +679,16 @@ fn transaction_cancelled(items: usize, at: usize, code: &str, message: &str) -> 
         ),
         "CancellationReasons": reasons,
     }))
+}
+
+/// DynamoDB's answer to a failure on its side: HTTP 500, which the SDK retries.
+fn internal_error() -> Response {
+    let mut response = amz_error(json!({
+        "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+        "message": "Internal server error",
+    }));
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
 }
 
 /// DynamoDB's answer when a table's (or partition's) throughput is exceeded.
@@ -842,6 +869,22 @@ mod tests {
         assert!(Faults::parse("").unwrap().is_off());
         assert!(Faults::parse("transaction_conflict_rate=2").is_err());
         assert!(Faults::parse("conflicts=0.1").is_err());
+        let f = Faults::parse("internal_error_rate=0.2").unwrap();
+        assert_eq!(f, Faults { internal_error_rate: 0.2, ..Faults::default() });
+        assert!(Faults::parse("internal_error_rate=1.5").is_err());
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_is_a_500_the_sdk_retries() {
+        let response = internal_error();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], AMZ_JSON);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v,
+            json!({"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": "Internal server error"})
+        );
     }
 
     #[tokio::test]

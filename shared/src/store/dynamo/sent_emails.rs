@@ -13,6 +13,15 @@
 //! e-mail and before the batch's records were written: the redelivered batch sends it again. That
 //! duplicate is chosen over the alternative (record first, lose the e-mail if the send then fails)
 //! — see `docs/events.md`.
+//!
+//! The records are written after the sends, so a write that fails loses them: a refusal is then
+//! not on record, and an accepted e-mail is sent again by any redelivery of its event (the batch's,
+//! when another of its e-mails failed, or the sweeper's redrive). So a batch write DynamoDB
+//! throttles or fails as a whole (`ProvisionedThroughputExceededException`, `InternalServerError`:
+//! after the SDK's own three attempts) is tried again, as is what it leaves unprocessed, with a
+//! backoff, for up to [`RETRY_FOR`]; only then is it given up on (and the notifier says so
+//! loudly). That budget stays within the time the notifier keeps free for its records at the end
+//! of an invocation (`email::pace::END_RESERVE`).
 
 use super::{DynamoStore, decode_error, keys, store_error};
 use crate::store::{EmailRecord, SentEmails, StoreError};
@@ -26,8 +35,12 @@ use uuid::Uuid;
 pub const RETENTION: time::Duration = time::Duration::days(14);
 const SENT: &str = "SENT";
 const REFUSED: &str = "REFUSED";
-/// Attempts at the unprocessed part of a batch read or write (DynamoDB hands back what it throttled).
-const ROUNDS: usize = 5;
+/// How long a batch's records are tried again while DynamoDB throttles or fails their writes (as
+/// a whole, or leaving items unprocessed), counted from the first attempt.
+pub const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+/// The first wait before trying again; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_millis(800);
 
 #[derive(Deserialize)]
 struct RecordItem {
@@ -50,6 +63,8 @@ impl SentEmails for DynamoStore {
     async fn record(&self, records: &[(Uuid, EmailRecord)], now: time::OffsetDateTime) -> Result<(), StoreError> {
         let at = AttributeValue::S(keys::rfc3339(now)?);
         let expires = keys::expires_at(now + RETENTION);
+        // One budget for the whole batch, however many writes it takes.
+        let give_up_at = tokio::time::Instant::now() + RETRY_FOR;
         for chunk in records.chunks(25) {
             let mut writes = Vec::with_capacity(chunk.len());
             for (id, record) in chunk {
@@ -70,22 +85,43 @@ impl SentEmails for DynamoStore {
                     PutRequest::builder().set_item(Some(item)).build().map_err(|e| StoreError::Other(e.to_string()))?;
                 writes.push(WriteRequest::builder().put_request(put).build());
             }
-            let mut pending = Some(HashMap::from([(self.table.clone(), writes)]));
-            for _ in 0..ROUNDS {
-                let Some(request) = pending.take().filter(|m| m.values().any(|w| !w.is_empty())) else { break };
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .set_request_items(Some(request))
-                    .send()
-                    .await
-                    .map_err(store_error)?;
-                pending = out.unprocessed_items;
-            }
-            if pending.is_some_and(|m| m.values().any(|w| !w.is_empty())) {
-                return Err(StoreError::Unavailable("e-mail records could not all be written".into()));
-            }
+            self.write_all(HashMap::from([(self.table.clone(), writes)]), give_up_at).await?;
         }
         Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// One `BatchWriteItem` to its end: what DynamoDB leaves unprocessed, and a request it
+    /// throttles or fails as a whole (a transient error, after the SDK's own retries), is sent
+    /// again after a backoff, until `give_up_at`.
+    async fn write_all(
+        &self,
+        mut request: HashMap<String, Vec<WriteRequest>>,
+        give_up_at: tokio::time::Instant,
+    ) -> Result<(), StoreError> {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let result = self.client.batch_write_item().set_request_items(Some(request.clone())).send().await;
+            let why = match result {
+                Ok(out) => match out.unprocessed_items.filter(|m| m.values().any(|w| !w.is_empty())) {
+                    None => return Ok(()),
+                    Some(rest) => {
+                        request = rest;
+                        StoreError::Unavailable("e-mail records could not all be written (unprocessed)".into())
+                    }
+                },
+                Err(e) => match store_error(e) {
+                    e @ StoreError::Unavailable(_) => e,
+                    other => return Err(other),
+                },
+            };
+            if tokio::time::Instant::now() + backoff >= give_up_at {
+                return Err(why);
+            }
+            tracing::warn!(error = %why, retry_in_ms = backoff.as_millis() as u64, "e-mail records not written yet; trying again");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
     }
 }
