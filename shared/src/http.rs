@@ -6,7 +6,6 @@
 //! paths again.
 
 use crate::auth::jwt::{Principal, Tokens};
-use crate::domain::user::Role;
 use crate::error::ApiError;
 use http::{HeaderValue, StatusCode, header};
 use lambda_http::request::RequestContext;
@@ -141,7 +140,8 @@ pub fn page_size(req: &Request) -> Result<u32, ApiError> {
     }
 }
 
-/// The signed-in caller: 401 without a valid `Authorization: Bearer <jwt>`.
+/// The caller a valid `Authorization: Bearer <jwt>` names: 401 without one. Whether that
+/// session is still open is [`crate::auth::session::signed_in`]'s: routes use that.
 pub fn authenticate(req: &Request, tokens: &Tokens) -> Result<Principal, ApiError> {
     let header = req
         .headers()
@@ -158,20 +158,8 @@ pub fn authenticate(req: &Request, tokens: &Tokens) -> Result<Principal, ApiErro
     Ok(principal)
 }
 
-/// Like [`authenticate`], then 403 unless the caller is an admin.
-pub async fn require_admin<S: crate::store::RoleStore>(
-    req: &Request,
-    tokens: &Tokens,
-    roles: &S,
-) -> Result<Principal, ApiError> {
-    let principal = authenticate(req, tokens)?;
-    // The token says what the role was when it was issued; the store says what it is now, so a
-    // demoted admin's token stops working at once.
-    if principal.role != Role::Admin || roles.role(principal.user_id).await? != Some(Role::Admin) {
-        return Err(ApiError::forbidden("this needs the admin role"));
-    }
-    Ok(principal)
-}
+/// 403 unless the caller is an admin now; see [`crate::auth::session`].
+pub use crate::auth::session::require_admin;
 
 /// A function's request handling, built once at cold start and shared by every invocation.
 pub trait HttpHandler: Send + Sync + 'static {

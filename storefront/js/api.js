@@ -6,6 +6,10 @@
 // {"error": {code, message, details, request_id}}; anything else (the gateway's
 // {"message": "Not Found"}, a network failure) is mapped to the same fields so the page can show
 // every failure the same way.
+//
+// A 401 to a request that carried this tab's token means the API no longer accepts it (expired,
+// signed out everywhere, password changed or reset, account closed): the tab is signed out at
+// once (session.expire), and the error says so in words a shopper understands.
 
 import { session } from "./session.js";
 
@@ -46,11 +50,21 @@ async function request(method, path, { body, headers = {}, auth = true } = {}) {
   if (response.ok) return json;
 
   const err = json?.error;
+  // Only when the refused token is still this tab's: a request that left before a password change
+  // (which brings a new token) must not sign the new session out.
+  if (response.status === 401 && auth && token && session.token() === token) {
+    const expired = new ApiError(401, err?.code ?? "unauthorized", SIGNED_OUT, undefined, err?.request_id);
+    session.expire(expired);
+    throw expired;
+  }
   if (err) throw new ApiError(response.status, err.code, err.message, err.details, err.request_id);
   const message = json?.message ?? (text || response.statusText);
   throw new ApiError(response.status, `http_${response.status}`, message, undefined,
     response.headers.get("x-request-id") ?? undefined);
 }
+
+const SIGNED_OUT = "You were signed out: this session is no longer valid (it expired, the password was changed, " +
+  "or the account was signed out everywhere or closed). Log in again to continue.";
 
 const id = (value) => encodeURIComponent(value);
 
@@ -58,6 +72,19 @@ export const api = {
   signup: (email, password, name) =>
     request("POST", "/auth/signup", { body: name ? { email, password, name } : { email, password }, auth: false }),
   login: (email, password) => request("POST", "/auth/login", { body: { email, password }, auth: false }),
+  // The same answer whether or not an account has the address; the e-mail carries the reset link.
+  requestPasswordReset: (email) => request("POST", "/auth/password-reset", { body: { email }, auth: false }),
+  // Does not sign in: the user logs in with the new password afterwards.
+  resetPassword: (token, password) =>
+    request("POST", "/auth/password-reset/confirm", { body: { token, password }, auth: false }),
+
+  // The signed-in account. Each of these but the export makes the API refuse every token issued
+  // before; a password change answers a fresh one.
+  changePassword: (currentPassword, newPassword) =>
+    request("POST", "/me/password", { body: { current_password: currentPassword, new_password: newPassword } }),
+  signOutEverywhere: () => request("POST", "/me/sign-out-everywhere"),
+  exportAccount: () => request("GET", "/me/export"),
+  closeAccount: (password) => request("DELETE", "/me", { body: { password } }),
 
   products: (cursor, limit = 24) =>
     request("GET", `/products?limit=${limit}${cursor ? `&cursor=${id(cursor)}` : ""}`, { auth: false }),

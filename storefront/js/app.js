@@ -1,6 +1,12 @@
 // The storefront's entry point: a hash router (#/cart, #/orders/<id>, ...), the header, and the
 // life cycle of views.
 //
+// The password-reset e-mail links to `#reset=<token>` rather than to a route: the token leaves the
+// address bar (and the history) as soon as the page sees it, and waits in memory for the reset view.
+//
+// A token the API refuses (a 401: expired, signed out everywhere, password changed, account
+// closed) signs the page out wherever it is: the log-in page then says why (see api.js).
+//
 // A view is `async (main, params, scope) => void`: it fills `main`, and registers its timers
 // (polling, countdowns) with `scope`, which stops them all when the user navigates away, so a
 // view that is gone never keeps calling the API.
@@ -12,7 +18,9 @@ import { accountView } from "./views/account.js";
 import { adminView } from "./views/admin.js";
 import { cartView } from "./views/cart.js";
 import { mailboxView } from "./views/mailbox.js";
+import { myAccountView } from "./views/my-account.js";
 import { orderView, ordersView } from "./views/orders.js";
+import { forgotPasswordView, openResetLink, resetPasswordView } from "./views/password.js";
 import { productView, shopView } from "./views/shop.js";
 
 // [pattern, view, nav item, needs a signed-in user]
@@ -20,6 +28,9 @@ const ROUTES = [
   [/^\/$/, shopView, "shop", false],
   [/^\/products\/([^/]+)$/, productView, "shop", false],
   [/^\/login$/, accountView, null, false],
+  [/^\/forgot-password$/, forgotPasswordView, null, false],
+  [/^\/reset-password$/, resetPasswordView, null, false],
+  [/^\/account$/, myAccountView, null, true],
   [/^\/cart$/, cartView, "cart", true],
   [/^\/orders$/, ordersView, "orders", true],
   [/^\/orders\/([^/]+)$/, orderView, "orders", true],
@@ -51,6 +62,7 @@ let scope = new Scope();
 const main = () => document.getElementById("view");
 
 let pendingNotice = null;
+let pendingError = null;
 
 /** Goes to `hash` (e.g. "#/cart"), optionally with a notice to show there. */
 export function go(hash, ...notice) {
@@ -64,7 +76,13 @@ async function render() {
   scope = new Scope();
   clearBanners();
   if (pendingNotice) showNotice(...pendingNotice);
-  pendingNotice = null;
+  if (pendingError) showError(pendingError);
+  pendingNotice = pendingError = null;
+  const link = /^#reset=(.*)$/.exec(location.hash);
+  if (link) {
+    openResetLink(link[1]);
+    history.replaceState(history.state, "", "#/reset-password");
+  }
   const path = location.hash.replace(/^#/, "") || "/";
   const [view, nav, needsUser, params] = resolve(path);
   document.querySelectorAll("[data-nav]").forEach((a) => a.classList.toggle("active", a.dataset.nav === nav));
@@ -118,7 +136,8 @@ function renderAccount() {
     return;
   }
   box.replaceChildren(
-    h("span", { class: "who", testid: "signed-in-as" }, user.email, user.role === "admin" ? " (admin)" : ""),
+    h("a", { href: "#/account", class: "who", testid: "signed-in-as", title: "Your account: password, your data, closing it" },
+      user.email, user.role === "admin" ? " (admin)" : ""),
     h("button", {
       class: "link",
       testid: "logout",
@@ -148,7 +167,17 @@ export async function refreshCartCount() {
   }
 }
 
+/** The API refused the token (`why`, a 401 error): off to the log-in page, which says so and
+ * leads back here. */
+function sessionEnded(why) {
+  if (!why) return;
+  const path = location.hash.replace(/^#/, "") || "/";
+  pendingError = why;
+  go(path.startsWith("/login") ? `#${path}` : `#/login?next=${encodeURIComponent(path)}`);
+}
+
 session.onChange(renderAccount);
+session.onChange(sessionEnded);
 window.addEventListener("hashchange", () => render());
 renderAccount();
 render();

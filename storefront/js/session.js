@@ -39,6 +39,12 @@ export const session = {
     sessionStorage.removeItem(KEY);
     listeners.forEach((f) => f());
   },
+  /** Signs out because the API refused the token (a 401); `why` is the error to show. */
+  expire(why) {
+    sessionStorage.removeItem(KEY);
+    listeners.forEach((f) => f(why));
+  },
+  /** `f(why)` after every sign-in and sign-out; `why` is set when the API ended the session. */
   onChange(f) {
     listeners.add(f);
   },

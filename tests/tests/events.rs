@@ -137,3 +137,16 @@ async fn payment_events() {
     let report = deliver_webhooks_at(time::OffsetDateTime::now_utc()).await;
     assert!(report["delivered"].is_u64() && report["failed"].is_u64(), "{report}");
 }
+
+#[tokio::test]
+async fn account_events() {
+    // Asking for a reset answers the same whatever the address: the sample's is nobody's.
+    let (status, reply) = http_result(&invoke("AccountFunction", &event("password-reset.json")).await);
+    assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
+
+    let (email, token) = new_customer("event-export").await;
+    let (status, export) = http_result(&invoke("AccountFunction", &with_token(event("me-export.json"), &token)).await);
+    assert_eq!(status, StatusCode::OK, "{export}");
+    assert_eq!(export["account"]["email"], email);
+    assert_eq!(export["orders"], json!([]));
+}

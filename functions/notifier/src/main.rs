@@ -13,7 +13,12 @@ async fn main() -> Result<(), lambda_http::Error> {
     // The account's sending rate, read once here (unless NOTIFIER_MAX_SEND_RATE sets it).
     let pace = Pace::new(config.max_send_rate);
     pace.load(&sender).await;
-    let notifier =
-        Notifier { markers: cold.store, sender, templates: Templates::new(), concurrency: config.concurrency, pace };
+    let notifier = Notifier {
+        markers: cold.store,
+        sender,
+        templates: Templates::with_storefront(config.storefront_url.as_deref()),
+        concurrency: config.concurrency,
+        pace,
+    };
     shop::api::notifier::serve(notifier).await
 }

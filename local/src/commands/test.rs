@@ -227,17 +227,29 @@ fn write_iam_report(ws: &Workspace, report: &crate::emulators::iam::report::Repo
 
 /// schemathesis against the running API, once per role. The token goes in a header argument;
 /// the command line printed by [`gate`] is the check's name only, and schemathesis masks it.
+/// `POST /me/sign-out-everywhere` ends the session of the token it is called with, which would
+/// leave every later operation of a run 401-only: the role runs leave it out, and a last run
+/// checks it alone with a customer of its own.
 async fn api_contract(ws: &Workspace, api: &str, venv_bin: &std::path::Path) -> Result<()> {
+    const SIGN_OUT: &str = "signOutEverywhere";
     let customer = format!("schemathesis-{}@shop.local", uuid::Uuid::new_v4().simple());
     seed::signup(api, &customer, "schemathesis-password", "Schemathesis").await?;
-    let tokens = [
-        ("admin", seed::admin_token(api).await?),
-        ("customer", seed::token(api, &customer, "schemathesis-password").await?),
+    let leaving = format!("schemathesis-leaving-{}@shop.local", uuid::Uuid::new_v4().simple());
+    seed::signup(api, &leaving, "schemathesis-password", "Schemathesis").await?;
+    let runs = [
+        ("admin", seed::admin_token(api).await?, ["--exclude-operation-id", SIGN_OUT]),
+        ("customer", seed::token(api, &customer, "schemathesis-password").await?, ["--exclude-operation-id", SIGN_OUT]),
+        (
+            "a customer signing out",
+            seed::token(api, &leaving, "schemathesis-password").await?,
+            ["--include-operation-id", SIGN_OUT],
+        ),
     ];
-    for (role, token) in tokens {
+    for (role, token, filter) in runs {
         let mut cmd = Command::new(venv_bin.join("schemathesis"));
         cmd.args(["run", "openapi.yaml", "--url", api, "--header"])
             .arg(format!("Authorization: Bearer {token}"))
+            .args(filter)
             .args(["--checks", "all", "--exclude-checks", "positive_data_acceptance,unsupported_method"])
             .args(["--max-examples", "25", "--workers", "1", "--seed", "1", "--no-color"]);
         gate(ws, &format!("schemathesis run openapi.yaml (as {role})"), &mut cmd).await?;

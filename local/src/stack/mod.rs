@@ -220,7 +220,8 @@ impl Stack {
 
         let overrides = EnvOverrides::load(&ws.root.join("env.local.json"))?;
         // The API's port is fixed before the functions start, so env.local.json can hand its URL to
-        // them as `${LocalApiUrl}` (the payments function calls the mock gateway through it).
+        // them as `${LocalApiUrl}` (the payments function calls the mock gateway through it; the
+        // notifier's password-reset links, `STOREFRONT_URL`, open the storefront served at its root).
         // The listener is bound here and kept: a port merely found free could be taken by
         // another program before the gateway binds it.
         let api_listener = match opts.api_port {

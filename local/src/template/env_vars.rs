@@ -112,4 +112,23 @@ mod tests {
         assert_eq!(out["X"], "x");
         assert_eq!(with_local_api_url(env.clone(), None), env);
     }
+
+    #[test]
+    fn the_notifier_links_to_the_local_storefront() {
+        // The password-reset e-mail's link is `<STOREFRONT_URL>/#reset=<token>`; locally the
+        // storefront is served at the API's root.
+        let notifier = Function {
+            logical_id: "NotifierFunction".into(),
+            binary: "notifier".into(),
+            memory_mb: 128,
+            timeout_secs: 60,
+            environment: [("STOREFRONT_URL".to_owned(), "https://shop.example.com".to_owned())].into(),
+            routes: vec![],
+            events: Default::default(),
+        };
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../env.local.json");
+        let env = EnvOverrides::load(&path).unwrap().apply(&notifier);
+        let env = with_local_api_url(env, Some("http://127.0.0.1:9"));
+        assert_eq!(env["STOREFRONT_URL"], "http://127.0.0.1:9");
+    }
 }

@@ -5,11 +5,12 @@
 //! orders the cart at those prices, and its transaction refuses if the catalog price moved since.
 
 use crate::auth::jwt::{Principal, Tokens};
+use crate::auth::session::{reading, signed_in};
 use crate::domain::money::Money;
 use crate::domain::order::{MAX_QUANTITY_PER_LINE, max_lines};
 use crate::error::ApiError;
-use crate::http::{authenticate, json, json_body, no_content, route_key};
-use crate::store::{CartLine, CartStore, ProductStore};
+use crate::http::{json, json_body, no_content, route_key};
+use crate::store::{CartLine, CartStore, ProductStore, SessionStore};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -54,13 +55,16 @@ pub struct Cart<S> {
     pub tokens: Tokens,
 }
 
-impl<S: CartStore + ProductStore + 'static> crate::http::HttpHandler for Cart<S> {
+impl<S: CartStore + ProductStore + SessionStore + 'static> crate::http::HttpHandler for Cart<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
-        let me = authenticate(&req, &self.tokens)?;
+        let (tokens, store) = (&self.tokens, &self.store);
         match route_key(&req).as_str() {
-            "GET /cart" => Ok(json(StatusCode::OK, &cart_view(&self.store.cart(me.user_id).await?))),
-            "PUT /cart/items/{productId}" => self.set(&req, &me).await,
-            "DELETE /cart/items/{productId}" => self.remove(&req, &me).await,
+            "GET /cart" => {
+                let lines = reading(&req, tokens, store, |me| async move { Ok(store.cart(me.user_id).await?) }).await?;
+                Ok(json(StatusCode::OK, &cart_view(&lines)))
+            }
+            "PUT /cart/items/{productId}" => self.set(&req, &signed_in(&req, tokens, store).await?).await,
+            "DELETE /cart/items/{productId}" => self.remove(&req, &signed_in(&req, tokens, store).await?).await,
             other => Err(ApiError::not_found(&format!("route {other}"))),
         }
     }

@@ -17,7 +17,7 @@ use crate::auth::password::{self, PasswordError};
 use crate::domain::user::Email;
 use crate::error::ApiError;
 use crate::http::{json, json_body};
-use crate::store::{Attempt, LoginAttempts, StoreError, UserStore};
+use crate::store::{Attempt, LoginAttempts, SessionStore, StoreError, UserStore};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use secrecy::SecretString;
@@ -81,7 +81,7 @@ pub struct Login<S> {
     pub tokens: Tokens,
 }
 
-impl<S: UserStore + LoginAttempts + 'static> crate::http::HttpHandler for Login<S> {
+impl<S: UserStore + LoginAttempts + SessionStore + 'static> crate::http::HttpHandler for Login<S> {
     fn count(&self, _status: StatusCode, code: Option<&'static str>) {
         if code == Some("too_many_attempts") {
             crate::metrics::count(crate::metrics::names::LOGINS_THROTTLED, 1);
@@ -94,7 +94,7 @@ impl<S: UserStore + LoginAttempts + 'static> crate::http::HttpHandler for Login<
     }
 }
 
-impl<S: UserStore + LoginAttempts> Login<S> {
+impl<S: UserStore + LoginAttempts + SessionStore> Login<S> {
     async fn login(&self, body: LoginRequest) -> Result<LoginResponse, LoginError> {
         let email = Email::parse(&body.email).ok();
         let account =
@@ -114,15 +114,29 @@ impl<S: UserStore + LoginAttempts> Login<S> {
         }
         let credentials = credentials?;
         let hash = credentials.as_ref().map(|c| c.password_hash.clone());
-        if !password::verify(body.password, hash).await? {
+        // The session generation the token is issued in (`auth::session`), read while the
+        // password is checked: it costs no wait.
+        let session = async {
+            match &credentials {
+                Some(c) => self.store.session(c.user_id).await,
+                None => Ok(None),
+            }
+        };
+        let (verified, session) = tokio::join!(password::verify(body.password, hash), session);
+        if !verified? {
             return Err(LoginError::InvalidCredentials);
         }
         let c = credentials.ok_or(LoginError::InvalidCredentials)?;
+        let generation = match session? {
+            Some(s) if !s.closed => s.generation,
+            // Closed between the two reads: its credentials are gone now.
+            _ => return Err(LoginError::InvalidCredentials),
+        };
         if let Err(e) = self.store.reset(&account).await {
             // The count runs out with its window anyway.
             tracing::warn!(error = %e, "log-in attempts not reset");
         }
-        let token = self.tokens.issue(c.user_id, c.role, &c.email, now.unix_timestamp())?;
+        let token = self.tokens.issue(c.user_id, c.role, &c.email, generation, now.unix_timestamp())?;
         tracing::info!(user_id = %c.user_id, "logged in");
         Ok(LoginResponse { token, token_type: "Bearer", expires_in: TOKEN_TTL_SECS })
     }
@@ -130,6 +144,6 @@ impl<S: UserStore + LoginAttempts> Login<S> {
 
 /// The key of an account's attempts: a fingerprint of the address asked for, so the table holds
 /// no address anyone typed (nor an unbounded key).
-fn fingerprint(address: String) -> String {
+pub fn fingerprint(address: String) -> String {
     format!("{:x}", Sha256::digest(address.as_bytes()))
 }

@@ -12,6 +12,9 @@
 //!   block its partition); copies of one event in the batch are handled once;
 //! - one read of the events' e-mail records (`store::dynamo::sent_emails`) drops those sent (or
 //!   refused) before: a redelivered batch, or an event produced twice, sends nothing twice;
+//! - alongside it, one read of the recipients' accounts drops the e-mails nobody may get any more:
+//!   those of a **closed account** (`DELETE /me`: no e-mail after it, events in flight included),
+//!   and a password-reset link whose token is no longer the address's current one;
 //! - the rest are sent with SESv2, at most `NOTIFIER_CONCURRENCY` at a time, each when the pace
 //!   allows, none later than `email::pace::END_RESERVE` before the invocation's deadline (so that
 //!   the records are always written: a timed-out invocation would send its batch again);
@@ -38,8 +41,8 @@ use crate::email::Email;
 use crate::email::pace::{self, AfterThrottle, Pace, Pacer};
 use crate::email::sender::{MailSender, SendError};
 use crate::email::templates::{RenderError, Templates};
-use crate::events::event::{Event, EventType};
-use crate::store::{EmailRecord, SentEmails};
+use crate::events::event::{Event, EventType, Payload};
+use crate::store::{EmailRecord, Recipients, SentEmails};
 use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
 use base64::Engine;
 use futures::StreamExt;
@@ -52,13 +55,15 @@ use uuid::Uuid;
 
 pub const DEFAULT_CONCURRENCY: usize = 8;
 
-/// `SENDER_EMAIL` (the verified From identity), `NOTIFIER_CONCURRENCY` and
-/// `NOTIFIER_MAX_SEND_RATE` (e-mails a second; unset: the account's, from `GetAccount`).
+/// `SENDER_EMAIL` (the verified From identity), `NOTIFIER_CONCURRENCY`,
+/// `NOTIFIER_MAX_SEND_RATE` (e-mails a second; unset: the account's, from `GetAccount`) and
+/// `STOREFRONT_URL` (where e-mailed links point; unset: e-mails give codes only).
 #[derive(Debug, Clone)]
 pub struct NotifierConfig {
     pub sender_email: String,
     pub concurrency: usize,
     pub max_send_rate: Option<f64>,
+    pub storefront_url: Option<String>,
 }
 
 impl NotifierConfig {
@@ -70,7 +75,8 @@ impl NotifierConfig {
             .ok_or(ConfigError::Missing("SENDER_EMAIL"))?;
         let concurrency = crate::config::bounded_from_env("NOTIFIER_CONCURRENCY", DEFAULT_CONCURRENCY, 1..=64)?;
         let max_send_rate = parse_rate(std::env::var("NOTIFIER_MAX_SEND_RATE").ok().as_deref())?;
-        Ok(Self { sender_email, concurrency, max_send_rate })
+        let storefront_url = std::env::var("STOREFRONT_URL").ok().filter(|u| !u.trim().is_empty());
+        Ok(Self { sender_email, concurrency, max_send_rate, storefront_url })
     }
 }
 
@@ -97,6 +103,8 @@ pub struct NotifyReport {
     pub refused: usize,
     /// Bad records and events without an e-mail.
     pub skipped: usize,
+    /// For a closed account, or a reset token that is no longer the current one: never sent.
+    pub dropped: usize,
     /// Not sent this time (SES or DynamoDB failing): the batch is delivered again.
     pub failed: usize,
     /// SES's throttling answers (each e-mail was tried again, or left for later).
@@ -173,7 +181,32 @@ pub fn time_left(deadline_ms: u64) -> Duration {
 /// What [`Notifier::handle`] assumes without a deadline: the template's `Timeout` (60 s).
 pub const DEFAULT_TIME_LEFT: Duration = Duration::from_secs(60);
 
-impl<M: SentEmails, S: MailSender> Notifier<M, S> {
+impl<M: SentEmails + Recipients, S: MailSender> Notifier<M, S> {
+    /// The events of `ready` whose e-mail may still go out: not for a closed account (events in
+    /// flight when it closed included), and a reset link only while its token is the address's
+    /// current one (a newer request, a finished reset or a closed account make it moot).
+    async fn wanted(&self, ready: &[(Event, Email)]) -> Result<HashSet<Uuid>, crate::store::StoreError> {
+        let accounts: Vec<Uuid> = ready.iter().filter_map(|(e, _)| e.payload.account()).collect();
+        let resets: Vec<(String, String)> = ready
+            .iter()
+            .filter_map(|(e, _)| match &e.payload {
+                Payload::PasswordResetRequested(r) => Some((r.email.to_lowercase(), r.token.hash())),
+                _ => None,
+            })
+            .collect();
+        let now = time::OffsetDateTime::now_utc();
+        let (closed, current) =
+            tokio::try_join!(self.markers.closed_accounts(&accounts), self.markers.current_resets(&resets, now))?;
+        Ok(ready
+            .iter()
+            .filter(|(e, _)| match &e.payload {
+                Payload::PasswordResetRequested(r) => current.contains(&r.token.hash()),
+                p => p.account().is_none_or(|a| !closed.contains(&a)),
+            })
+            .map(|(e, _)| e.id)
+            .collect())
+    }
+
     pub async fn handle(&self, batch: &KafkaEvent) -> Result<NotifyReport, NotifyError> {
         self.handle_within(batch, DEFAULT_TIME_LEFT).await
     }
@@ -206,16 +239,27 @@ impl<M: SentEmails, S: MailSender> Notifier<M, S> {
         }
 
         let ids: Vec<Uuid> = ready.iter().map(|(e, _)| e.id).collect();
-        let settled = match self.markers.settled(&ids).await {
-            Ok(settled) => settled,
-            Err(e) => {
-                tracing::error!(error = %e, "could not read the e-mail records; the batch will be redelivered");
+        let (settled, wanted) = tokio::join!(self.markers.settled(&ids), self.wanted(&ready));
+        let (settled, wanted) = match (settled, wanted) {
+            (Ok(settled), Ok(wanted)) => (settled, wanted),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "could not read the e-mail records or the recipients' accounts; the batch will be redelivered");
                 report.failed = ready.len();
                 return Err(NotifyError { report });
             }
         };
         ready.retain(|(e, _)| !settled.contains(&e.id));
         report.already_sent = ids.len() - ready.len();
+        let before = ready.len();
+        ready.retain(|(e, _)| {
+            let keep = wanted.contains(&e.id);
+            if !keep {
+                tracing::info!(event_id = %e.id, event_type = %e.event_type(),
+                    "e-mail dropped: its account is closed, or its reset token is no longer the current one");
+            }
+            keep
+        });
+        report.dropped = before - ready.len();
 
         if !ready.is_empty() {
             self.pace.load(&self.sender).await;
@@ -374,7 +418,7 @@ fn decode(record: &KafkaRecord) -> Result<Event, String> {
 /// Runs the Lambda loop for MSK batches.
 pub async fn serve<M, S>(notifier: Notifier<M, S>) -> Result<(), lambda_http::Error>
 where
-    M: SentEmails + 'static,
+    M: SentEmails + Recipients + 'static,
     S: MailSender + 'static,
 {
     use lambda_http::lambda_runtime::{LambdaEvent, run, service_fn};
@@ -421,6 +465,21 @@ mod pacing_tests {
         async fn record(&self, records: &[(Uuid, EmailRecord)], _: time::OffsetDateTime) -> Result<(), StoreError> {
             self.0.lock().unwrap().extend(records.iter().cloned());
             Ok(())
+        }
+    }
+
+    /// Every account open (closed accounts are the integration tests', against the real table).
+    impl Recipients for Records {
+        async fn closed_accounts(&self, _: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
+            Ok(HashSet::new())
+        }
+
+        async fn current_resets(
+            &self,
+            resets: &[(String, String)],
+            _: time::OffsetDateTime,
+        ) -> Result<HashSet<String>, StoreError> {
+            Ok(resets.iter().map(|(_, hash)| hash.clone()).collect())
         }
     }
 

@@ -7,11 +7,12 @@
 //! cancelled order is a no-op 200.
 
 use crate::auth::jwt::{Principal, Tokens};
+use crate::auth::session::{reading, signed_in};
 use crate::domain::order::{Order, OrderState, Release};
 use crate::error::ApiError;
 use crate::events::event::{Event, OrderCancelled, Payload};
-use crate::http::{authenticate, json, page_size, path_id, query_param, route_key};
-use crate::store::{OrderStore, ReleaseStore};
+use crate::http::{json, page_size, path_id, query_param, route_key};
+use crate::store::{OrderStore, ReleaseStore, SessionStore};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
@@ -21,13 +22,17 @@ pub struct Orders<S> {
     pub tokens: Tokens,
 }
 
-impl<S: OrderStore + ReleaseStore + 'static> crate::http::HttpHandler for Orders<S> {
+impl<S: OrderStore + ReleaseStore + SessionStore + 'static> crate::http::HttpHandler for Orders<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
-        let me = authenticate(&req, &self.tokens)?;
-        match route_key(&req).as_str() {
-            "GET /orders" => self.list(&req, &me).await,
-            "GET /orders/{id}" => Ok(json(StatusCode::OK, &self.own_order(&req, &me).await?)),
-            "POST /orders/{id}/cancel" => self.cancel(&req, &me).await,
+        let (tokens, store, req) = (&self.tokens, &self.store, &req);
+        match route_key(req).as_str() {
+            // Reads run alongside the session check (`auth::session::reading`).
+            "GET /orders" => reading(req, tokens, store, |me| async move { self.list(req, &me).await }).await,
+            "GET /orders/{id}" => {
+                let order = reading(req, tokens, store, |me| async move { self.own_order(req, &me).await }).await?;
+                Ok(json(StatusCode::OK, &order))
+            }
+            "POST /orders/{id}/cancel" => self.cancel(req, &signed_in(req, tokens, store).await?).await,
             other => Err(ApiError::not_found(&format!("route {other}"))),
         }
     }

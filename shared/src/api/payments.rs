@@ -21,10 +21,10 @@ use crate::auth::jwt::Tokens;
 use crate::domain::order::{Order, OrderState};
 use crate::domain::payment::ChargeStatus;
 use crate::error::ApiError;
-use crate::http::{authenticate, json, json_body};
+use crate::http::{json, json_body};
 use crate::payments::gateway::{Charge, ChargeRequest, GatewayClient, GatewayError};
 use crate::payments::settle::{SettleError, settle};
-use crate::store::{PaymentStore, RefundStore, RoleStore, StoreError};
+use crate::store::{PaymentStore, RefundStore, SessionStore, StoreError};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -105,7 +105,7 @@ pub struct Payments<S> {
     pub gateway: GatewayClient,
 }
 
-impl<S: PaymentStore + RefundStore + RoleStore + 'static> crate::http::HttpHandler for Payments<S> {
+impl<S: PaymentStore + RefundStore + SessionStore + 'static> crate::http::HttpHandler for Payments<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
         match crate::http::route_key(&req).as_str() {
             "POST /payments" => self.pay(&req).await,
@@ -118,7 +118,7 @@ impl<S: PaymentStore + RefundStore + RoleStore + 'static> crate::http::HttpHandl
 /// Refunds listed per call, of each kind: a backlog beyond this is a page of alarms anyway.
 const REFUNDS_LISTED: u32 = 100;
 
-impl<S: PaymentStore + RefundStore + RoleStore> Payments<S> {
+impl<S: PaymentStore + RefundStore + SessionStore> Payments<S> {
     async fn refunds(&self, req: &Request) -> Result<Response<Body>, ApiError> {
         crate::http::require_admin(req, &self.tokens, &self.store).await?;
         let open = self.store.open_refunds(REFUNDS_LISTED).await?;
@@ -127,7 +127,7 @@ impl<S: PaymentStore + RefundStore + RoleStore> Payments<S> {
     }
 
     async fn pay(&self, req: &Request) -> Result<Response<Body>, ApiError> {
-        let me = authenticate(req, &self.tokens)?;
+        let me = crate::auth::session::signed_in(req, &self.tokens, &self.store).await?;
         let body: PayRequest = json_body(req)?;
         let order = match self.store.get_order(body.order_id).await? {
             Some(order) if order.user_id == me.user_id => order,

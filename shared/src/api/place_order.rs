@@ -7,7 +7,8 @@
 //! cart) and one transaction (see `store::dynamo::reserve`), which also writes the `order.placed`
 //! event to the outbox; the table's stream carries it on, so the buyer never waits for Kafka. The
 //! request's ids (`crate::trace`) go on the event and on the order item, so the order's whole path
-//! can be found from the `x-request-id` its buyer got.
+//! can be found from the `x-request-id` its buyer got. The buyer's session (`auth::session`) is
+//! checked by the transaction itself, so it costs no round trip of its own.
 //!
 //! A product whose stock is spread over buckets (`domain::buckets`) is reserved from one bucket
 //! picked at random. If that bucket is short, the order is not refused yet: every bucket of the
@@ -21,7 +22,7 @@ use crate::domain::order::{self, LinesError, Order, OrderState, PriceQuote, Pric
 use crate::error::ApiError;
 use crate::events::event::{Event, OrderPlaced, Payload};
 use crate::http::{authenticate, json, json_body};
-use crate::store::{CartLine, CartStore, OrderStore, PlaceError, Placement, PlacementStore, StoreError};
+use crate::store::{CartLine, CartStore, OrderStore, PlaceError, Placement, PlacementStore, SessionStore, StoreError};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -109,6 +110,7 @@ impl From<PlaceOrderError> for ApiError {
                 ApiError::conflict("cart_changed", "the cart changed while ordering; review it and order again")
             }
             E::Place(PlaceError::KeyUsed) => ApiError::internal(&"idempotency key conflict not resolved"),
+            E::Place(PlaceError::SessionEnded) => crate::auth::session::ended(),
             E::Place(cause @ PlaceError::BucketsShort(_)) => ApiError::unavailable(&cause),
             E::Place(PlaceError::Store(cause)) | E::Store(cause) => cause.into(),
         }
@@ -134,7 +136,7 @@ pub struct PlaceOrder<S> {
     pub reservation_window: time::Duration,
 }
 
-impl<S: PlacementStore + OrderStore + CartStore + 'static> crate::http::HttpHandler for PlaceOrder<S> {
+impl<S: PlacementStore + OrderStore + CartStore + SessionStore + 'static> crate::http::HttpHandler for PlaceOrder<S> {
     fn count(&self, status: StatusCode, code: Option<&'static str>) {
         use crate::metrics::{count, count_labelled, names};
         match code {
@@ -158,7 +160,7 @@ impl<S: PlacementStore + OrderStore + CartStore + 'static> crate::http::HttpHand
     }
 }
 
-impl<S: PlacementStore + OrderStore + CartStore> PlaceOrder<S> {
+impl<S: PlacementStore + OrderStore + CartStore + SessionStore> PlaceOrder<S> {
     async fn place(
         &self,
         me: &Principal,
@@ -235,6 +237,7 @@ impl<S: PlacementStore + OrderStore + CartStore> PlaceOrder<S> {
             request_hash: request_hash.clone(),
             event,
             clear_cart: if from_cart { lines.iter().map(|l| (l.product_id, l.quantity)).collect() } else { Vec::new() },
+            generation: me.generation,
         };
         match self.reserve(&mut placement).await {
             Ok(()) => {
@@ -286,7 +289,13 @@ impl<S: PlacementStore + OrderStore + CartStore> PlaceOrder<S> {
         key: &IdempotencyKey,
         hash: &str,
     ) -> Result<Option<(StatusCode, Order)>, PlaceOrderError> {
-        let Some(prior) = self.store.prior_placement(me.user_id, key).await? else { return Ok(None) };
+        // The transaction checks the session on the way in; an answer from the past must too.
+        let (prior, session) =
+            tokio::join!(self.store.prior_placement(me.user_id, key), self.store.session(me.user_id));
+        if !crate::auth::session::honours(session?, me.generation) {
+            return Err(PlaceError::SessionEnded.into());
+        }
+        let Some(prior) = prior? else { return Ok(None) };
         if prior.request_hash != hash {
             return Err(PlaceOrderError::KeyReused);
         }

@@ -30,7 +30,8 @@ fn line(product_id: Uuid, quantity: u32) -> RequestedLine {
 fn shop() -> (PlaceOrder<FakeStore>, Principal) {
     let tokens = Tokens::new(&SecretString::from("0123456789abcdef0123456789abcdef"), "shop-test", "shop-test-api");
     let handler = PlaceOrder { store: FakeStore::default(), tokens, reservation_window: time::Duration::minutes(15) };
-    let me = Principal { user_id: Uuid::now_v7(), role: Role::Customer, email: "buyer@example.com".into() };
+    let me =
+        Principal { user_id: Uuid::now_v7(), role: Role::Customer, email: "buyer@example.com".into(), generation: 0 };
     (handler, me)
 }
 

@@ -12,7 +12,7 @@ use crate::domain::product::{NewProductInput, Product, ProductUpdateInput};
 use crate::domain::stock::Stock;
 use crate::error::ApiError;
 use crate::http::{json, json_body, no_content, page_size, path_id, query_param, require_admin, route_key};
-use crate::store::{ProductStore, RoleStore, UpdateProductError};
+use crate::store::{ProductStore, SessionStore, UpdateProductError};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
@@ -40,7 +40,7 @@ pub struct Products<S> {
     pub tokens: Tokens,
 }
 
-impl<S: ProductStore + RoleStore + 'static> crate::http::HttpHandler for Products<S> {
+impl<S: ProductStore + SessionStore + 'static> crate::http::HttpHandler for Products<S> {
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
         match route_key(&req).as_str() {
             "GET /products" => self.list(&req).await,
@@ -53,7 +53,7 @@ impl<S: ProductStore + RoleStore + 'static> crate::http::HttpHandler for Product
     }
 }
 
-impl<S: ProductStore + RoleStore> Products<S> {
+impl<S: ProductStore + SessionStore> Products<S> {
     async fn list(&self, req: &Request) -> Result<Response<Body>, ApiError> {
         let limit = page_size(req)?;
         let cursor = query_param(req, "cursor");

@@ -1,8 +1,13 @@
 //! Access tokens: HS256 JWTs valid for one hour.
 //!
-//! Claims: `sub` (user id), `role`, `email`, `iss`, `aud`, `iat`, `exp`. Verification is strict:
-//! only HS256 (so `alg: none` or an RSA/HMAC confusion is refused), issuer and audience must match,
-//! every registered claim must be present, and clock leeway is a few seconds only.
+//! Claims: `sub` (user id), `role`, `email`, `gen`, `iss`, `aud`, `iat`, `exp`. Verification is
+//! strict: only HS256 (so `alg: none` or an RSA/HMAC confusion is refused), issuer and audience
+//! must match, every registered claim must be present, and clock leeway is a few seconds only.
+//!
+//! A signature proves who the token was issued to, not that the session is still open: `gen` is
+//! the account's session generation when it was issued, and `auth::session` refuses a token whose
+//! generation is no longer the account's (signed out everywhere, password changed, account
+//! closed). Tokens from before generations existed have none and read as generation 0.
 
 use crate::domain::user::Role;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
@@ -18,6 +23,9 @@ pub struct Claims {
     pub sub: Uuid,
     pub role: Role,
     pub email: String,
+    /// The account's session generation at issue (see the module docs).
+    #[serde(default, rename = "gen")]
+    pub generation: u64,
     pub iss: String,
     pub aud: String,
     pub iat: i64,
@@ -30,6 +38,8 @@ pub struct Principal {
     pub user_id: Uuid,
     pub role: Role,
     pub email: String,
+    /// The session generation the token was issued in.
+    pub generation: u64,
 }
 
 /// Issues and verifies tokens; built once at cold start.
@@ -71,12 +81,14 @@ impl Tokens {
         user_id: Uuid,
         role: Role,
         email: &str,
+        generation: u64,
         now: i64,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let claims = Claims {
             sub: user_id,
             role,
             email: email.to_owned(),
+            generation,
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             iat: now,
@@ -88,7 +100,8 @@ impl Tokens {
     /// The caller behind `token`, or `None` for any token that is not ours, unexpired and intact.
     pub fn verify(&self, token: &str) -> Option<Principal> {
         let data = decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
-        Some(Principal { user_id: data.claims.sub, role: data.claims.role, email: data.claims.email })
+        let c = data.claims;
+        Some(Principal { user_id: c.sub, role: c.role, email: c.email, generation: c.generation })
     }
 }
 
@@ -110,22 +123,25 @@ mod tests {
     fn round_trip() {
         let t = tokens();
         let id = Uuid::new_v4();
-        let token = t.issue(id, Role::Admin, "a@b.co", now()).unwrap();
-        assert_eq!(t.verify(&token), Some(Principal { user_id: id, role: Role::Admin, email: "a@b.co".into() }));
+        let token = t.issue(id, Role::Admin, "a@b.co", 3, now()).unwrap();
+        assert_eq!(
+            t.verify(&token),
+            Some(Principal { user_id: id, role: Role::Admin, email: "a@b.co".into(), generation: 3 })
+        );
     }
 
     #[test]
     fn expired_wrong_key_wrong_audience_and_tampering_are_refused() {
         let t = tokens();
         let id = Uuid::new_v4();
-        assert!(t.verify(&t.issue(id, Role::Customer, "a@b.co", now() - TOKEN_TTL_SECS - 60).unwrap()).is_none());
+        assert!(t.verify(&t.issue(id, Role::Customer, "a@b.co", 0, now() - TOKEN_TTL_SECS - 60).unwrap()).is_none());
         let other = Tokens::new(&SecretString::from("another-secret-another-secret-!!"), "shop-test", "shop-test-api");
-        assert!(t.verify(&other.issue(id, Role::Customer, "a@b.co", now()).unwrap()).is_none());
+        assert!(t.verify(&other.issue(id, Role::Customer, "a@b.co", 0, now()).unwrap()).is_none());
         let foreign = Tokens::new(&SecretString::from("0123456789abcdef0123456789abcdef"), "shop-test", "elsewhere");
-        assert!(t.verify(&foreign.issue(id, Role::Customer, "a@b.co", now()).unwrap()).is_none());
+        assert!(t.verify(&foreign.issue(id, Role::Customer, "a@b.co", 0, now()).unwrap()).is_none());
 
         // Promote ourselves to admin by editing the payload: the signature no longer matches.
-        let token = t.issue(id, Role::Customer, "a@b.co", now()).unwrap();
+        let token = t.issue(id, Role::Customer, "a@b.co", 0, now()).unwrap();
         let parts: Vec<&str> = token.split('.').collect();
         let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
         let forged = URL_SAFE_NO_PAD.encode(payload.replace("customer", "admin"));

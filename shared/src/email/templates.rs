@@ -5,7 +5,8 @@
 //! shared frame, `lines.*` the order lines). The template sees the event as `event` and its typed
 //! payload (`events::event::Payload`, serialised) as `data`, plus two filters: `money`
 //! (`{"amount": 1299, "currency": "EUR"}` → `12.99 EUR`) and `when` (RFC 3339 →
-//! `2026-01-02 03:04 UTC`). Which template and subject each event type gets is [`kind`], an
+//! `2026-01-02 03:04 UTC`), and `storefront_url` (`STOREFRONT_URL`, where links point; without
+//! it an e-mail gives codes, not links). Which template and subject each event type gets is [`kind`], an
 //! exhaustive match: a new event type does not compile until it says whether it has an e-mail.
 
 use super::Email;
@@ -24,6 +25,7 @@ pub fn kind(t: EventType) -> Option<(&'static str, &'static str)> {
         EventType::OrderRefundRequired => ("order_refund_required", "A refund is on its way"),
         EventType::RefundRequested => ("refund_requested", "We are paying back a charge"),
         EventType::RefundCompleted => ("refund_completed", "Your refund has been issued"),
+        EventType::PasswordResetRequested => ("password_reset", "Reset your password"),
     })
 }
 
@@ -53,6 +55,8 @@ const FILES: &[(&str, &str)] = embed![
     "refund_requested.html",
     "refund_completed.txt",
     "refund_completed.html",
+    "password_reset.txt",
+    "password_reset.html",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +81,15 @@ impl Default for Templates {
 
 impl Templates {
     pub fn new() -> Self {
+        Self::with_storefront(None)
+    }
+
+    /// Templates whose links point at the storefront at `url` (no trailing slash needed).
+    pub fn with_storefront(url: Option<&str>) -> Self {
         let mut env = Environment::new();
+        if let Some(url) = url.map(|u| u.trim().trim_end_matches('/')).filter(|u| !u.is_empty()) {
+            env.add_global("storefront_url", url.to_owned());
+        }
         for (name, source) in FILES {
             env.add_template(name, source).expect("embedded e-mail templates parse (checked by unit tests)");
         }

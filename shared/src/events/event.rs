@@ -75,10 +75,11 @@ pub enum EventType {
     OrderRefundRequired,
     RefundRequested,
     RefundCompleted,
+    PasswordResetRequested,
 }
 
 impl EventType {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::UserSignedUp,
         Self::OrderPlaced,
         Self::OrderPaid,
@@ -88,6 +89,7 @@ impl EventType {
         Self::OrderRefundRequired,
         Self::RefundRequested,
         Self::RefundCompleted,
+        Self::PasswordResetRequested,
     ];
 
     /// The `type` on the wire.
@@ -102,6 +104,7 @@ impl EventType {
             Self::OrderRefundRequired => "order.refund_required",
             Self::RefundRequested => "refund.requested",
             Self::RefundCompleted => "refund.completed",
+            Self::PasswordResetRequested => "user.password_reset_requested",
         }
     }
 
@@ -138,6 +141,8 @@ pub enum Payload {
     RefundRequested(RefundRequested),
     #[serde(rename = "refund.completed")]
     RefundCompleted(RefundCompleted),
+    #[serde(rename = "user.password_reset_requested")]
+    PasswordResetRequested(PasswordResetRequested),
 }
 
 impl Payload {
@@ -152,6 +157,7 @@ impl Payload {
             Self::OrderRefundRequired(_) => EventType::OrderRefundRequired,
             Self::RefundRequested(_) => EventType::RefundRequested,
             Self::RefundCompleted(_) => EventType::RefundCompleted,
+            Self::PasswordResetRequested(_) => EventType::PasswordResetRequested,
         }
     }
 
@@ -160,6 +166,7 @@ impl Payload {
     pub fn aggregate_id(&self) -> Uuid {
         match self {
             Self::UserSignedUp(e) => e.user_id,
+            Self::PasswordResetRequested(e) => e.reset_id,
             Self::RefundRequested(e) => e.order.order_id,
             Self::RefundCompleted(e) => e.order_id,
             Self::OrderPlaced(OrderPlaced { order, .. })
@@ -175,6 +182,7 @@ impl Payload {
     pub fn recipient(&self) -> &str {
         match self {
             Self::UserSignedUp(e) => &e.email,
+            Self::PasswordResetRequested(e) => &e.email,
             Self::RefundRequested(e) => &e.order.email,
             Self::RefundCompleted(e) => &e.email,
             Self::OrderPlaced(OrderPlaced { order, .. })
@@ -185,6 +193,37 @@ impl Payload {
             | Self::OrderRefundRequired(OrderRefundRequired { order, .. }) => &order.email,
         }
     }
+
+    /// The account the e-mail is for: the notifier sends nothing for a closed one (see
+    /// `api::account::close`). A reset request names no account (it is written without reading
+    /// one, see `api::account::reset`): its e-mail goes out only while its token is the current one.
+    pub fn account(&self) -> Option<Uuid> {
+        match self {
+            Self::UserSignedUp(e) => Some(e.user_id),
+            Self::PasswordResetRequested(_) => None,
+            Self::RefundRequested(e) => Some(e.order.user_id),
+            Self::RefundCompleted(e) => Some(e.user_id),
+            Self::OrderPlaced(OrderPlaced { order, .. })
+            | Self::OrderPaid(OrderPaid { order, .. })
+            | Self::OrderPaymentFailed(OrderPaymentFailed { order, .. })
+            | Self::OrderCancelled(OrderCancelled { order })
+            | Self::OrderExpired(OrderExpired { order })
+            | Self::OrderRefundRequired(OrderRefundRequired { order, .. }) => Some(order.user_id),
+        }
+    }
+}
+
+/// `user.password_reset_requested`: someone asked for a reset link for an address that has an
+/// account (the request is written only then). `token` is the only copy of the secret outside the
+/// e-mail: the table keeps its hash; the event item leaves the table with the outbox's TTL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PasswordResetRequested {
+    /// This request's own id (the Kafka key: the account is not read to write it).
+    pub reset_id: Uuid,
+    pub email: String,
+    pub token: crate::auth::reset_token::ResetToken,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: time::OffsetDateTime,
 }
 
 /// `user.signed_up`: a new account (the welcome e-mail).
@@ -377,6 +416,12 @@ pub(crate) mod tests {
                 reason: RefundReason::DuplicateCharge,
                 gateway_refund_id: "re_1".into(),
             }),
+            Payload::PasswordResetRequested(PasswordResetRequested {
+                reset_id: Uuid::now_v7(),
+                email: order.email.clone(),
+                token: crate::auth::reset_token::ResetToken::generate(),
+                expires_at: time::OffsetDateTime::UNIX_EPOCH,
+            }),
         ];
         // Exhaustive on purpose: a new type fails here until it has a sample.
         for p in &all {
@@ -389,7 +434,8 @@ pub(crate) mod tests {
                 | Payload::OrderExpired(_)
                 | Payload::OrderRefundRequired(_)
                 | Payload::RefundRequested(_)
-                | Payload::RefundCompleted(_) => {}
+                | Payload::RefundCompleted(_)
+                | Payload::PasswordResetRequested(_) => {}
             }
         }
         all

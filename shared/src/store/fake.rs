@@ -19,7 +19,7 @@
 //!   charge recorded, the marker, the refund record and the event. Stock is not modelled: `Short`
 //!   only when scripted ([`FakeStore::script_settle`]);
 //! - reads (`quotes`, `bucket_stock`, `prior_placement`, `get_order`, `cart`) answer what was
-//!   preloaded or written.
+//!   preloaded or written; `session` says every account is open at generation 0.
 //!
 //! What it does not model panics: `list_orders` and `remove_cart_line` are not used by these use
 //! cases (nor is `ReleaseStore`, which it does not implement).
@@ -308,5 +308,12 @@ impl CartStore for FakeStore {
 
     async fn remove_cart_line(&self, _: Uuid, _: Uuid) -> Result<bool, StoreError> {
         unimplemented!("FakeStore does not model remove_cart_line: no use case under unit test needs it")
+    }
+}
+
+/// Every account is open, a customer, at generation 0 (the tokens the unit tests make).
+impl super::SessionStore for FakeStore {
+    async fn session(&self, _: Uuid) -> Result<Option<super::SessionState>, StoreError> {
+        Ok(Some(super::SessionState { role: crate::domain::user::Role::Customer, generation: 0, closed: false }))
     }
 }

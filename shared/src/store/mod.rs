@@ -83,8 +83,97 @@ pub trait RoleStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<Member>, StoreError>> + Send;
     /// Every admin, by e-mail.
     fn admins(&self) -> impl Future<Output = Result<Vec<Member>, StoreError>> + Send;
-    /// The user's role now (a token says what it was when it was issued).
-    fn role(&self, user_id: Uuid) -> impl Future<Output = Result<Option<Role>, StoreError>> + Send;
+}
+
+/// An account as every signed-in request checks it (see `auth::session`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionState {
+    /// The role now (a token says what it was when it was issued).
+    pub role: Role,
+    /// Tokens of an earlier generation are signed out.
+    pub generation: u64,
+    /// Closed by its owner (`DELETE /me`): nothing of it is valid any more.
+    pub closed: bool,
+}
+
+/// The account behind a token, read on every signed-in request.
+pub trait SessionStore: Send + Sync {
+    /// `None`: no such account.
+    fn session(&self, user_id: Uuid) -> impl Future<Output = Result<Option<SessionState>, StoreError>> + Send;
+}
+
+/// The account a current, unexpired reset token is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetTarget {
+    pub user_id: Uuid,
+    /// The credentials item's key (the normalised address).
+    pub email: String,
+}
+
+/// What the account routes change (see `api::account`).
+pub trait AccountStore: SessionStore + Send + Sync {
+    /// Stores `token_hash` (valid until `expires_at`) on the account with this address, replacing
+    /// any earlier token, with `event`, in one transaction. `Ok(false)`: no account has the
+    /// address, and nothing was written.
+    fn request_reset(
+        &self,
+        email: &crate::domain::user::Email,
+        token_hash: &str,
+        expires_at: time::OffsetDateTime,
+        event: &Event,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The account `token_hash` resets, while it is that account's current token and unexpired.
+    fn reset_target(
+        &self,
+        token_hash: &str,
+        now: time::OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<ResetTarget>, StoreError>> + Send;
+    /// Sets the password, spends the token and signs every session out, in one transaction, if the
+    /// token is still current and unexpired (`Ok(false)` otherwise: nothing changed).
+    fn complete_reset(
+        &self,
+        target: &ResetTarget,
+        token_hash: &str,
+        password_hash: &str,
+        now: time::OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The password hash of the open account `user_id` signs in with, and the address it is kept under.
+    fn password_of(&self, user_id: Uuid) -> impl Future<Output = Result<Option<Credentials>, StoreError>> + Send;
+    /// Sets the password and moves the account to generation `from + 1`, if it is still at `from`
+    /// (`Ok(false)`: a concurrent change won; nothing changed).
+    fn change_password(
+        &self,
+        credentials: &Credentials,
+        password_hash: &str,
+        from: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Moves the open account to its next generation: every token issued before is refused.
+    fn sign_out_everywhere(&self, user_id: Uuid) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The open account's profile.
+    fn profile(&self, user_id: Uuid) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+    /// Closes the customer account: frees its address (the credentials item goes), erases the
+    /// profile's personal data and signs every session out, in one transaction. `Ok(false)`: it
+    /// was closed already, or is an admin's (nothing changed).
+    fn close_account(
+        &self,
+        credentials: &Credentials,
+        now: time::OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Erases the address kept on an order (and on the refund of its charge, if any).
+    fn anonymise_order(&self, order: &Order) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Whether e-mails may still go out (the notifier asks once per batch).
+pub trait Recipients: Send + Sync {
+    /// Which of these accounts are closed (their tombstone says so): their e-mails are dropped.
+    fn closed_accounts(&self, users: &[Uuid]) -> impl Future<Output = Result<HashSet<Uuid>, StoreError>> + Send;
+    /// Which of these `(normalised address, token hash)` reset requests are still the address's
+    /// current, unexpired token: the others' e-mails are moot.
+    fn current_resets(
+        &self,
+        resets: &[(String, String)],
+        now: time::OffsetDateTime,
+    ) -> impl Future<Output = Result<HashSet<String>, StoreError>> + Send;
 }
 
 /// What counting a log-in attempt found.
@@ -196,6 +285,9 @@ pub struct Placement {
     pub event: Event,
     /// Cart lines to delete (placing from the cart), with the quantity the order used.
     pub clear_cart: Vec<(Uuid, u32)>,
+    /// The session generation of the buyer's token: the transaction checks the account is still
+    /// open at it (`auth::session`).
+    pub generation: u64,
 }
 
 /// A placement that an earlier request with the same idempotency key already made.
@@ -222,6 +314,9 @@ pub enum PlaceError {
     CartChanged,
     #[error("idempotency key already used")]
     KeyUsed,
+    /// The buyer's session ended (signed out everywhere, password changed, account closed).
+    #[error("the buyer's session has ended")]
+    SessionEnded,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -1,4 +1,5 @@
-// Log in, or create an account (which then logs in with the same credentials).
+// Log in, or create an account (which then logs in with the same credentials). A forgotten
+// password is reset from here (views/password.js).
 
 import { go } from "../app.js";
 import { api } from "../api.js";
@@ -19,7 +20,9 @@ export async function accountView(el, [query]) {
     h("h2", {}, "Log in"),
     field("E-mail", { type: "email", name: "email", autocomplete: "username", testid: "login-email" }),
     field("Password", { type: "password", name: "password", autocomplete: "current-password", testid: "login-password" }),
-    h("button", { type: "submit", class: "primary", testid: "login-submit" }, "Log in"),
+    h("div", { class: "row" },
+      h("button", { type: "submit", class: "primary", testid: "login-submit" }, "Log in"),
+      h("a", { href: "#/forgot-password", testid: "forgot-password" }, "Forgot password?")),
   );
   login.addEventListener("submit", (e) => {
     e.preventDefault();

@@ -9,7 +9,15 @@ import { api } from "../api.js";
 import { session } from "../session.js";
 import { act, h, money, showNotice } from "../ui.js";
 
-const stockText = (product) => (product.stock.sellable > 0 ? `${product.stock.sellable} in stock` : "Sold out");
+const soldOut = (product) => product.stock.sellable <= 0;
+const stockText = (product) => (soldOut(product) ? "Sold out" : `${product.stock.sellable} in stock`);
+
+/** "Add to cart", or a disabled "Sold out" when nothing is left to sell. */
+function showBuyable(button, product) {
+  button.disabled = soldOut(product);
+  button.classList.toggle("sold-out", button.disabled);
+  button.textContent = button.disabled ? "Sold out" : "Add to cart";
+}
 
 async function addToCart(product, quantity) {
   if (!session.token()) {
@@ -42,14 +50,15 @@ export async function shopView(el, _params, scope) {
 }
 
 function productCard(product) {
-  const add = h("button", { class: "primary", testid: "add-to-cart" }, "Add to cart");
+  const add = h("button", { class: "primary", testid: "add-to-cart" });
+  showBuyable(add, product);
   add.addEventListener("click", () => act(add, () => addToCart(product, 1)));
   return h("article", { class: "card product", testid: "product-card", "data-product-id": product.id },
     h("h3", {}, h("a", { href: `#/products/${product.id}`, testid: "product-link" }, product.name)),
     h("p", { class: "muted" }, product.description),
     h("div", { class: "row" },
       h("span", { class: "price" }, money(product.price)),
-      h("span", { class: "stock", testid: "product-stock" }, stockText(product))),
+      h("span", { class: soldOut(product) ? "stock sold-out" : "stock", testid: "product-stock" }, stockText(product))),
     add,
   );
 }
@@ -58,8 +67,9 @@ export async function productView(el, [productId], scope) {
   let product = await api.product(productId);
   const stock = h("span", { class: "stock", testid: "product-stock" }, stockText(product));
   const quantity = h("input", { type: "number", min: 1, max: 99, value: 1, testid: "quantity", "aria-label": "Quantity" });
-  const add = h("button", { class: "primary", testid: "add-to-cart" }, "Add to cart");
-  add.addEventListener("click", () => act(add, () => addToCart(product, Number(quantity.value) || 1)));
+  const add = h("button", { class: "primary", testid: "add-to-cart" });
+  add.addEventListener("click", () =>
+    act(add, () => addToCart(product, Number(quantity.value) || 1)).finally(() => showBuyable(add, product)));
 
   const counters = h("span", { testid: "stock-counters" });
   const admin = session.isAdmin() ? adminPanel(product, counters, (p) => show(p)) : null;
@@ -67,6 +77,8 @@ export async function productView(el, [productId], scope) {
   function show(p) {
     product = p;
     stock.textContent = stockText(p);
+    stock.classList.toggle("sold-out", soldOut(p));
+    if (!add.matches(":disabled:not(.sold-out)")) showBuyable(add, p); // not while adding
     const { available, reserved, sellable } = p.stock;
     counters.replaceChildren(
       h("b", { testid: "stock-available" }, available), " on hand · ",

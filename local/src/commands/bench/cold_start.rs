@@ -37,6 +37,7 @@ use crate::template::Template;
 const FIRST_EVENTS: &[(&str, &str)] = &[
     ("SignupFunction", "signup.json"),
     ("LoginFunction", "login.json"),
+    ("AccountFunction", "me-export.json"),
     ("ProductsFunction", "products-list.json"),
     ("CartFunction", "cart-get.json"),
     ("PlaceOrderFunction", "place-order.json"),
@@ -67,7 +68,7 @@ pub fn median(sorted: &[f64]) -> Option<f64> {
 }
 
 pub async fn run(fx: &Fixtures<'_>, template: &Template, rounds: usize) -> Result<Vec<(String, ColdStarts)>> {
-    let token = fx.customers(1)?.pop().context("no customer")?;
+    let token = fx.customers(1).await?.pop().context("no customer")?;
     let mut ids: Vec<&str> = template.functions.iter().map(|f| f.logical_id.as_str()).collect();
     ids.sort_by_key(|id| LAST.contains(id));
     let mut all = Vec::new();

@@ -37,7 +37,7 @@ pub async fn run(fx: &Fixtures<'_>, topic: &str, orders: usize) -> Result<Vec<Ro
     let messaging = fx.stack.messaging.as_ref().context("the stack runs no Kafka")?;
     let consumer = at_end(&messaging.kafka.bootstrap, topic)?;
     let product = fx.product("Bench event latency", orders).await?;
-    let tokens = fx.customers(orders)?;
+    let tokens = fx.customers(orders).await?;
     let in_kafka: Arc<Mutex<HashMap<String, f64>>> = Arc::default();
     let collector = {
         let in_kafka = in_kafka.clone();

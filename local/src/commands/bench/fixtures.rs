@@ -1,9 +1,10 @@
 //! What the benchmarks need in the shop: customers, products, orders, and a look at the table.
 //!
 //! Customers are JWTs minted with the stack's own `JWT_SECRET`, issuer and audience, exactly as
-//! the functions get them, by the shop's [`Tokens`](shop::auth::jwt::Tokens): a token is all the functions know of a
-//! customer, and signing up 500 buyers would spend minutes in argon2 (deliberately slow) measuring
-//! nothing this report is about. The admin who creates products is the seeded one (signed up, then
+//! the functions get them, by the shop's [`Tokens`](shop::auth::jwt::Tokens), each with its profile
+//! item written straight to the table (signed-in requests check the account behind a token):
+//! signing up 500 buyers would spend minutes in argon2 (deliberately slow) measuring nothing this
+//! report is about. The admin who creates products is the seeded one (signed up, then
 //! promoted like an operator does): admin writes check the stored role, not only the token's.
 //! Products and orders go through the API, like a user's; checks read the table directly.
 
@@ -78,9 +79,33 @@ impl<'a> Fixtures<'a> {
         function_env(self.stack, var)
     }
 
-    /// Tokens of `n` new customers, each with an e-mail of their own.
-    pub fn customers(&self, n: usize) -> Result<Vec<String>> {
-        (0..n).map(|_| mint(&self.tokens, Role::Customer, "bench-customer")).collect()
+    /// Tokens of `n` new customers, each with an e-mail of their own and a profile in the table
+    /// (signed-in requests check the account behind a token: `shop::auth::session`).
+    pub async fn customers(&self, n: usize) -> Result<Vec<String>> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        let minted: Vec<(String, shop::domain::user::User)> =
+            (0..n).map(|_| mint(&self.tokens, Role::Customer, "bench-customer")).collect::<Result<_>>()?;
+        for chunk in minted.chunks(25) {
+            let writes = chunk
+                .iter()
+                .map(|(_, user)| {
+                    let item = shop::store::dynamo::profile_item(user).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    Ok(WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build()?).build())
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut pending = Some(HashMap::from([(self.table.clone(), writes)]));
+            while let Some(items) = pending.take().filter(|m| m.values().any(|w| !w.is_empty())) {
+                let out = self
+                    .db
+                    .batch_write_item()
+                    .set_request_items(Some(items))
+                    .send()
+                    .await
+                    .context("writing the benchmark customers' profiles")?;
+                pending = out.unprocessed_items;
+            }
+        }
+        Ok(minted.into_iter().map(|(token, _)| token).collect())
     }
 
     /// Creates a product with `units` in stock through the API; returns its id.
@@ -232,9 +257,11 @@ fn function_env<'s>(stack: &'s Stack, var: &str) -> Result<&'s str> {
         .with_context(|| format!("no function gets {var} (template.yaml / env.local.json)"))
 }
 
-fn mint(tokens: &Tokens, role: Role, tag: &str) -> Result<String> {
+fn mint(tokens: &Tokens, role: Role, tag: &str) -> Result<(String, shop::domain::user::User)> {
     let id = Uuid::new_v4();
     let email = format!("{tag}-{}@bench.shop.local", id.simple());
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    tokens.issue(id, role, &email, now).context("minting a token")
+    let now = time::OffsetDateTime::now_utc();
+    let token = tokens.issue(id, role, &email, 0, now.unix_timestamp()).context("minting a token")?;
+    let email = shop::domain::user::Email::parse(&email).map_err(anyhow::Error::msg)?;
+    Ok((token, shop::domain::user::User { id, email, name: String::new(), role, created_at: now }))
 }

@@ -40,7 +40,7 @@ struct Run {
 }
 
 pub async fn run(fx: &Fixtures<'_>, orders: usize, scale: f64) -> Result<Vec<Row>> {
-    let tokens = fx.customers(orders.min(200))?;
+    let tokens = fx.customers(orders.min(200)).await?;
     let mut runs = Vec::new();
     for buckets in BUCKETS {
         let units = orders * 2;

@@ -34,7 +34,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
 };
 use shop::events::event::EventType;
 use shop::store::dynamo::keys;
@@ -64,7 +65,7 @@ pub async fn run(fx: &Fixtures<'_>, args: &Args) -> Result<Vec<Row>> {
     // Every API order and every raw transaction reserves one unit.
     let units: usize = levels.iter().map(|&c| 2 * (requests + warm_up(c))).sum::<usize>() + 2;
     let product = fx.product("Bench blend", units).await?;
-    let tokens = fx.customers(args.customers)?;
+    let tokens = fx.customers(args.customers).await?;
     let place = |i: usize| fx.placed_order(&tokens[i % tokens.len()], &product);
 
     // The floor's items are copied from an order the API placed.
@@ -225,7 +226,8 @@ impl TransactionShape {
         }
     }
 
-    /// Marker, order, event (fresh keys of the same length) and the product's reserve update.
+    /// Marker, order, event (fresh keys of the same length), the product's reserve update and the
+    /// buyer's session check.
     fn items(&self, table: &str) -> Vec<TransactWriteItem> {
         let put = |item: &Item, fresh: &[(&str, String)]| {
             let mut item = item.clone();
@@ -271,6 +273,20 @@ impl TransactionShape {
                 ],
             ),
             TransactWriteItem::builder().update(update).build(),
+            // The buyer's session, as the function's transaction checks it (`shop::auth::session`).
+            TransactWriteItem::builder()
+                .condition_check(
+                    ConditionCheck::builder()
+                        .table_name(table)
+                        .set_key(Some(keys::key(keys::user(self.user))))
+                        .condition_expression(
+                            "attribute_exists(pk) AND attribute_not_exists(closed_at) AND (attribute_not_exists(session_gen) OR session_gen = :gen)",
+                        )
+                        .expression_attribute_values(":gen", AttributeValue::N("0".into()))
+                        .build()
+                        .expect("table, key and condition are set"),
+                )
+                .build(),
         ]
     }
 }

@@ -30,7 +30,7 @@ pub const RATIO_TARGET: f64 = 0.7;
 
 pub async fn run(fx: &Fixtures<'_>, buyers: usize, units: usize) -> Result<Vec<Row>> {
     let product = fx.product("Bench limited edition", units).await?;
-    let tokens = fx.customers(buyers)?;
+    let tokens = fx.customers(buyers).await?;
     let (tokens, product) = (&tokens, &product);
     let step = Step::start(format!("race: {buyers} buyers, {units} units, all at once"));
     let (latencies, answers) = progress::run(

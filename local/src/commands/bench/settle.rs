@@ -33,7 +33,7 @@ pub async fn run(fx: &Fixtures<'_>, orders: usize, concurrency: usize) -> Result
     // The first 2 × concurrency settles warm the webhook's instances up, unmeasured.
     let warm_up = 2 * concurrency;
     let product = fx.product("Bench single origin", orders + warm_up).await?;
-    let tokens = fx.customers(concurrency)?;
+    let tokens = fx.customers(concurrency).await?;
     let (tokens, product) = (&tokens, &product);
     let step = Step::start(format!("settle: placing {} orders to pay", orders + warm_up));
     let (_, placed) = progress::run(

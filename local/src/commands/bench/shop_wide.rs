@@ -128,7 +128,7 @@ async fn throttles(fx: &Fixtures<'_>) -> Result<Throttles> {
 
 pub async fn run(fx: &Fixtures<'_>, products: usize, orders: usize, scale: f64) -> Result<Vec<Row>> {
     let catalog = catalog(fx, products, orders).await?;
-    let tokens = fx.customers(CUSTOMERS)?;
+    let tokens = fx.customers(CUSTOMERS).await?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(25);
     let picks: Vec<usize> = (0..orders).map(|_| catalog.pick(rng.random::<f64>())).collect();
 

@@ -40,7 +40,7 @@ pub async fn run(fx: &Fixtures<'_>) -> Result<Row> {
     let jvm = dynamodb_local_pid().context("DynamoDB Local's process is not a child of this one")?;
     let product = fx.product("Warm-up blend", 100_000).await?;
     let id = uuid(&product)?;
-    let tokens = fx.customers(4)?;
+    let tokens = fx.customers(4).await?;
     let first = fx.placed_order(&tokens[0], &product).await?;
     let shape = TransactionShape::copy_from_table(fx, &first, &product).await?;
     let url = format!("{}/products/{product}", fx.api);

@@ -87,7 +87,9 @@ impl Injector {
         self.figures.lock().unwrap().clone()
     }
 
-    /// Applies the plan's faults at their times: each window's start, then its end.
+    /// Applies the plan's faults at their times: each window's start, then its end. The expiry
+    /// sweeps run on a timeline of their own: a sweep waits for the sweeper's answer (seconds, tens
+    /// of them under load), and the other faults must not wait behind it.
     pub async fn run(&self, plan: &Plan) {
         let mut steps: Vec<(Duration, usize, bool)> = Vec::new();
         for (i, f) in plan.faults.iter().enumerate() {
@@ -97,6 +99,12 @@ impl Injector {
             }
         }
         steps.sort_by_key(|&(at, i, start)| (at, !start, i));
+        let (sweeps, others): (Vec<_>, Vec<_>) =
+            steps.into_iter().partition(|&(_, i, _)| plan.faults[i].kind == FaultKind::ExpirySweep);
+        tokio::join!(self.run_steps(plan, sweeps), self.run_steps(plan, others));
+    }
+
+    async fn run_steps(&self, plan: &Plan, steps: Vec<(Duration, usize, bool)>) {
         for (at, i, start) in steps {
             tokio::time::sleep_until((self.started + at).into()).await;
             let fault = &plan.faults[i];

@@ -109,6 +109,11 @@ pub fn email(normalized: &str) -> (String, &'static str) {
     (format!("EMAIL#{normalized}"), "CREDENTIALS")
 }
 
+/// A password-reset token, by the hash the table keeps of it (see `api::account::reset`).
+pub fn reset(token_hash: &str) -> (String, &'static str) {
+    (format!("RESET#{token_hash}"), "RESET")
+}
+
 pub fn product(id: Uuid) -> (String, &'static str) {
     (format!("PRODUCT#{id}"), "PRODUCT")
 }

@@ -5,7 +5,8 @@
 //! | item | pk | sk | gsi1pk / gsi1sk (gsi2, gsi3 where said) |
 //! |---|---|---|---|
 //! | user profile | `USER#<id>` | `PROFILE` | |
-//! | e-mail claim + credentials | `EMAIL#<lower-case email>` | `CREDENTIALS` | |
+//! | e-mail claim + credentials (+ the current reset token's hash) | `EMAIL#<lower-case email>` | `CREDENTIALS` | |
+//! | password-reset token (its hash → the address) | `RESET#<sha-256 of the token>` | `RESET` | |
 //! | product (and its stock bucket 0) | `PRODUCT#<id>` | `PRODUCT` | gsi3 `CATALOG` / `<id>` (absent once deleted) |
 //! | stock bucket `k > 0` of a product | `PRODUCT#<id>#STOCK#<k>` | `STOCK` | |
 //! | cart line | `USER#<id>` | `CART#<product id>` | |
@@ -23,6 +24,7 @@
 //! The client is built once at cold start; `AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB
 //! Local or LocalStack without code changes.
 
+mod accounts;
 mod buckets;
 mod cart;
 mod charges;
@@ -42,6 +44,8 @@ pub mod stock;
 mod transact;
 mod transition;
 mod users;
+
+pub use users::profile_item;
 
 use super::StoreError;
 use aws_sdk_dynamodb::Client;

@@ -7,7 +7,11 @@
 //! 4. per line, and per stock bucket the line takes units from (bucket 0 is the product item,
 //!    see [`super::buckets`]): `reserved += q, sellable -= q` if the product is live, still has
 //!    the price the order was priced at, and `sellable >= q` (see [`super::stock`]);
-//! 5. per cart line used, its delete, if the quantity is still the one ordered.
+//! 5. per cart line used, its delete, if the quantity is still the one ordered;
+//! 6. a `ConditionCheck` of the buyer's profile: open, and still at the session generation of the
+//!    buyer's token (`auth::session`). A signed-out token places nothing, and an account closed
+//!    while its order was being placed cannot end up with units reserved: the closing and the
+//!    order are serialised on the profile item.
 //!
 //! If any condition fails nothing is written, and the per-item cancellation reasons (with the
 //! product as it was) say which products were short, repriced or gone. A short bucket of a
@@ -24,7 +28,9 @@ use crate::domain::money::{Currency, Money};
 use crate::domain::order::PriceQuote;
 use crate::domain::stock::{Stock, Transition};
 use crate::store::{PlaceError, Placement, PlacementStore, PriorPlacement, StoreError};
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use serde::Deserialize;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -119,6 +125,21 @@ impl PlacementStore for DynamoStore {
             items.push(TransactWriteItem::builder().delete(built(delete.build())?).build());
         }
 
+        let session = items.len();
+        let at_generation = if p.generation == 0 {
+            "(attribute_not_exists(session_gen) OR session_gen = :gen)"
+        } else {
+            "session_gen = :gen"
+        };
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(keys::user(order.user_id))))
+            .condition_expression(format!(
+                "attribute_exists(pk) AND attribute_not_exists(closed_at) AND {at_generation}"
+            ))
+            .expression_attribute_values(":gen", AttributeValue::N(p.generation.to_string()));
+        items.push(TransactWriteItem::builder().condition_check(built(check.build())?).build());
+
         if items.len() > MAX_TRANSACT_ITEMS {
             return Err(StoreError::Unavailable(format!(
                 "the order needs {} writes, more than one transaction takes: its stock is spread too thin",
@@ -132,6 +153,10 @@ impl PlacementStore for DynamoStore {
             Err(TransactError::Cancelled(reasons)) => reasons,
         };
         let failed = |i: usize| reasons.get(i).is_some_and(|r| r.code.as_deref() == Some("ConditionalCheckFailed"));
+        // A token whose session ended is told so before anything else (even a replay).
+        if failed(session) {
+            return Err(PlaceError::SessionEnded);
+        }
         if failed(0) {
             return Err(PlaceError::KeyUsed);
         }
@@ -164,7 +189,7 @@ impl PlacementStore for DynamoStore {
         if !buckets_short.is_empty() {
             return Err(PlaceError::BucketsShort(buckets_short));
         }
-        if (first_cart..reasons.len()).any(failed) {
+        if (first_cart..session).any(failed) {
             return Err(PlaceError::CartChanged);
         }
         Err(StoreError::Other(format!(

@@ -8,8 +8,10 @@
 //! Roles: everyone signs up a customer. `set_role` (the operator's `shop-admin`) changes the role
 //! on both items in one transaction, and puts an admin's profile in the sparse `gsi1` partition
 //! `ADMINS` (sort key: the normalised e-mail), so listing the admins is one query; a demotion
-//! takes it out again. Admin routes read the profile's role on every write (`role`): a demotion
-//! takes effect at once, not when the last token issued with the old role expires.
+//! takes it out again. Every signed-in request reads the profile's role and session generation
+//! (`session`, see `auth::session`): a demotion or a sign-out takes effect at once, not when the
+//! last token issued before it expires. Password resets, changes and closing an account are
+//! `accounts.rs`'s.
 
 use super::index::Partition;
 use super::transact::TransactError;
@@ -17,7 +19,9 @@ use super::{DynamoStore, decode_error, keys, outbox};
 use crate::domain::user::Email;
 use crate::domain::user::{Role, User};
 use crate::events::event::Event;
-use crate::store::{CreateUserError, Credentials, Member, RoleStore, StoreError, UserStore};
+use crate::store::{
+    CreateUserError, Credentials, Member, RoleStore, SessionState, SessionStore, StoreError, UserStore,
+};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -31,13 +35,13 @@ struct ProfileItem<'a> {
 }
 
 #[derive(Serialize, Deserialize)]
-struct CredentialsItem {
+pub(super) struct CredentialsItem {
     pk: String,
     sk: String,
-    user_id: Uuid,
-    email: String,
-    role: Role,
-    password_hash: String,
+    pub(super) user_id: Uuid,
+    pub(super) email: String,
+    pub(super) role: Role,
+    pub(super) password_hash: String,
 }
 
 fn put_new(table: &str, item: impl Serialize) -> Result<TransactWriteItem, StoreError> {
@@ -88,9 +92,31 @@ impl UserStore for DynamoStore {
 
 const ADMINS: &str = "ADMINS";
 
+/// The part of a profile every signed-in request reads (see `auth::session`): `session_gen`
+/// and `closed_at` are absent until first set (generation 0, open).
 #[derive(Deserialize)]
-struct RoleOfProfile {
+struct SessionItem {
     role: Role,
+    #[serde(default)]
+    session_gen: u64,
+    #[serde(default)]
+    closed_at: Option<String>,
+}
+
+impl SessionStore for DynamoStore {
+    async fn session(&self, user_id: Uuid) -> Result<Option<SessionState>, StoreError> {
+        Ok(self.get::<SessionItem>(keys::user(user_id)).await?.map(|p| SessionState {
+            role: p.role,
+            generation: p.session_gen,
+            closed: p.closed_at.is_some(),
+        }))
+    }
+}
+
+/// A profile item as sign-up writes it (the benchmark writes its customers' this way too).
+pub fn profile_item(user: &User) -> Result<super::Item, StoreError> {
+    let (pk, sk) = keys::user(user.id);
+    serde_dynamo::to_item(ProfileItem { pk, sk, user }).map_err(decode_error)
 }
 
 #[derive(Deserialize)]
@@ -153,9 +179,5 @@ impl RoleStore for DynamoStore {
                 return Ok(members);
             }
         }
-    }
-
-    async fn role(&self, user_id: Uuid) -> Result<Option<Role>, StoreError> {
-        Ok(self.get::<RoleOfProfile>(keys::user(user_id)).await?.map(|p| p.role))
     }
 }
