@@ -568,3 +568,26 @@ pub async fn race_for_units(tag: &str, units: i64, buyers: usize, attempts: usiz
     let by_status = race.run(attempts).await;
     (race.product, by_status)
 }
+
+/// The functions' log lines (`GET /_local/logs`), in time order, about `trace` (a request or
+/// trace id) when given, as `(function, line)`.
+pub async fn log_lines(trace: Option<&str>) -> Vec<(String, Value)> {
+    let mut req = client().get(format!("{}/_local/logs", stack().invoke));
+    if let Some(t) = trace {
+        req = req.query(&[("trace", t)]);
+    }
+    let resp = req.send().await.expect("GET /_local/logs");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.expect("logs JSON");
+    body["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| (l["function"].as_str().unwrap_or_default().to_owned(), l["line"].clone()))
+        .collect()
+}
+
+/// A JSON log line's message.
+pub fn log_message(line: &Value) -> &str {
+    line.pointer("/fields/message").and_then(Value::as_str).unwrap_or_default()
+}

@@ -223,37 +223,16 @@ fn request_id(r: &Reply) -> String {
     r.headers.get("x-request-id").and_then(|v| v.to_str().ok()).expect("x-request-id").to_owned()
 }
 
-/// The functions' log lines (`GET /_local/logs`), about `trace` when given, as `(function, line)`.
-async fn log_lines(trace: Option<&str>) -> Vec<(String, Value)> {
-    let mut req = client().get(format!("{}/_local/logs", stack().invoke));
-    if let Some(t) = trace {
-        req = req.query(&[("trace", t)]);
-    }
-    let resp = req.send().await.expect("GET /_local/logs");
-    assert_eq!(resp.status(), StatusCode::OK);
-    let body: Value = resp.json().await.expect("logs JSON");
-    body["lines"]
-        .as_array()
-        .expect("lines")
-        .iter()
-        .map(|l| (l["function"].as_str().unwrap_or_default().to_owned(), l["line"].clone()))
-        .collect()
-}
-
-fn message(line: &Value) -> &str {
-    line.pointer("/fields/message").and_then(Value::as_str).unwrap_or_default()
-}
-
 /// Waits (the functions write their lines a moment after answering) until a line about `trace`
 /// of `function` says `message`.
 async fn wait_for_log(trace: &str, function: &str, message_is: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let lines = log_lines(Some(trace)).await;
-        if lines.iter().any(|(f, l)| f == function && message(l) == message_is) {
+        if lines.iter().any(|(f, l)| f == function && log_message(l) == message_is) {
             return;
         }
-        let shown: Vec<String> = lines.iter().map(|(f, l)| format!("{f}: {}", message(l))).collect();
+        let shown: Vec<String> = lines.iter().map(|(f, l)| format!("{f}: {}", log_message(l))).collect();
         assert!(tokio::time::Instant::now() < deadline, "no {function} line {message_is:?} about {trace}: {shown:#?}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -475,13 +454,13 @@ async fn a_reset_token_never_appears_in_the_logs() {
         let lines = log_lines(Some(&reset_id)).await;
         let sent = lines.iter().any(|(f, l)| {
             f == "NotifierFunction"
-                && message(l) == "e-mail sent"
+                && log_message(l) == "e-mail sent"
                 && l.pointer("/fields/event_type").and_then(Value::as_str) == Some("user.password_reset_requested")
         });
         if sent {
             break;
         }
-        let shown: Vec<String> = lines.iter().map(|(f, l)| format!("{f}: {}", message(l))).collect();
+        let shown: Vec<String> = lines.iter().map(|(f, l)| format!("{f}: {}", log_message(l))).collect();
         assert!(tokio::time::Instant::now() < deadline, "no e-mail sent line for {reset_id}: {shown:#?}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -22,24 +22,6 @@ fn request_id(reply: &Reply) -> String {
     id.to_owned()
 }
 
-/// The log lines about `id`, in time order: `(function, line)`.
-async fn logs_about(id: &str) -> Vec<(String, Value)> {
-    let url = format!("{}/_local/logs", stack().invoke);
-    let resp = client().get(url).query(&[("trace", id)]).send().await.expect("GET /_local/logs");
-    assert_eq!(resp.status(), StatusCode::OK);
-    let body: Value = resp.json().await.expect("logs JSON");
-    body["lines"]
-        .as_array()
-        .expect("lines")
-        .iter()
-        .map(|l| (l["function"].as_str().unwrap_or_default().to_owned(), l["line"].clone()))
-        .collect()
-}
-
-fn message(line: &Value) -> &str {
-    line.pointer("/fields/message").and_then(Value::as_str).unwrap_or_default()
-}
-
 /// The `trace` of the outbox event of `event_type` about `aggregate` (there is one).
 async fn event_trace(aggregate: &str, event_type: &str) -> Value {
     // Every page: a filter is applied to each 1 MB page read, so the event may be on any of them.
@@ -73,17 +55,17 @@ async fn event_trace(aggregate: &str, event_type: &str) -> Value {
 async fn path_of(id: &str, function: &str, event_type: &str) -> Vec<(String, Value)> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let lines = logs_about(id).await;
-        let has = |f: &str, m: &str| lines.iter().any(|(lf, l)| lf == f && message(l) == m);
+        let lines = log_lines(Some(id)).await;
+        let has = |f: &str, m: &str| lines.iter().any(|(lf, l)| lf == f && log_message(l) == m);
         let emailed = lines.iter().any(|(f, l)| {
             f == "NotifierFunction"
-                && message(l) == "e-mail sent"
+                && log_message(l) == "e-mail sent"
                 && l.pointer("/fields/event_type").and_then(Value::as_str) == Some(event_type)
         });
         if (has(function, "request done") && has("OutboxRelayFunction", "event relayed") && emailed)
             || tokio::time::Instant::now() > deadline
         {
-            let shown: Vec<String> = lines.iter().map(|(f, l)| format!("{f}: {}", message(l))).collect();
+            let shown: Vec<String> = lines.iter().map(|(f, l)| format!("{f}: {}", log_message(l))).collect();
             assert!(has(function, "request done"), "no line of {function} for {id}: {shown:#?}");
             assert!(has("OutboxRelayFunction", "event relayed"), "the relay logged no event of {id}: {shown:#?}");
             assert!(emailed, "the notifier logged no {event_type} e-mail of {id}: {shown:#?}");
@@ -140,12 +122,15 @@ async fn one_request_id_finds_the_order_its_events_and_their_emails() {
     assert_eq!(types(&order), ["order.placed"]);
     assert_eq!(types(&payment), ["order.paid"]);
     // In time order: the request before the relay, the relay before the e-mail.
-    let at = |lines: &[(String, Value)], m: &str| lines.iter().position(|(_, l)| message(l) == m).unwrap();
+    let at = |lines: &[(String, Value)], m: &str| lines.iter().position(|(_, l)| log_message(l) == m).unwrap();
     assert!(at(&order, "order placed") < at(&order, "event relayed"), "{order:#?}");
     assert!(at(&order, "event relayed") < at(&order, "e-mail sent"), "{order:#?}");
     // The e-mail's line names the order's event, relayed under the same id.
-    let relayed: Vec<&Value> =
-        order.iter().filter(|(_, l)| message(l) == "event relayed").map(|(_, l)| &l["fields"]["event_id"]).collect();
-    let sent = order.iter().find(|(_, l)| message(l) == "e-mail sent").map(|(_, l)| &l["fields"]["event_id"]);
+    let relayed: Vec<&Value> = order
+        .iter()
+        .filter(|(_, l)| log_message(l) == "event relayed")
+        .map(|(_, l)| &l["fields"]["event_id"])
+        .collect();
+    let sent = order.iter().find(|(_, l)| log_message(l) == "e-mail sent").map(|(_, l)| &l["fields"]["event_id"]);
     assert!(sent.is_some_and(|id| relayed.contains(&id)), "{order:#?}");
 }
