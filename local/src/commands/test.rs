@@ -229,22 +229,35 @@ fn write_iam_report(ws: &Workspace, report: &crate::emulators::iam::report::Repo
 /// the command line printed by [`gate`] is the check's name only, and schemathesis masks it.
 /// `POST /me/sign-out-everywhere` ends the session of the token it is called with, which would
 /// leave every later operation of a run 401-only: the role runs leave it out, and a last run
-/// checks it alone with a customer of its own.
+/// checks it alone with a customer of its own. The admin's run also leaves out
+/// `POST /me/password`: its wrong current passwords count as log-in attempts and would lock the
+/// seeded admin out of logging in for the next 15 minutes (the soak logs in as the admin); the
+/// customer's run covers it.
 async fn api_contract(ws: &Workspace, api: &str, venv_bin: &std::path::Path) -> Result<()> {
     const SIGN_OUT: &str = "signOutEverywhere";
+    const CHANGE_PASSWORD: &str = "changePassword";
     let customer = format!("schemathesis-{}@shop.local", uuid::Uuid::new_v4().simple());
     seed::signup(api, &customer, "schemathesis-password", "Schemathesis").await?;
     let leaving = format!("schemathesis-leaving-{}@shop.local", uuid::Uuid::new_v4().simple());
     seed::signup(api, &leaving, "schemathesis-password", "Schemathesis").await?;
     let runs = [
-        ("admin", seed::admin_token(api).await?, ["--exclude-operation-id", SIGN_OUT]),
-        ("customer", seed::token(api, &customer, "schemathesis-password").await?, ["--exclude-operation-id", SIGN_OUT]),
+        (
+            "admin",
+            seed::admin_token(api).await?,
+            vec!["--exclude-operation-id", SIGN_OUT, "--exclude-operation-id", CHANGE_PASSWORD],
+        ),
+        (
+            "customer",
+            seed::token(api, &customer, "schemathesis-password").await?,
+            vec!["--exclude-operation-id", SIGN_OUT],
+        ),
         (
             "a customer signing out",
             seed::token(api, &leaving, "schemathesis-password").await?,
-            ["--include-operation-id", SIGN_OUT],
+            vec!["--include-operation-id", SIGN_OUT],
         ),
     ];
+
     for (role, token, filter) in runs {
         let mut cmd = Command::new(venv_bin.join("schemathesis"));
         cmd.args(["run", "openapi.yaml", "--url", api, "--header"])
