@@ -318,40 +318,29 @@ async fn gate(
             r.headers_mut().insert("x-amzn-errortype", axum::http::HeaderValue::from_static(code));
             r
         };
+        // The caller's signature, then its role's grants: the answer SES gives when either fails.
+        let refuse = |accesses: &[Access]| match iam.caller(&parts.headers, parts.uri.query()) {
+            Caller::BadToken => Some(error(
+                axum::http::StatusCode::FORBIDDEN,
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.".into(),
+            )),
+            Caller::Function(function) => iam
+                .authorize(&function, accesses)
+                .err()
+                .map(|denied| error(axum::http::StatusCode::FORBIDDEN, "AccessDeniedException", denied.message)),
+            Caller::Operator => None,
+        };
         if parts.method == axum::http::Method::GET && parts.uri.path() == "/v2/email/account" {
-            match iam.caller(&parts.headers, parts.uri.query()) {
-                Caller::BadToken => {
-                    return error(
-                        axum::http::StatusCode::FORBIDDEN,
-                        "UnrecognizedClientException",
-                        "The security token included in the request is invalid.".into(),
-                    );
-                }
-                Caller::Function(function) => {
-                    if let Err(denied) = iam.authorize(&function, &[Access::new("ses:GetAccount", "*")]) {
-                        return error(axum::http::StatusCode::FORBIDDEN, "AccessDeniedException", denied.message);
-                    }
-                }
-                Caller::Operator => {}
+            if let Some(refused) = refuse(&[Access::new("ses:GetAccount", "*")]) {
+                return refused;
             }
             return axum::Json(quota.account()).into_response();
         }
         if parts.method == axum::http::Method::POST && parts.uri.path() == "/v2/email/outbound-emails" {
             let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            match iam.caller(&parts.headers, parts.uri.query()) {
-                Caller::BadToken => {
-                    return error(
-                        axum::http::StatusCode::FORBIDDEN,
-                        "UnrecognizedClientException",
-                        "The security token included in the request is invalid.".into(),
-                    );
-                }
-                Caller::Function(function) => {
-                    if let Err(denied) = iam.authorize(&function, &send_email_accesses(&v, &verified)) {
-                        return error(axum::http::StatusCode::FORBIDDEN, "AccessDeniedException", denied.message);
-                    }
-                }
-                Caller::Operator => {}
+            if let Some(refused) = refuse(&send_email_accesses(&v, &verified)) {
+                return refused;
             }
             let recipients: Vec<&str> = ["ToAddresses", "CcAddresses", "BccAddresses"]
                 .iter()
