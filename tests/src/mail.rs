@@ -117,6 +117,14 @@ pub async fn crash_next_invocation(function: &str, after_ms: u64) {
     assert!(r.status().is_success(), "arming a crash of {function}: {}", r.status());
 }
 
+/// Makes the function's next invocation stand still `for_ms` from `after_ms` into it (or from its
+/// answer, held meanwhile, if sooner); past the function's `Timeout`, the timeout kills it.
+pub async fn stall_next_invocation(function: &str, after_ms: u64, for_ms: u64) {
+    let url = format!("{}/_local/functions/{function}/stall", stack().invoke);
+    let r = client().post(url).json(&json!({ "after_ms": after_ms, "for_ms": for_ms })).send().await.expect("stall");
+    assert!(r.status().is_success(), "arming a stall of {function}: {}", r.status());
+}
+
 /// Makes the local SES refuse `address` as an account in the SES sandbox refuses an unverified
 /// recipient (`MessageRejected`), until the returned guard is dropped.
 pub async fn refuse(address: &str) -> Refusing {

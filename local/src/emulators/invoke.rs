@@ -12,6 +12,9 @@
 //!   instance's peak RSS (`peak_rss_kib`) and invocation counts;
 //! * `POST /_local/functions/{LogicalId}/crash` `{"after_ms": n}`: the function's next invocation
 //!   crashes (see [`crate::emulators::runtime_api::Pool::arm_crash`]);
+//! * `POST /_local/functions/{LogicalId}/stall` `{"after_ms": n, "for_ms": m}`: the function's
+//!   next invocation stands still for `m` ms — slow, or past its `Timeout` timed out (see
+//!   [`crate::emulators::runtime_api::Pool::arm_stall`]);
 //! * `POST /_local/functions/{LogicalId}/retire`: the function's idle instances stop, so its next
 //!   invocation is a cold start (what a redeploy or an idle reclaim does: e.g. for a test that
 //!   changed what a function reads at cold start; see
@@ -21,6 +24,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use axum::Router;
@@ -40,6 +44,7 @@ pub fn router(pools: BTreeMap<String, Arc<Pool>>) -> Router {
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
         .route("/_local/functions", get(functions))
         .route("/_local/functions/{name}/crash", post(crash))
+        .route("/_local/functions/{name}/stall", post(stall))
         .route("/_local/functions/{name}/retire", post(retire))
         .with_state(Arc::new(pools))
 }
@@ -53,8 +58,26 @@ struct Crash {
 async fn crash(State(pools): State<Pools>, Path(name): Path<String>, axum::Json(c): axum::Json<Crash>) -> Response {
     match pools.get(&name) {
         Some(pool) => {
-            pool.arm_crash(std::time::Duration::from_millis(c.after_ms));
+            pool.arm_crash(Duration::from_millis(c.after_ms));
             axum::Json(json!({ "function": name, "crash_after_ms": c.after_ms })).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, format!("no function {name}")).into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Stall {
+    after_ms: u64,
+    for_ms: u64,
+}
+
+async fn stall(State(pools): State<Pools>, Path(name): Path<String>, axum::Json(s): axum::Json<Stall>) -> Response {
+    match pools.get(&name) {
+        Some(pool) => {
+            pool.arm_stall(Duration::from_millis(s.after_ms), Duration::from_millis(s.for_ms));
+            axum::Json(json!({ "function": name, "stall_after_ms": s.after_ms, "stall_for_ms": s.for_ms }))
+                .into_response()
         }
         None => (StatusCode::NOT_FOUND, format!("no function {name}")).into_response(),
     }

@@ -29,6 +29,13 @@
 //!   `{"after_ms": n}` on the Invoke API): the next invocation's process is killed `n` ms after it
 //!   took the event, or when it reports its result if that comes first (then the result is lost
 //!   with it): what a Lambda instance dying mid-invocation looks like to its caller.
+//! * **stalls on purpose** ([`Pool::arm_stall`], `POST /_local/functions/<LogicalId>/stall`
+//!   `{"after_ms": n, "for_ms": m}`): the next invocation's process is stopped (SIGSTOP) `n` ms
+//!   after it took the event — or as it reports its result, which is then held — and continued
+//!   `m` ms later. Short, it is a slow function (a dependency answering late); past the function's
+//!   `Timeout`, the timeout kills it as Lambda would (`Sandbox.Timedout`): work it committed
+//!   before the stall stays committed, its answer is lost. What AWS Fault Injection Service's
+//!   Lambda *delay* action does to a function.
 //!
 //! **Unexpected exits**: an instance exits only when the pool kills it (a timeout, the crash
 //! switch, a cold-start round's retirement, shutdown). Any other exit — a panic, an init failure,
@@ -139,6 +146,8 @@ struct Instance {
     initialised: AtomicBool,
     /// The request this instance is to die in (see [`Pool::arm_crash`]).
     doomed: Mutex<Option<String>>,
+    /// The request this instance is to stall in, and for how long (see [`Pool::arm_stall`]).
+    stalling: Mutex<Option<(String, Duration)>>,
     /// Stopped on purpose while idle ([`Pool::retire_idle`]): its exit is no news.
     retired: AtomicBool,
     /// We sent it SIGKILL (timeout, crash switch, retirement, shutdown): any other exit is
@@ -176,6 +185,8 @@ pub struct Pool {
     shutting_down: AtomicBool,
     /// A crash armed for the next invocation: how long after it starts.
     crash: Mutex<Option<Duration>>,
+    /// A stall armed for the next invocation: how long after it starts, and how long it lasts.
+    stall: Mutex<Option<(Duration, Duration)>>,
     /// The timeline ring, `None` while off (see [`Pool::record_timeline`]).
     timeline: Mutex<Option<VecDeque<InvocationTimes>>>,
     this: Weak<Pool>,
@@ -200,6 +211,7 @@ impl Pool {
             init_ms: Mutex::default(),
             shutting_down: AtomicBool::new(false),
             crash: Mutex::default(),
+            stall: Mutex::default(),
             timeline: Mutex::default(),
             this: this.clone(),
         });
@@ -305,6 +317,7 @@ impl Pool {
             init_error: Mutex::default(),
             initialised: AtomicBool::new(false),
             doomed: Mutex::default(),
+            stalling: Mutex::default(),
             retired: AtomicBool::new(false),
             asked_to_die: AtomicBool::new(false),
         });
@@ -382,6 +395,13 @@ impl Pool {
     /// result if that is sooner; the invocation fails as a crash (`Runtime.ExitError`).
     pub fn arm_crash(&self, after: Duration) {
         *self.crash.lock().unwrap() = Some(after);
+    }
+
+    /// Stops the process of the next invocation `after` it took the event, or as it reports its
+    /// result if that is sooner (the result is then held), and continues it `lasts` later; a
+    /// stall that outlasts the function's `Timeout` ends in the timeout (see the module docs).
+    pub fn arm_stall(&self, after: Duration, lasts: Duration) {
+        *self.stall.lock().unwrap() = Some((after, lasts));
     }
 
     /// Stops every idle instance (none that is starting or running an invocation; one that has
@@ -544,6 +564,20 @@ async fn next(State((pool, instance)): RuntimeState) -> Response {
         });
     }
 
+    if let Some((after, lasts)) = pool.stall.lock().unwrap().take() {
+        *instance.stalling.lock().unwrap() = Some((request_id.clone(), lasts));
+        let (stalled, id) = (instance.clone(), request_id.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            if let Some(lasts) = stop_if_stalling(&stalled, &id) {
+                tokio::time::sleep(lasts).await;
+                if !stalled.dead.load(Ordering::SeqCst) {
+                    process::signal(stalled.pid, process::SIGCONT);
+                }
+            }
+        });
+    }
+
     let arn = format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{}", pool.spec.logical_id);
     let mut headers = HeaderMap::new();
     let mut put = |k: &'static str, v: String| {
@@ -574,13 +608,41 @@ fn kill_if_doomed(instance: &Instance, id: &str) -> bool {
     true
 }
 
+/// Stops the instance if it is to stall in request `id` and has not yet: how long for, if stopped.
+fn stop_if_stalling(instance: &Instance, id: &str) -> Option<Duration> {
+    let mut stalling = instance.stalling.lock().unwrap();
+    if stalling.as_ref().is_none_or(|(s, _)| s != id) || instance.dead.load(Ordering::SeqCst) {
+        return None;
+    }
+    let (_, lasts) = stalling.take()?;
+    tracing::warn!("{}: stalling on purpose for {lasts:?} during {id}", instance.name);
+    process::signal(instance.pid, process::SIGSTOP);
+    Some(lasts)
+}
+
 /// Hands the result to the waiting caller, if the invocation is still this instance's.
-fn complete(pool: &Pool, instance: &Instance, id: &str, outcome: Outcome) -> Response {
+fn complete(pool: &Arc<Pool>, instance: &Arc<Instance>, id: &str, outcome: Outcome) -> Response {
     let posted = Instant::now();
     if kill_if_doomed(instance, id) {
         // The process dies before its result gets out: the exit monitor fails the invocation.
         return (StatusCode::ACCEPTED, axum::Json(json!({ "status": "OK" }))).into_response();
     }
+    if let Some(lasts) = stop_if_stalling(instance, id) {
+        // The result is held while the process stands still; the timeout may take it first.
+        let (pool, instance, id) = (pool.clone(), instance.clone(), id.to_owned());
+        tokio::spawn(async move {
+            tokio::time::sleep(lasts).await;
+            deliver(&pool, &instance, &id, outcome, posted);
+            if !instance.dead.load(Ordering::SeqCst) {
+                process::signal(instance.pid, process::SIGCONT);
+            }
+        });
+        return (StatusCode::ACCEPTED, axum::Json(json!({ "status": "OK" }))).into_response();
+    }
+    deliver(pool, instance, id, outcome, posted)
+}
+
+fn deliver(pool: &Pool, instance: &Instance, id: &str, outcome: Outcome, posted: Instant) -> Response {
     let mut current = instance.current.lock().unwrap();
     if current.as_ref().is_some_and(|c| c.request_id == id) {
         let c = current.take().expect("checked");

@@ -3,6 +3,7 @@
 //! | fault | switch |
 //! |---|---|
 //! | `crash`, `gateway` | `POST /_local/functions/<LogicalId>/crash` `{"after_ms"}` ([`crate::emulators::runtime_api`]) |
+//! | `timeout`, `gateway-slow` | `POST /_local/functions/<LogicalId>/stall` `{"after_ms", "for_ms"}` ([`crate::emulators::runtime_api`]): past the function's `Timeout`, Lambda's timeout kills it |
 //! | `ddb-conflict`, `ddb-throttle`, `ddb-partition`, `ddb-internal` | `POST`/`DELETE /_local/dynamodb/faults` ([`crate::emulators::dynamodb_proxy`]); overlapping windows are merged into one configuration |
 //! | `broker-down`, `ses-down` | `POST /_local/{kafka,ses}/{stop,start}` ([`crate::emulators::outage`]) |
 //! | `ses-refusal` | `POST /_local/ses/refusals` at the customer's sign-up ([`super::traffic`]) |
@@ -127,6 +128,10 @@ impl Injector {
             (FaultKind::Crash | FaultKind::Gateway, Detail::Crash { function, after_ms }) => {
                 self.post(&format!("/_local/functions/{function}/crash"), Some(json!({ "after_ms": after_ms })))
                     .await?;
+            }
+            (FaultKind::Timeout | FaultKind::GatewaySlow, Detail::Stall { function, after_ms, for_ms }) => {
+                let body = json!({ "after_ms": after_ms, "for_ms": for_ms });
+                self.post(&format!("/_local/functions/{function}/stall"), Some(body)).await?;
             }
             (
                 FaultKind::DdbConflict | FaultKind::DdbThrottle | FaultKind::DdbPartition | FaultKind::DdbInternalError,

@@ -62,7 +62,7 @@ pub struct Args {
     seed: Option<u64>,
     /// Fault kinds: `all`, `none`, or a comma-separated list of crash, gateway, ddb-conflict,
     /// ddb-throttle, ddb-partition, broker-down, ses-down, ses-refusal, ses-throttle,
-    /// expiry-sweep, schedule-late, ddb-internal.
+    /// expiry-sweep, schedule-late, ddb-internal, timeout, gateway-slow.
     #[arg(long, default_value = "all", value_parser = parse_faults)]
     faults: Faults,
     /// Customers shopping at once, each doing a journey every 10 s or so.

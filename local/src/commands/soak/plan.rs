@@ -49,10 +49,18 @@ pub enum FaultKind {
     /// it; past its retries the shop reads it as transient). Drawn after every other kind, so
     /// that adding it left every seed's other faults, and its traffic, as they were.
     DdbInternalError,
+    /// A function running past its `Timeout`: an API function's next invocation stands still
+    /// (stall switch) early or at its answer, until the timeout kills it (`Sandbox.Timedout`);
+    /// what it committed stays, its answer is lost. Drawn after `ddb-internal`, like the next.
+    Timeout,
+    /// The payment side slow or timing out: the mock gateway's or the webhook's next invocation
+    /// stands still for 1–8 s (past `POST /payments`' 5 s wait for the gateway from 5 s on:
+    /// answered "try again" while the charge may go through) or past its `Timeout`.
+    GatewaySlow,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 14] = [
         FaultKind::Crash,
         FaultKind::Gateway,
         FaultKind::DdbConflict,
@@ -65,6 +73,8 @@ impl FaultKind {
         FaultKind::ExpirySweep,
         FaultKind::ScheduleLate,
         FaultKind::DdbInternalError,
+        FaultKind::Timeout,
+        FaultKind::GatewaySlow,
     ];
 
     pub fn name(self) -> &'static str {
@@ -81,6 +91,8 @@ impl FaultKind {
             FaultKind::ExpirySweep => "expiry-sweep",
             FaultKind::ScheduleLate => "schedule-late",
             FaultKind::DdbInternalError => "ddb-internal",
+            FaultKind::Timeout => "timeout",
+            FaultKind::GatewaySlow => "gateway-slow",
         }
     }
 }
@@ -100,6 +112,14 @@ pub const CRASHABLE: &[&str] = &[
 ];
 /// The payment side (`gateway` fault).
 pub const GATEWAY: &[&str] = &["MockGatewayFunction", "PaymentWebhookFunction", "MockGatewayDeliveriesFunction"];
+/// Functions the `timeout` fault stalls past their `Timeout` (10 s; `POST /payments` 20 s).
+pub const TIMEOUTS: &[&str] =
+    &["PlaceOrderFunction", "OrdersFunction", "CartFunction", "ProductsFunction", "PaymentsFunction", "SignupFunction"];
+/// The payment side the `gateway-slow` fault slows down (10 s and 20 s timeouts; the deliveries
+/// function's 60 s would outlast a short soak).
+pub const GATEWAY_SLOW: &[&str] = &["MockGatewayFunction", "PaymentWebhookFunction"];
+/// A stall this long outlasts every function's `Timeout` that [`TIMEOUTS`] and [`GATEWAY_SLOW`] name.
+pub const PAST_TIMEOUT_MS: u64 = 25_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -233,6 +253,13 @@ pub enum Detail {
     CapacityScale(f64),
     /// E-mails a second (SES's `MaxSendRate`).
     SendRate(f64),
+    /// The function whose next invocation stands still `after_ms` into it (large: at its
+    /// answer), for `for_ms`.
+    Stall {
+        function: &'static str,
+        after_ms: u64,
+        for_ms: u64,
+    },
 }
 
 impl Fault {
@@ -246,6 +273,12 @@ impl Fault {
             Detail::Rate(r) => format!(" {:.0}%", r * 100.0),
             Detail::CapacityScale(s) => format!(" at {s} of AWS's partition limit"),
             Detail::SendRate(r) => format!(" at {r} e-mails/s"),
+            Detail::Stall { function, after_ms, for_ms } => {
+                let when = if *after_ms >= AT_ANSWER_MS { "at its answer".into() } else { format!("{after_ms} ms in") };
+                let how_long =
+                    if *for_ms >= PAST_TIMEOUT_MS { "past its Timeout".into() } else { format!("for {for_ms} ms") };
+                format!(" {function}, {when}, {how_long}")
+            }
         };
         let lasts = if self.lasts.is_zero() { String::new() } else { format!(" for {}s", self.lasts.as_secs()) };
         format!("{}{detail}{lasts}", self.kind.name())
@@ -442,6 +475,25 @@ fn faults(rng: &mut ChaCha8Rng, duration: Duration, kinds: &[FaultKind]) -> Vec<
                 for _ in 0..count(rng, 0.5) {
                     let rate = rng.random_range(0.05..0.25);
                     drawn.push(Fault { at: start(rng), kind, lasts: secs_in(rng, 5, 15), detail: Detail::Rate(rate) });
+                }
+            }
+            // After `ddb-internal`, for the same reason.
+            FaultKind::Timeout | FaultKind::GatewaySlow => {
+                let functions = if kind == FaultKind::Timeout { TIMEOUTS } else { GATEWAY_SLOW };
+                for _ in 0..count(rng, 1.0) {
+                    let function = functions[rng.random_range(0..functions.len())];
+                    let after_ms = if rng.random_bool(0.5) { rng.random_range(1..40) } else { AT_ANSWER_MS };
+                    let for_ms = if kind == FaultKind::Timeout || rng.random_bool(0.3) {
+                        PAST_TIMEOUT_MS
+                    } else {
+                        rng.random_range(1_000..8_000)
+                    };
+                    drawn.push(Fault {
+                        at: start(rng),
+                        kind,
+                        lasts: Duration::ZERO,
+                        detail: Detail::Stall { function, after_ms, for_ms },
+                    });
                 }
             }
         }

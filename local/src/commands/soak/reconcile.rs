@@ -14,7 +14,7 @@
 //! | no `PAID` order without its charge | the order's `charge_id` is a succeeded charge for this order and its total |
 //! | every order a client was given exists, once per key | each order id a client got is in the table; a customer has as many orders as it placed |
 //! | every event is published | no outbox item of the soak still pending |
-//! | one e-mail per transition | per event with an e-mail: exactly one to its recipient with its subject and ids (none if SES refused the address, and only then) |
+//! | one e-mail per transition | per event with an e-mail: exactly one to its recipient with its subject and ids (none if SES refused the address, and only then), and the notifier's record of it says `SENT` (else a redelivery would send it again) |
 //! | dead letters are explained | any new one while every event got published in the end (the sweeper's redrive) |
 //! | every 5xx was retried to an answer | no client gave up |
 //! | only documented answers | no client got a status its route does not give |
@@ -443,10 +443,13 @@ fn emails(
         } else {
             *out.emails_by_subject.entry(subject.to_owned()).or_default() += sent;
         }
-        if sent != expected || (marker == Some("REFUSED") && !refused) {
+        // An e-mail out without its record would go out again when the event is redelivered.
+        let unrecorded = sent == 1 && marker != Some("SENT");
+        if sent != expected || (marker == Some("REFUSED") && !refused) || unrecorded {
             let what = match (sent, marker) {
                 (_, Some("REFUSED")) if !refused => "refused by SES, though SES accepts the address".to_owned(),
                 (0, _) => format!("lost: no e-mail (marker {marker:?})"),
+                (1, _) if unrecorded => format!("sent, but recorded as {marker:?}: a redelivery would send it again"),
                 (n, _) => format!("{n} e-mails (marker {marker:?})"),
             };
             wrong.push(Break {
