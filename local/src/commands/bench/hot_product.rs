@@ -3,7 +3,7 @@
 //!
 //! DynamoDB Local has no partitions, so the local DynamoDB proxy is told AWS's limit — 1,000
 //! write units/s per partition key, 2 per transactional item — at a scale factor
-//! (`--capacity-scale`, default 1/200): 5 units/s, 2.5 reservations/s per bucket here. At full
+//! (`--capacity-scale`, default 1/400): 2.5 units/s, 1.25 reservations/s per bucket here. At full
 //! scale the same design would do 500/s per bucket, far above what DynamoDB Local (one
 //! transaction at a time) and 2 cores can show. Dividing a measured rate by the scale factor
 //! gives it in AWS terms; everything else (the order, marker and outbox items) has partitions of
@@ -24,6 +24,7 @@ use serde_json::json;
 use crate::commands::bench::fixtures::Fixtures;
 use crate::commands::bench::measure::measure;
 use crate::commands::bench::report::Row;
+use crate::commands::bench::shop_wide::{Throttles, throttles};
 use crate::emulators::dynamodb_proxy::AWS_PARTITION_WRITE_UNITS;
 use crate::progress::{self, Step};
 
@@ -37,6 +38,7 @@ struct Run {
     answers: BTreeMap<String, usize>,
     wall: f64,
     stock_ok: bool,
+    throttled: Throttles,
 }
 
 pub async fn run(fx: &Fixtures<'_>, orders: usize, scale: f64) -> Result<Vec<Row>> {
@@ -50,6 +52,7 @@ pub async fn run(fx: &Fixtures<'_>, orders: usize, scale: f64) -> Result<Vec<Row
             "capacity_scale": scale,
         }))
         .await?;
+        fx.reset_dynamodb_calls().await?;
         let step = Step::start(format!("hot product: {orders} orders, {buckets} bucket(s), partition limit × {scale}"));
         let (tokens, product) = (&tokens, &product);
         let measured = progress::run(
@@ -63,8 +66,10 @@ pub async fn run(fx: &Fixtures<'_>, orders: usize, scale: f64) -> Result<Vec<Row
             }),
         )
         .await;
+        let throttled = throttles(fx).await;
         fx.set_dynamodb_faults(json!({})).await?;
         let (latencies, answers) = measured?;
+        let throttled = throttled?;
         let mut by_answer: BTreeMap<String, usize> = BTreeMap::new();
         for answer in answers {
             *by_answer.entry(answer).or_default() += 1;
@@ -73,7 +78,7 @@ pub async fn run(fx: &Fixtures<'_>, orders: usize, scale: f64) -> Result<Vec<Row
         let stock = fx.stock(product).await?;
         let stock_ok = stock == (units as i64, sold, units as i64 - sold);
         let wall = latencies.wall.as_secs_f64();
-        runs.push(Run { per_second: sold as f64 / wall, answers: by_answer, wall, stock_ok });
+        runs.push(Run { per_second: sold as f64 / wall, answers: by_answer, wall, stock_ok, throttled });
     }
     let [one, many] = &runs[..] else { anyhow::bail!("two runs expected") };
     let ratio = many.per_second / one.per_second.max(f64::MIN_POSITIVE);
@@ -84,11 +89,13 @@ pub async fn run(fx: &Fixtures<'_>, orders: usize, scale: f64) -> Result<Vec<Row
         rows.push(Row::figure(
             format!("hot product, {buckets} bucket(s): reservations/s (AWS terms)"),
             format!(
-                "{:.1}/s ({:.0}/s at AWS's 1,000 units/s), {} in {:.1} s",
+                "{:.1}/s ({:.0}/s at AWS's 1,000 units/s), {} in {:.1} s; {} throttled ({} by an index)",
                 run.per_second,
                 aws(run),
                 answers.join(", "),
-                run.wall
+                run.wall,
+                run.throttled.table_or_index,
+                run.throttled.index
             ),
         ));
         rows.push(Row::check(
