@@ -40,8 +40,8 @@ async fn an_order_whose_answer_the_timeout_took_is_placed_once_and_the_retry_get
     assert_eq!(listed[0]["id"], again.body["id"]);
 
     let after = function_stats("PlaceOrderFunction").await;
-    let started = |s: &Value| s["instances_started"].as_u64().unwrap_or(0);
-    assert!(started(&after) > started(&before), "the timeout ended the instance, another took the retry: {after}");
+    let timeouts = |s: &Value| s["timeouts"].as_u64().unwrap_or(0);
+    assert_eq!(timeouts(&after), timeouts(&before) + 1, "the timeout ended the invocation: {after}");
     assert_eq!(after["unexpected_exits"], before["unexpected_exits"], "and nothing else did: {after}");
 }
 
@@ -61,8 +61,51 @@ async fn a_function_standing_still_for_a_while_answers_late_and_whole() {
     assert_eq!(r.body["stock"]["available"], 3);
 
     let after = function_stats("ProductsFunction").await;
-    assert_eq!(
-        after["instances_started"], before["instances_started"],
-        "a stall inside the Timeout kills nothing: {after}"
-    );
+    assert_eq!(after["timeouts"], before["timeouts"], "a stall inside the Timeout is no timeout: {after}");
+}
+
+/// `PUT /products/{id}` with an `Idempotency-Key`.
+async fn put_product(admin: &str, id: &str, key: &str, body: &Value) -> Reply {
+    let url = format!("{}/products/{id}", stack().api);
+    let r = client().put(url).bearer_auth(admin).header("idempotency-key", key).json(body).send().await;
+    into_reply(r.expect("request to the local API")).await
+}
+
+#[tokio::test]
+async fn a_restock_whose_answer_the_timeout_took_is_applied_once_when_retried_with_its_key() {
+    let admin = admin_token().await;
+    let product = new_product(&admin, "restock-timeout", 900, 10).await;
+    let id = product["id"].as_str().unwrap();
+    let key = uuid::Uuid::new_v4().to_string();
+    let restock = serde_json::json!({ "stock_adjustment": 5 });
+
+    stall_next_invocation("ProductsFunction", 60_000, 25_000).await;
+    let lost = put_product(&admin, id, &key, &restock).await;
+    assert_eq!(lost.status, StatusCode::INTERNAL_SERVER_ERROR, "the timed-out invocation fails: {:?}", lost.body);
+    assert_eq!(stock(id).await, (15, 0, 15), "the restock was committed before the timeout");
+
+    let again = put_product(&admin, id, &key, &restock).await;
+    assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
+    assert_eq!(again.body["stock"]["available"], 15, "the retry answers the product as it is: {:?}", again.body);
+    assert_eq!(stock(id).await, (15, 0, 15), "and adds nothing");
+
+    let other = put_product(&admin, id, &key, &serde_json::json!({ "stock_adjustment": 7 })).await;
+    assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", other.body);
+    assert_eq!(other.error_code(), "idempotency_key_reused");
+    let bad = put_product(&admin, id, "a key with spaces", &restock).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{:?}", bad.body);
+    assert_eq!(bad.error_code(), "invalid_idempotency_key");
+    assert_eq!(stock(id).await, (15, 0, 15), "neither changed anything");
+
+    // A new key is a new restock, in buckets too.
+    let rebucket =
+        put_product(&admin, id, &uuid::Uuid::new_v4().to_string(), &serde_json::json!({ "stock_buckets": 4 })).await;
+    assert_eq!(rebucket.status, StatusCode::OK, "{:?}", rebucket.body);
+    let more = uuid::Uuid::new_v4().to_string();
+    for _ in 0..2 {
+        let r = put_product(&admin, id, &more, &restock).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    }
+    assert_eq!(stock(id).await, (20, 0, 20), "a bucketed product's restock, sent twice with one key, applies once");
+    assert_units_conserved(&[id]).await;
 }

@@ -178,6 +178,8 @@ pub struct Pool {
     invocations: AtomicU64,
     /// Instances that exited in the middle of an invocation (crash, timeout, on purpose).
     crashes: AtomicU64,
+    /// Invocations that ran past the function's `Timeout` (their instance was killed).
+    timeouts: AtomicU64,
     /// Exits nobody asked for (no timeout, no crash switch, no retirement, no shutdown): the
     /// process crashed, or something outside the pool killed it. A clean run has none.
     unexpected_exits: Mutex<Vec<String>>,
@@ -207,6 +209,7 @@ impl Pool {
             started: AtomicUsize::new(0),
             invocations: AtomicU64::new(0),
             crashes: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
             unexpected_exits: Mutex::default(),
             init_ms: Mutex::default(),
             shutting_down: AtomicBool::new(false),
@@ -489,6 +492,7 @@ impl Pool {
             "peak_rss_kib": instances.iter().filter_map(|i| peak_rss_kib(i.pid)).collect::<Vec<_>>(),
             "invocations": self.invocations.load(Ordering::SeqCst),
             "crashes": self.crashes.load(Ordering::SeqCst),
+            "timeouts": self.timeouts.load(Ordering::SeqCst),
             "unexpected_exits": *self.unexpected_exits.lock().unwrap(),
             "queued": self.queue.lock().unwrap().len(),
         })
@@ -543,6 +547,7 @@ async fn next(State((pool, instance)): RuntimeState) -> Response {
             let c = current.take().expect("checked");
             drop(current);
             tracing::warn!("{} timed out after {timeout:?} on {timer_id}; killing it", timer_instance.name);
+            timer_pool.timeouts.fetch_add(1, Ordering::SeqCst);
             let _ = c.reply.send(Outcome::Failed {
                 error_type: "Sandbox.Timedout",
                 message: format!(

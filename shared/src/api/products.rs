@@ -6,16 +6,23 @@
 //! stock"): an admin can add units at any time and remove only units nobody has reserved.
 //! `stock_buckets` (on `POST` and `PUT`) spreads the stock over that many items for a hot product
 //! (`domain::buckets`); the store moves the units, reads show the sum.
+//!
+//! `PUT` takes an optional `Idempotency-Key`: a stock adjustment is not idempotent (`+5` twice
+//! is `+10`), and an admin whose request timed out cannot tell whether it was applied. With the
+//! key, the update is written at most once (`store::UpdateOnce`); the same key and body again
+//! answer 200 with the product as it is now and write nothing, the same key with another
+//! request is a 422. Without it, a retry applies the adjustment again.
 
 use crate::auth::jwt::Tokens;
 use crate::domain::product::{NewProductInput, Product, ProductUpdateInput};
 use crate::domain::stock::Stock;
 use crate::error::ApiError;
 use crate::http::{json, json_body, no_content, page_size, path_id, query_param, require_admin, route_key};
-use crate::store::{ProductStore, SessionStore, UpdateProductError};
+use crate::store::{ProductStore, SessionStore, UpdateOnce, UpdateProductError};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 impl From<UpdateProductError> for ApiError {
@@ -26,9 +33,40 @@ impl From<UpdateProductError> for ApiError {
                 ApiError::conflict("insufficient_stock", format!("only {sellable} unreserved units can be removed"))
                     .with_details(json!({ "sellable": sellable }))
             }
+            UpdateProductError::KeyUsed { .. } => key_reused(),
             UpdateProductError::Store(cause) => cause.into(),
         }
     }
+}
+
+fn key_reused() -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+        "this Idempotency-Key was used for a different product update",
+    )
+}
+
+/// The `Idempotency-Key` of a `PUT`, if one was sent; a malformed one is refused, not ignored
+/// (the client meant the update to happen once).
+fn update_once(req: &Request, admin: Uuid, id: Uuid) -> Result<Option<UpdateOnce>, ApiError> {
+    if !req.headers().contains_key("idempotency-key") {
+        return Ok(None);
+    }
+    let key = crate::http::idempotency_key(req).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_idempotency_key",
+            format!(
+                "send an Idempotency-Key header of 1 to {} visible ASCII characters",
+                crate::domain::idempotency::MAX_LEN
+            ),
+        )
+    })?;
+    // The request as the client sent it: a retry sends the same product and body.
+    let mut hash = Sha256::new();
+    hash.update(id.as_bytes());
+    hash.update(req.body().as_ref());
+    Ok(Some(UpdateOnce { admin, key, request_hash: format!("{:x}", hash.finalize()) }))
 }
 
 fn product_id(req: &Request) -> Result<Uuid, ApiError> {
@@ -88,13 +126,27 @@ impl<S: ProductStore + SessionStore> Products<S> {
     }
 
     async fn update(&self, req: &Request) -> Result<Response<Body>, ApiError> {
-        require_admin(req, &self.tokens, &self.store).await?;
+        let admin = require_admin(req, &self.tokens, &self.store).await?;
         let id = product_id(req)?;
         let input: ProductUpdateInput = json_body(req)?;
         let update = input.validate().map_err(|e| ApiError::invalid_fields(&e))?;
-        let product = self.store.update_product(id, &update, time::OffsetDateTime::now_utc()).await?;
-        tracing::info!(product_id = %id, stock_adjustment = ?update.stock_adjustment, "product updated");
-        Ok(json(StatusCode::OK, &product))
+        let once = update_once(req, admin.user_id, id)?;
+        let now = time::OffsetDateTime::now_utc();
+        match self.store.update_product(id, &update, once.as_ref(), now).await {
+            Ok(product) => {
+                tracing::info!(product_id = %id, stock_adjustment = ?update.stock_adjustment, "product updated");
+                Ok(json(StatusCode::OK, &product))
+            }
+            Err(UpdateProductError::KeyUsed { request_hash }) => {
+                if once.is_none_or(|once| once.request_hash != request_hash) {
+                    return Err(key_reused());
+                }
+                tracing::info!(product_id = %id, "product update repeated with its Idempotency-Key: not applied again");
+                let product = self.store.get_product(id).await?.ok_or_else(|| ApiError::not_found("product"))?;
+                Ok(json(StatusCode::OK, &product))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn delete(&self, req: &Request) -> Result<Response<Body>, ApiError> {

@@ -223,8 +223,21 @@ pub enum UpdateProductError {
     /// Removing units would take reserved ones: only `sellable` can be removed.
     #[error("only {sellable} units can be removed")]
     InsufficientStock { sellable: i64 },
+    /// The update's [`UpdateOnce`] key was used before, for the request `request_hash`: nothing
+    /// was written this time.
+    #[error("the idempotency key was used before")]
+    KeyUsed { request_hash: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What makes a product update happen at most once: the admin's `Idempotency-Key` and a hash of
+/// the request, kept (30 days) in a marker the update writes in the same transaction.
+#[derive(Debug, Clone)]
+pub struct UpdateOnce {
+    pub admin: Uuid,
+    pub key: crate::domain::idempotency::IdempotencyKey,
+    pub request_hash: String,
 }
 
 pub trait ProductStore: Send + Sync {
@@ -237,10 +250,13 @@ pub trait ProductStore: Send + Sync {
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<Page<Product>, ListError>> + Send;
     /// Applies `update` (stock only through the conditional adjust), returns the product after it.
+    /// With `once`, the update and its marker are one transaction, and a key used before is
+    /// [`UpdateProductError::KeyUsed`].
     fn update_product(
         &self,
         id: Uuid,
         update: &ProductUpdate,
+        once: Option<&UpdateOnce>,
         now: time::OffsetDateTime,
     ) -> impl Future<Output = Result<Product, UpdateProductError>> + Send;
     /// Takes the product out of the catalog. Orders that hold units of it can still settle.

@@ -341,8 +341,9 @@ fn stock(input: &Inputs<'_>, orders: &BTreeMap<String, &Value>, out: &mut Outcom
         let applied: i64 = adjustments.iter().filter(|a| a.applied).map(|a| a.delta).sum();
         let expected = input.initial_stock[index] + applied - units("PAID");
         if total.0 != expected {
-            // A stock adjustment has no idempotency key: an attempt that died after its commit
-            // and was retried applies twice. Say so when that is what the difference is.
+            // The admin sends each adjustment with an Idempotency-Key, so a retry after an attempt
+            // that died past its commit applies nothing: if the units are off anyway, name the
+            // adjustments whose attempts were ambiguous, the first place to look.
             let maybe: Vec<String> = adjustments
                 .iter()
                 .filter(|a| a.ambiguous > 0)

@@ -45,7 +45,8 @@ pub struct OrderRecord {
 }
 
 /// A stock adjustment the admin asked for: `applied` when it was answered 200; `ambiguous`
-/// attempts (an instance died, a timeout) may have been applied as well.
+/// attempts (an instance died, a timeout) were retried with the same `Idempotency-Key`, so they
+/// apply at most once.
 pub struct Adjustment {
     pub product: usize,
     pub delta: i64,
@@ -252,7 +253,11 @@ impl Traffic {
                 AdminChange::Rebucket(k) => ("rebucket", json!({ "stock_buckets": k })),
             };
             let t = Some(self.admin_token.as_str());
-            let a = match self.client.send("PUT /products/{id}", Method::PUT, &path, t, Some(&body), None).await {
+            // One key per change, kept across its retries: a restock that died after its commit
+            // is not applied again (docs: PUT /products/{id}).
+            let key = uuid::Uuid::new_v4().to_string();
+            let sent = self.client.send("PUT /products/{id}", Method::PUT, &path, t, Some(&body), Some(&key)).await;
+            let a = match sent {
                 Ok(a) => a,
                 Err(e) => {
                     if let AdminChange::Restock(delta) = action.change {

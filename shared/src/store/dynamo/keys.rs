@@ -193,6 +193,12 @@ pub fn idempotency(user: Uuid, key: &crate::domain::idempotency::IdempotencyKey)
     (format!("IDEMPOTENCY#{user}#{key}"), "PLACE_ORDER")
 }
 
+/// The marker of an admin's product update made with an `Idempotency-Key`: the same partition
+/// as the admin's order markers, another sort key, so one key may serve one of each.
+pub fn update_idempotency(user: Uuid, key: &crate::domain::idempotency::IdempotencyKey) -> (String, &'static str) {
+    (format!("IDEMPOTENCY#{user}#{key}"), "UPDATE_PRODUCT")
+}
+
 /// Sort key of a moment: zero-padded unix milliseconds sort as strings in time order
 /// (RFC 3339 with variable fractions would not).
 pub fn instant(t: time::OffsetDateTime) -> String {

@@ -12,6 +12,7 @@
 //! | cart line | `USER#<id>` | `CART#<product id>` | |
 //! | order | `ORDER#<id>` | `ORDER` | `ORDERS#<user id>` / `<order id>`; gsi2 `PENDING#<0–31>` / `<deadline>#<id>` while pending |
 //! | idempotency marker | `IDEMPOTENCY#<user id>#<key>` | `PLACE_ORDER` | |
+//! | product update marker | `IDEMPOTENCY#<admin id>#<key>` | `UPDATE_PRODUCT` | |
 //! | outbox event | `EVENT#<id>` | `EVENT` | `OUTBOX#<0–63>` / `<event id>` (absent once published) |
 //! | sent e-mail marker (notifier) | `EMAIL_SENT#<event id>` | `EMAIL` | |
 //! | payment dedupe marker | `PAYMENT_EVENT#<event id or charge:id>` | `SETTLED` | |

@@ -20,6 +20,12 @@
 //! them; a write that moves its stock, changes `N`, its price or deletes it reads every bucket
 //! consistently and writes all it changes in one transaction, guarded so that a concurrent
 //! reservation makes it start again from a fresh read rather than overwrite anything.
+//!
+//! An update sent with an `Idempotency-Key` ([`UpdateOnce`]) takes that transactional path too,
+//! whatever it changes, with one more item: a marker `IDEMPOTENCY#<admin>#<key>` /
+//! `UPDATE_PRODUCT` put only if absent. A stock adjustment is not idempotent by itself (`+5`
+//! twice is `+10`), and a client cannot tell an update that died after its commit from one that
+//! never ran: with the key, its retry finds the marker and writes nothing.
 
 use super::buckets::{BucketItem, one, total};
 use super::index::{Listing, Partition};
@@ -31,7 +37,7 @@ use crate::domain::buckets::{StockBuckets, redistribute};
 use crate::domain::money::{Currency, Money};
 use crate::domain::product::{Product, ProductUpdate};
 use crate::domain::stock::{Stock, Transition};
-use crate::store::{ListError, Page, ProductStore, StoreError, UpdateProductError};
+use crate::store::{ListError, Page, ProductStore, StoreError, UpdateOnce, UpdateProductError};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
@@ -246,10 +252,11 @@ impl ProductStore for DynamoStore {
         &self,
         id: Uuid,
         update: &ProductUpdate,
+        once: Option<&UpdateOnce>,
         now: time::OffsetDateTime,
     ) -> Result<Product, UpdateProductError> {
-        if update.stock_buckets.is_some() {
-            return self.update_buckets(id, update, now).await;
+        if update.stock_buckets.is_some() || once.is_some() {
+            return self.update_buckets(id, update, once, now).await;
         }
         let at = now;
         let now = keys::rfc3339(now)?;
@@ -302,7 +309,7 @@ impl ProductStore for DynamoStore {
                         if !old.contains_key("deleted_at")
                             && old.get("bucket_slots").and_then(|v| v.as_n().ok()).is_some_and(|n| n != "1") =>
                     {
-                        self.update_buckets(id, update, at).await
+                        self.update_buckets(id, update, None, at).await
                     }
                     // The item exists and is live, so the stock guard is what failed.
                     Some(old) if !old.contains_key("deleted_at") => {
@@ -373,8 +380,10 @@ impl DynamoStore {
         &self,
         id: Uuid,
         update: &ProductUpdate,
+        once: Option<&UpdateOnce>,
         now: time::OffsetDateTime,
     ) -> Result<Product, UpdateProductError> {
+        let marker = once.map(|once| marker_item(once, id, now));
         for _ in 0..5 {
             let item = match self.get::<ProductItem>(keys::product(id)).await? {
                 Some(p) if p.deleted_at.is_none() => p,
@@ -413,6 +422,10 @@ impl DynamoStore {
                 let bucket = BucketItem::new(id, k, price.amount, price.currency, Stock::new(delta(k)));
                 items.push(put_new(&self.table, serde_dynamo::to_item(bucket).map_err(decode_error)?)?);
             }
+            let marker_at = items.len();
+            if let Some(marker) = &marker {
+                items.push(put_new(&self.table, serde_dynamo::to_item(marker).map_err(decode_error)?)?);
+            }
             match self.transact(items).await {
                 Ok(()) => {
                     let mut p = product.into_product(&[]);
@@ -425,11 +438,22 @@ impl DynamoStore {
                     return Ok(p);
                 }
                 Err(TransactError::Store(e)) => return Err(e.into()),
+                Err(e) if marker.is_some() && e.failed_conditions().contains(&marker_at) => {
+                    return Err(self.key_used(once).await?);
+                }
                 // A reservation (or another admin) changed a bucket since the read: read again.
                 Err(e) => tracing::debug!(product_id = %id, "bucket update cancelled ({e}), reading again"),
             }
         }
         Err(StoreError::Unavailable(format!("stock of product {id} kept changing")).into())
+    }
+
+    /// What an update's key was used for before (its marker is there: the transaction said so).
+    async fn key_used(&self, once: Option<&UpdateOnce>) -> Result<UpdateProductError, StoreError> {
+        let once = once.ok_or_else(|| StoreError::Other("a marker without a key".into()))?;
+        let marker: Option<UpdateMarker> = self.get(keys::update_idempotency(once.admin, &once.key)).await?;
+        let marker = marker.ok_or_else(|| StoreError::Other("the update's marker vanished".into()))?;
+        Ok(UpdateProductError::KeyUsed { request_hash: marker.request_hash })
     }
 
     /// The product item's part of a bucketed update: catalog fields, `N`, and bucket 0's share.
@@ -475,6 +499,27 @@ impl DynamoStore {
             }
         }
         Ok(TransactWriteItem::builder().update(built(update.build())?).build())
+    }
+}
+
+/// The marker of an update made with an `Idempotency-Key` (see the module docs).
+#[derive(Serialize, Deserialize)]
+struct UpdateMarker {
+    pk: String,
+    sk: String,
+    product_id: Uuid,
+    request_hash: String,
+    expires_at: i64,
+}
+
+fn marker_item(once: &UpdateOnce, product_id: Uuid, now: time::OffsetDateTime) -> UpdateMarker {
+    let (pk, sk) = keys::update_idempotency(once.admin, &once.key);
+    UpdateMarker {
+        pk,
+        sk: sk.to_owned(),
+        product_id,
+        request_hash: once.request_hash.clone(),
+        expires_at: (now + super::MARKER_RETENTION).unix_timestamp(),
     }
 }
 
