@@ -1,5 +1,5 @@
-//! The notifier's e-mail records outlast DynamoDB throttling their write. They are written after
-//! the sends, so a lost record is a refusal nobody knows of, or an e-mail that any redelivery of
+//! The notifier's e-mail records outlast DynamoDB throttling their write. Each is written after
+//! its send, so a lost record is a refusal nobody knows of, or an e-mail that any redelivery of
 //! its event sends twice. The soak found it (`cargo local soak --seed 7`): under a DynamoDB
 //! throttling window the records' `BatchWriteItem` was throttled past the SDK's three attempts,
 //! the notifier answered OK and the records were gone.

@@ -23,8 +23,12 @@
 //!   `EmailsThrottled`; when its tries or the time run out it is **left for the redelivery**
 //!   (not recorded), like a send that has not started in time;
 //! - what SES accepted, and what it **refused for good** (an address it cannot or may not send to,
-//!   see `email::sender`), is recorded in one batched write. A refusal is logged with
-//!   `metric = "email_refused"` (a CloudWatch metric filter counts it) and never retried.
+//!   see `email::sender`), is recorded at once, e-mail by e-mail: SES's `SendEmail` takes no
+//!   idempotency key, so an instance that dies between SES's answer and the record sends that
+//!   e-mail again on the redelivery; recording each as it goes leaves one write's worth of that
+//!   gap instead of the rest of the batch (the soak found a crash in a paced batch sending its
+//!   e-mails twice). A refusal is logged with `metric = "email_refused"` (a CloudWatch metric
+//!   filter counts it) and never retried.
 //!
 //! If any send failed for another reason (SES unreachable, the day's quota used up, the account
 //! paused), or was left for later, the invocation fails after the rest of the batch was sent and
@@ -266,20 +270,21 @@ impl<M: SentEmails + Recipients, S: MailSender> Notifier<M, S> {
         }
         let pacer = self.pace.pacer();
         let throttled = AtomicUsize::new(0);
-        let outcomes: Vec<(Event, Sent)> = futures::stream::iter(ready)
+        let outcomes: Vec<(Event, Sent, Result<(), crate::store::StoreError>)> = futures::stream::iter(ready)
             .map(|(event, email)| {
                 let (pacer, throttled) = (&pacer, &throttled);
                 async move {
                     let sent = self.send_paced(&email, pacer, window, throttled).await;
-                    (event, sent)
+                    let recorded = self.record(event.id, &sent).await;
+                    (event, sent, recorded)
                 }
             })
             .buffer_unordered(self.concurrency.max(1))
             .collect()
             .await;
         report.throttled = throttled.into_inner();
-        let mut records = Vec::new();
-        for (event, outcome) in outcomes {
+        let mut lost = 0;
+        for (event, outcome, recorded) in outcomes {
             let (id, event_type) = (event.id, event.event_type());
             // Logged under the ids of the request that caused the e-mail (`crate::trace`).
             let _trace = crate::trace::Trace::span(event.trace.as_ref()).entered();
@@ -287,13 +292,11 @@ impl<M: SentEmails + Recipients, S: MailSender> Notifier<M, S> {
                 Sent::Accepted(message_id) => {
                     tracing::info!(event_id = %id, %event_type, message_id, "e-mail sent");
                     report.sent += 1;
-                    records.push((id, EmailRecord::Sent { message_id }));
                 }
                 Sent::Refused(reason) => {
                     tracing::warn!(event_id = %id, %event_type, reason, metric = "email_refused",
                         "SES refused the e-mail for good; recorded, not retried");
                     report.refused += 1;
-                    records.push((id, EmailRecord::Refused { reason }));
                 }
                 Sent::Failed(e) => {
                     tracing::error!(event_id = %id, %event_type, error = %e, "e-mail not sent");
@@ -304,12 +307,16 @@ impl<M: SentEmails + Recipients, S: MailSender> Notifier<M, S> {
                     report.deferred += 1;
                 }
             }
+            if let Err(e) = recorded {
+                // Sent but not recorded: a redelivery would send it again. Failing the batch
+                // would make that certain, so only say it loudly.
+                tracing::error!(event_id = %id, %event_type, error = %e, metric = "email_records_lost",
+                    "e-mail sent but not recorded");
+                lost += 1;
+            }
         }
-        if let Err(e) = self.markers.record(&records, time::OffsetDateTime::now_utc()).await {
-            // Sent but not recorded: a redelivery would send them again. Failing the batch would
-            // make that certain, so only say it loudly.
-            tracing::error!(error = %e, records = records.len(), metric = "email_records_lost",
-                "e-mails sent but not recorded");
+        if lost > 0 {
+            tracing::error!(lost, "e-mails of this batch sent but not recorded");
         }
         tracing::info!(
             sent = report.sent,
@@ -322,6 +329,18 @@ impl<M: SentEmails + Recipients, S: MailSender> Notifier<M, S> {
             "batch done"
         );
         if report.failed > 0 || report.deferred > 0 { Err(NotifyError { report }) } else { Ok(report) }
+    }
+
+    /// Records what SES did with one e-mail as soon as it answered: an e-mail accepted but not
+    /// yet recorded is sent again if the instance dies before the record is written (SES's
+    /// `SendEmail` takes no idempotency key), so the gap is one write, not the rest of the batch.
+    async fn record(&self, id: Uuid, sent: &Sent) -> Result<(), crate::store::StoreError> {
+        let record = match sent {
+            Sent::Accepted(message_id) => EmailRecord::Sent { message_id: message_id.clone() },
+            Sent::Refused(reason) => EmailRecord::Refused { reason: reason.clone() },
+            Sent::Failed(_) | Sent::Later => return Ok(()),
+        };
+        self.markers.record(&[(id, record)], time::OffsetDateTime::now_utc()).await
     }
 
     /// Sends one e-mail at the pace, trying a throttled send again while the window allows.
