@@ -145,13 +145,14 @@ async fn the_notifier_reads_the_quota_with_get_account_as_its_role_allows() {
 #[tokio::test]
 async fn an_instance_dying_in_a_paced_batch_leaves_nothing_to_send_twice() {
     settle().await;
-    let _quota = limit_ses_rate(1.0).await;
+    let _quota = limit_ses_rate(0.5).await;
     retire_instances("NotifierFunction").await;
     let emails: Vec<String> = (0..5).map(|_| unique_email("crash-paced")).collect();
     let batch = msk_event(&emails.iter().map(|e| signed_up_json(e, "")).collect::<Vec<_>>());
 
-    // At one a second the sends start at about 0, 1 and 2 s: dead at 2.5 s, between two of them.
-    crash_next_invocation("NotifierFunction", 2_500).await;
+    // At one every 2 s the sends start at about 0, 2 and 4 s (after the batch's first reads): dead
+    // at 3 s, a second away from either, however slow the machine is about the reads.
+    crash_next_invocation("NotifierFunction", 3_000).await;
     let (report, failed) = invoke_outcome("NotifierFunction", &batch).await;
     assert!(failed, "the invocation died: {report}");
     let mut sent_before = 0;
