@@ -48,6 +48,9 @@ pub mod names {
     /// SES's throttling answers (the account's sending rate exceeded): each e-mail is sent later,
     /// in the same invocation or by the batch's redelivery.
     pub const EMAILS_THROTTLED: &str = "EmailsThrottled";
+    /// E-mails found claimed by an attempt that died before recording SES's answer: each may
+    /// have reached its customer twice or not at all (`email::unknown` decides which risk).
+    pub const EMAILS_OUTCOME_UNKNOWN: &str = "EmailsOutcomeUnknown";
     /// Events the relay published to Kafka.
     pub const EVENTS_RELAYED: &str = "EventsRelayed";
     /// Events the relay could not publish (their records are retried).
@@ -72,6 +75,7 @@ pub mod names {
         EMAILS_REFUSED,
         EMAILS_FAILED,
         EMAILS_THROTTLED,
+        EMAILS_OUTCOME_UNKNOWN,
         EVENTS_RELAYED,
         EVENTS_FAILED,
         ORDERS_EXPIRED,

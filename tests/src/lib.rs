@@ -452,7 +452,7 @@ impl Drop for FaultsOff {
 
 /// `DELETE <path>` on the Invoke API from a `Drop`: Drop cannot await, and may run inside the
 /// test's runtime, so a plain blocking HTTP/1.0 request on a thread of its own.
-fn delete_from_drop(path: &'static str, what: &str) {
+pub(crate) fn delete_from_drop(path: &'static str, what: &str) {
     let host = stack().invoke.trim_start_matches("http://").trim_end_matches('/').to_owned();
     let sent = std::thread::spawn(move || -> std::io::Result<String> {
         use std::io::{Read, Write};

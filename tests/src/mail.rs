@@ -148,6 +148,24 @@ impl Drop for Refusing {
     }
 }
 
+/// Has the local SES hold back its answer to the next `count` `SendEmail`s for `ms` after it took
+/// the e-mail (`PUT /_local/ses/late`), until the returned guard is dropped.
+pub async fn ses_answers_late(ms: u64, count: u32) -> LateAnswers {
+    let url = format!("{}/_local/ses/late", stack().invoke);
+    let r = client().put(url).json(&json!({ "ms": ms, "count": count })).send().await.expect("late answers");
+    assert!(r.status().is_success(), "making SES answer late: {}", r.status());
+    LateAnswers
+}
+
+#[must_use = "SES answers on time again when this guard is dropped"]
+pub struct LateAnswers;
+
+impl Drop for LateAnswers {
+    fn drop(&mut self) {
+        crate::delete_from_drop("/_local/ses/late", "make SES answer on time again");
+    }
+}
+
 /// Brings a service back up when dropped, so a failed assertion cannot leave it down for later tests.
 pub struct Restore(pub &'static str);
 

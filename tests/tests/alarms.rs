@@ -155,7 +155,13 @@ async fn every_alarm_of_the_template_is_evaluated_or_says_why_not() {
     let url = format!("{}/_local/alarms", stack().invoke);
     let all: Value = client().get(url).send().await.unwrap().json().await.unwrap();
     let evaluated: Vec<&str> = all["alarms"].as_array().unwrap().iter().filter_map(|a| a["alarm"].as_str()).collect();
-    for must in ["PlaceOrderErrorsAlarm", "EmailsRefusedAlarm", "RefundsFailedAlarm", "OrdersThrottledAlarm"] {
+    for must in [
+        "PlaceOrderErrorsAlarm",
+        "EmailsRefusedAlarm",
+        "EmailsOutcomeUnknownAlarm",
+        "RefundsFailedAlarm",
+        "OrdersThrottledAlarm",
+    ] {
         assert!(evaluated.contains(&must), "{must} is evaluated locally: {all}");
     }
     for skipped in all["not_evaluated"].as_array().unwrap() {

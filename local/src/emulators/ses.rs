@@ -34,6 +34,11 @@
 //! the most accepted in any one second (`peak_per_second`) and the time from the first accepted
 //! to the last (`span_ms`). Everything else passes through untouched.
 //!
+//! The gate can also answer **late**: `PUT /_local/ses/late` `{"ms": 3000, "count": 1}` holds the
+//! answer to the next `count` `SendEmail`s for `ms` *after* moto took the e-mail (`DELETE` stops
+//! it) — a slow network on the way back, and the way a test makes a notifier die between SES
+//! accepting an e-mail and the notifier hearing so (an unknown outcome, `email::unknown`).
+//!
 //! For people: `GET /_local/mail` on the Invoke API lists the sent mail as JSON, and
 //! `cargo local mail` prints it.
 
@@ -60,7 +65,33 @@ pub struct Ses {
     pub refusals: Refusals,
     /// The account's sending quota the gate enforces.
     pub quota: SendQuota,
+    /// Answers the gate holds back after moto took the e-mail.
+    pub late: Late,
     moto: Emulator,
+}
+
+/// How many `SendEmail` answers are still to be held back, and for how long.
+#[derive(Clone, Default)]
+pub struct Late(std::sync::Arc<std::sync::Mutex<(Duration, u32)>>);
+
+impl Late {
+    pub fn set(&self, ms: u64, count: u32) {
+        *self.0.lock().unwrap() = (Duration::from_millis(ms), count);
+    }
+
+    /// How long to hold this answer back, counting it.
+    fn take(&self) -> Option<Duration> {
+        let mut late = self.0.lock().unwrap();
+        (late.1 > 0).then(|| {
+            late.1 -= 1;
+            late.0
+        })
+    }
+
+    pub fn left(&self) -> serde_json::Value {
+        let late = self.0.lock().unwrap();
+        serde_json::json!({ "ms": late.0.as_millis() as u64, "count": late.1 })
+    }
 }
 
 /// Recipients SES is to refuse, lower-case.
@@ -301,14 +332,18 @@ async fn gate(
     moto: std::net::SocketAddr,
     refusals: Refusals,
     quota: SendQuota,
+    late: Late,
     iam: Authorizer,
     verified: Vec<String>,
 ) -> Result<std::net::SocketAddr> {
     use axum::body::{Body, Bytes};
     use axum::extract::{Request, State};
     use axum::response::{IntoResponse, Response};
-    type Gate = (reqwest::Client, String, Refusals, SendQuota, Authorizer, std::sync::Arc<Vec<String>>);
-    async fn pass(State((http, upstream, refusals, quota, iam, verified)): State<Gate>, request: Request) -> Response {
+    type Gate = (reqwest::Client, String, Refusals, SendQuota, Late, Authorizer, std::sync::Arc<Vec<String>>);
+    async fn pass(
+        State((http, upstream, refusals, quota, late, iam, verified)): State<Gate>,
+        request: Request,
+    ) -> Response {
         let (parts, body) = request.into_parts();
         let Ok(body): Result<Bytes, _> = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
             return axum::http::StatusCode::PAYLOAD_TOO_LARGE.into_response();
@@ -337,7 +372,8 @@ async fn gate(
             }
             return axum::Json(quota.account()).into_response();
         }
-        if parts.method == axum::http::Method::POST && parts.uri.path() == "/v2/email/outbound-emails" {
+        let sending = parts.method == axum::http::Method::POST && parts.uri.path() == "/v2/email/outbound-emails";
+        if sending {
             let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             if let Some(refused) = refuse(&send_email_accesses(&v, &verified)) {
                 return refused;
@@ -367,6 +403,9 @@ async fn gate(
                 let status = answer.status();
                 let headers = answer.headers().clone();
                 let bytes = answer.bytes().await.unwrap_or_default();
+                if sending && let Some(wait) = late.take() {
+                    tokio::time::sleep(wait).await;
+                }
                 let mut response = Response::new(Body::from(bytes));
                 *response.status_mut() = status;
                 for (name, value) in &headers {
@@ -381,7 +420,8 @@ async fn gate(
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.context("binding the SES gate")?;
     let addr = listener.local_addr()?;
-    let state = (reqwest::Client::new(), format!("http://{moto}"), refusals, quota, iam, std::sync::Arc::new(verified));
+    let state =
+        (reqwest::Client::new(), format!("http://{moto}"), refusals, quota, late, iam, std::sync::Arc::new(verified));
     let app = axum::Router::new().fallback(pass).with_state(state);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -431,8 +471,9 @@ impl Ses {
         let moto = Emulator::spawn("moto", cmd, port, log).await?;
         let refusals = Refusals::default();
         let quota = SendQuota::default();
+        let late = Late::default();
         let verified: Vec<String> = sender.into_iter().map(str::to_lowercase).collect();
-        let gate = match gate(moto.addr, refusals.clone(), quota.clone(), iam.clone(), verified).await {
+        let gate = match gate(moto.addr, refusals.clone(), quota.clone(), late.clone(), iam.clone(), verified).await {
             Ok(g) => g,
             Err(e) => {
                 moto.stop().await;
@@ -446,6 +487,7 @@ impl Ses {
             relay,
             refusals,
             quota,
+            late,
             moto,
         };
         if let Some(sender) = sender

@@ -13,6 +13,7 @@
 //!   `GET /_local/sqs/<queue>` (a queue's messages, e.g. what a trigger gave up on) and
 //!   `/_local/ses/refusals` (recipients SES is to refuse, see [`crate::emulators::ses`]) and
 //!   `/_local/ses/quota` (the account's sending quota the SES gate enforces: `PUT`, `GET`, `DELETE`) and
+//!   `/_local/ses/late` (`SendEmail` answers held back after SES took the e-mail: `PUT`, `DELETE`) and
 //!   `POST /_local/events/settle` (returns once everything written so far has gone through the
 //!   stream and the MSK triggers, see [`crate::emulators::settle`]);
 //! - tests get `SHOP_KAFKA_BOOTSTRAP` and `SHOP_SES_ENDPOINT` (moto itself, to read mail back).
@@ -140,6 +141,10 @@ impl Messaging {
                 "/_local/ses/quota",
                 get(quota_get).put(quota_set).delete(quota_reset).with_state(self.ses.quota.clone()),
             )
+            .route(
+                "/_local/ses/late",
+                axum::routing::put(late_set).delete(late_clear).with_state(self.ses.late.clone()),
+            )
             .route("/_local/events/settle", post(settle).with_state(Arc::new(self.pipeline())))
             .merge(self.mail_router())
     }
@@ -191,8 +196,8 @@ async fn switch(State(s): State<Arc<Switches>>, UrlPath((service, action)): UrlP
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     match action.as_str() {
-        "stop" => relay.set_up(false),
-        "start" => relay.set_up(true),
+        "stop" => relay.switch(false).await,
+        "start" => relay.switch(true).await,
         _ => return StatusCode::NOT_FOUND.into_response(),
     }
     tracing::info!("{service} is now {}", if relay.is_up() { "reachable" } else { "unreachable" });
@@ -240,6 +245,31 @@ async fn quota_set(State(q): State<ses::SendQuota>, axum::Json(config): axum::Js
 async fn quota_reset(State(q): State<ses::SendQuota>) -> Response {
     q.reset();
     axum::Json(q.stats()).into_response()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Lateness {
+    ms: u64,
+    #[serde(default = "one")]
+    count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+async fn late_set(State(l): State<ses::Late>, axum::Json(late): axum::Json<Lateness>) -> Response {
+    if late.ms > 600_000 {
+        return (StatusCode::BAD_REQUEST, "ms: at most 600000").into_response();
+    }
+    l.set(late.ms, late.count);
+    axum::Json(l.left()).into_response()
+}
+
+async fn late_clear(State(l): State<ses::Late>) -> Response {
+    l.set(0, 0);
+    axum::Json(l.left()).into_response()
 }
 
 async fn queue(State(sqs): State<Sqs>, UrlPath(name): UrlPath<String>) -> Response {

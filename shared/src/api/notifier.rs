@@ -11,7 +11,11 @@
 //!   know or that has no e-mail / no recipient → **logged and skipped** (a poison record must never
 //!   block its partition); copies of one event in the batch are handled once;
 //! - one read of the events' e-mail records (`store::dynamo::sent_emails`) drops those sent (or
-//!   refused) before: a redelivered batch, or an event produced twice, sends nothing twice;
+//!   refused) before: a redelivered batch, or an event produced twice, sends nothing twice; an
+//!   e-mail still **claimed** by an earlier attempt that never recorded SES's answer (it died, or
+//!   gave up on a throttled record) has an **unknown outcome** — it may have gone out — and is
+//!   sent again or let be by its kind (`email::unknown`: receipts and links again, courtesies
+//!   not), counted as `EmailsOutcomeUnknown` and logged with `metric = "email_outcome_unknown"`;
 //! - alongside it, one read of the recipients' accounts drops the e-mails nobody may get any more:
 //!   those of a **closed account** (`DELETE /me`: no e-mail after it, events in flight included),
 //!   and a password-reset link whose token is no longer the address's current one;
@@ -22,13 +26,17 @@
 //!   this invocation after a backoff that holds the whole instance off, counted as
 //!   `EmailsThrottled`; when its tries or the time run out it is **left for the redelivery**
 //!   (not recorded), like a send that has not started in time;
-//! - what SES accepted, and what it **refused for good** (an address it cannot or may not send to,
-//!   see `email::sender`), is recorded at once, e-mail by e-mail: SES's `SendEmail` takes no
-//!   idempotency key, so an instance that dies between SES's answer and the record sends that
-//!   e-mail again on the redelivery; recording each as it goes leaves one write's worth of that
-//!   gap instead of the rest of the batch (the soak found a crash in a paced batch sending its
-//!   e-mails twice). A refusal is logged with `metric = "email_refused"` (a CloudWatch metric
-//!   filter counts it) and never retried.
+//! - each send is **claimed** just before SES is called (a conditional write), and what SES
+//!   accepted, or **refused for good** (an address it cannot or may not send to, see
+//!   `email::sender`), is recorded at once, e-mail by e-mail; an e-mail SES surely did not take
+//!   (it answered an error, was unreachable, or the send never started) has its claim released.
+//!   SES's `SendEmail` takes no idempotency key, so between SES's answer and the record nothing
+//!   can make a death harmless; the claim makes it *known*: the redelivery finds the claim and
+//!   decides, instead of sending again blindly (the soak found both: a crash in a paced batch
+//!   when records were written per batch, and records held in DynamoDB's throttling retries
+//!   until the instance was killed). A send that got no answer at all (cut mid-request, timed
+//!   out) keeps its claim for the same reason. A refusal is logged with
+//!   `metric = "email_refused"` (a CloudWatch metric filter counts it) and never retried.
 //!
 //! If any send failed for another reason (SES unreachable, the day's quota used up, the account
 //! paused), or was left for later, the invocation fails after the rest of the batch was sent and
@@ -45,8 +53,9 @@ use crate::email::Email;
 use crate::email::pace::{self, AfterThrottle, Pace, Pacer};
 use crate::email::sender::{MailSender, SendError};
 use crate::email::templates::{RenderError, Templates};
+use crate::email::unknown::{AfterUnknown, after_unknown};
 use crate::events::event::{Event, EventType, Payload};
-use crate::store::{EmailRecord, Recipients, SentEmails};
+use crate::store::{EmailRecord, EmailState, Recipients, SentEmails};
 use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
 use base64::Engine;
 use futures::StreamExt;
@@ -116,6 +125,9 @@ pub struct NotifyReport {
     /// Left for the batch's redelivery by SES's sending rate: throttled past this invocation's
     /// tries, or not started before its end.
     pub deferred: usize,
+    /// Found claimed by an earlier attempt that never recorded SES's answer: sent again or let
+    /// be by kind (`email::unknown`); each may have reached its customer twice, or not at all.
+    pub unknown: usize,
 }
 
 impl crate::metrics::Counted for NotifyReport {
@@ -125,6 +137,7 @@ impl crate::metrics::Counted for NotifyReport {
         count(names::EMAILS_REFUSED, self.refused);
         count(names::EMAILS_FAILED, self.failed + self.deferred);
         count(names::EMAILS_THROTTLED, self.throttled);
+        count(names::EMAILS_OUTCOME_UNKNOWN, self.unknown);
     }
 }
 
@@ -154,9 +167,23 @@ pub struct Notifier<M, S> {
 enum Sent {
     Accepted(String),
     Refused(String),
+    /// Not sent this time; [`SendError::Unknown`] when SES may have taken it all the same.
     Failed(SendError),
     /// Throttled past this invocation's tries, or not started in time: the redelivery sends it.
     Later,
+    /// Its record changed since it was read (another copy of the event claimed it): not ours.
+    Taken,
+}
+
+/// An e-mail to send: its event, the rendered e-mail, and the attempt whose unknown outcome it
+/// follows, if any (the claim must still be that attempt's).
+type ToSend = (Event, Email, Option<u32>);
+
+/// One e-mail's claim on its record: the attempt it follows, if any, and its own once made.
+struct Claim {
+    event: Uuid,
+    after: Option<u32>,
+    attempt: Option<u32>,
 }
 
 /// When this invocation may start sends, and until when it waits for an answer.
@@ -243,27 +270,57 @@ impl<M: SentEmails + Recipients, S: MailSender> Notifier<M, S> {
         }
 
         let ids: Vec<Uuid> = ready.iter().map(|(e, _)| e.id).collect();
-        let (settled, wanted) = tokio::join!(self.markers.settled(&ids), self.wanted(&ready));
-        let (settled, wanted) = match (settled, wanted) {
-            (Ok(settled), Ok(wanted)) => (settled, wanted),
+        let (states, wanted) = tokio::join!(self.markers.states(&ids), self.wanted(&ready));
+        let (states, wanted) = match (states, wanted) {
+            (Ok(states), Ok(wanted)) => (states, wanted),
             (Err(e), _) | (_, Err(e)) => {
                 tracing::error!(error = %e, "could not read the e-mail records or the recipients' accounts; the batch will be redelivered");
                 report.failed = ready.len();
                 return Err(NotifyError { report });
             }
         };
-        ready.retain(|(e, _)| !settled.contains(&e.id));
-        report.already_sent = ids.len() - ready.len();
-        let before = ready.len();
-        ready.retain(|(e, _)| {
-            let keep = wanted.contains(&e.id);
-            if !keep {
-                tracing::info!(event_id = %e.id, event_type = %e.event_type(),
-                    "e-mail dropped: its account is closed, or its reset token is no longer the current one");
+        // Claims whose outcome is unknown and which are not sent again: settled as they are.
+        let mut let_be: Vec<(Uuid, EmailRecord)> = Vec::new();
+        let mut to_send: Vec<ToSend> = Vec::with_capacity(ready.len());
+        for (event, email) in ready {
+            let (id, event_type) = (event.id, event.event_type());
+            let after = match states.get(&id) {
+                Some(EmailState::Settled) => {
+                    report.already_sent += 1;
+                    continue;
+                }
+                Some(&EmailState::Claimed { attempt }) => Some(attempt),
+                None => None,
+            };
+            let wanted = wanted.contains(&id);
+            if let Some(attempt) = after {
+                let decision = if wanted { after_unknown(event_type) } else { AfterUnknown::LetBe };
+                let _trace = crate::trace::Trace::span(event.trace.as_ref()).entered();
+                tracing::warn!(event_id = %id, %event_type, attempt, decision = decision.as_str(),
+                    metric = "email_outcome_unknown",
+                    "an earlier attempt died between sending this e-mail and recording SES's answer: whether it went out is unknown");
+                report.unknown += 1;
+                if decision == AfterUnknown::LetBe {
+                    let_be.push((id, EmailRecord::Unknown { attempt }));
+                    continue;
+                }
             }
-            keep
-        });
-        report.dropped = before - ready.len();
+            if !wanted {
+                tracing::info!(event_id = %id, %event_type,
+                    "e-mail dropped: its account is closed, or its reset token is no longer the current one");
+                report.dropped += 1;
+                continue;
+            }
+            to_send.push((event, email, after));
+        }
+        if !let_be.is_empty()
+            && let Err(e) = self.markers.record(&let_be, time::OffsetDateTime::now_utc()).await
+        {
+            // Still claimed: the next delivery decides them again.
+            tracing::error!(error = %e, count = let_be.len(), "could not settle e-mails of unknown outcome; the batch will be redelivered");
+            report.failed += let_be.len();
+        }
+        let ready = to_send;
 
         if !ready.is_empty() {
             self.pace.load(&self.sender).await;
@@ -271,11 +328,12 @@ impl<M: SentEmails + Recipients, S: MailSender> Notifier<M, S> {
         let pacer = self.pace.pacer();
         let throttled = AtomicUsize::new(0);
         let outcomes: Vec<(Event, Sent, Result<(), crate::store::StoreError>)> = futures::stream::iter(ready)
-            .map(|(event, email)| {
+            .map(|(event, email, after)| {
                 let (pacer, throttled) = (&pacer, &throttled);
                 async move {
-                    let sent = self.send_paced(&email, pacer, window, throttled).await;
-                    let recorded = self.record(event.id, &sent).await;
+                    let mut claim = Claim { event: event.id, after, attempt: None };
+                    let sent = self.send_paced(&mut claim, &email, pacer, window, throttled).await;
+                    let recorded = self.record(&claim, &sent).await;
                     (event, sent, recorded)
                 }
             })
@@ -298,6 +356,11 @@ impl<M: SentEmails + Recipients, S: MailSender> Notifier<M, S> {
                         "SES refused the e-mail for good; recorded, not retried");
                     report.refused += 1;
                 }
+                Sent::Failed(e @ SendError::Unknown(_)) => {
+                    tracing::error!(event_id = %id, %event_type, error = %e,
+                        "no answer from SES: the e-mail may have gone out; its claim stays for the redelivery to decide");
+                    report.failed += 1;
+                }
                 Sent::Failed(e) => {
                     tracing::error!(event_id = %id, %event_type, error = %e, "e-mail not sent");
                     report.failed += 1;
@@ -306,17 +369,21 @@ impl<M: SentEmails + Recipients, S: MailSender> Notifier<M, S> {
                     tracing::info!(event_id = %id, %event_type, "e-mail left for the batch's redelivery (SES's sending rate)");
                     report.deferred += 1;
                 }
+                Sent::Taken => {
+                    tracing::warn!(event_id = %id, %event_type, "e-mail claimed by another copy of its event meanwhile; not sent here");
+                    report.already_sent += 1;
+                }
             }
             if let Err(e) = recorded {
-                // Sent but not recorded: a redelivery would send it again. Failing the batch
-                // would make that certain, so only say it loudly.
-                tracing::error!(event_id = %id, %event_type, error = %e, metric = "email_records_lost",
-                    "e-mail sent but not recorded");
+                // SES answered, but its answer is not on record: the claim stays, so the
+                // redelivery treats the e-mail as an unknown outcome (never a blind resend).
+                tracing::error!(event_id = %id, %event_type, error = %e,
+                    "SES's answer could not be recorded; the e-mail stays claimed");
                 lost += 1;
             }
         }
         if lost > 0 {
-            tracing::error!(lost, "e-mails of this batch sent but not recorded");
+            tracing::error!(lost, "e-mails of this batch answered by SES but not recorded");
         }
         tracing::info!(
             sent = report.sent,
@@ -326,25 +393,37 @@ impl<M: SentEmails + Recipients, S: MailSender> Notifier<M, S> {
             failed = report.failed,
             throttled = report.throttled,
             deferred = report.deferred,
+            unknown = report.unknown,
             "batch done"
         );
         if report.failed > 0 || report.deferred > 0 { Err(NotifyError { report }) } else { Ok(report) }
     }
 
-    /// Records what SES did with one e-mail as soon as it answered: an e-mail accepted but not
-    /// yet recorded is sent again if the instance dies before the record is written (SES's
-    /// `SendEmail` takes no idempotency key), so the gap is one write, not the rest of the batch.
-    async fn record(&self, id: Uuid, sent: &Sent) -> Result<(), crate::store::StoreError> {
+    /// Settles claim `attempt` as soon as SES answered: its answer recorded, or the claim
+    /// released when SES surely did not take the e-mail. An answer not yet recorded when the
+    /// instance dies leaves the claim: an unknown outcome the redelivery decides (SES's
+    /// `SendEmail` takes no idempotency key). A send with no answer keeps its claim too.
+    async fn record(&self, claim: &Claim, sent: &Sent) -> Result<(), crate::store::StoreError> {
+        let (id, Some(attempt)) = (claim.event, claim.attempt) else { return Ok(()) };
         let record = match sent {
-            Sent::Accepted(message_id) => EmailRecord::Sent { message_id: message_id.clone() },
-            Sent::Refused(reason) => EmailRecord::Refused { reason: reason.clone() },
-            Sent::Failed(_) | Sent::Later => return Ok(()),
+            Sent::Accepted(message_id) => EmailRecord::Sent { message_id: message_id.clone(), attempt },
+            Sent::Refused(reason) => EmailRecord::Refused { reason: reason.clone(), attempt },
+            Sent::Failed(SendError::Unknown(_)) | Sent::Taken => return Ok(()),
+            Sent::Failed(_) | Sent::Later => return self.markers.release(id, attempt).await,
         };
         self.markers.record(&[(id, record)], time::OffsetDateTime::now_utc()).await
     }
 
-    /// Sends one e-mail at the pace, trying a throttled send again while the window allows.
-    async fn send_paced(&self, email: &Email, pacer: &Pacer, window: Window, throttled: &AtomicUsize) -> Sent {
+    /// Sends one e-mail at the pace, trying a throttled send again while the window allows;
+    /// claims it (once) just before SES is first called.
+    async fn send_paced(
+        &self,
+        claim: &mut Claim,
+        email: &Email,
+        pacer: &Pacer,
+        window: Window,
+        throttled: &AtomicUsize,
+    ) -> Sent {
         let mut throttles = 0;
         loop {
             // Our turn at the account's pace, unless it comes after the last moment to start.
@@ -355,13 +434,20 @@ impl<M: SentEmails + Recipients, S: MailSender> Notifier<M, S> {
                     Err(_) => return Sent::Later,
                 }
             }
+            if claim.attempt.is_none() {
+                match self.markers.claim(claim.event, claim.after, time::OffsetDateTime::now_utc()).await {
+                    Ok(Some(attempt)) => claim.attempt = Some(attempt),
+                    Ok(None) => return Sent::Taken,
+                    Err(e) => return Sent::Failed(SendError::Failed(format!("the e-mail could not be claimed: {e}"))),
+                }
+            }
             if Instant::now() >= window.start_by {
                 return Sent::Later;
             }
             let answer = match tokio::time::timeout_at(window.answers_by, self.sender.send(email)).await {
                 Ok(answer) => answer,
                 Err(_) => {
-                    return Sent::Failed(SendError::Failed("no answer from SES before the invocation's end".into()));
+                    return Sent::Failed(SendError::Unknown("no answer from SES before the invocation's end".into()));
                 }
             };
             match answer {
@@ -384,7 +470,7 @@ impl<M: SentEmails + Recipients, S: MailSender> Notifier<M, S> {
                         AfterThrottle::Later => return Sent::Later,
                     }
                 }
-                Err(e @ SendError::Failed(_)) => return Sent::Failed(e),
+                Err(e @ (SendError::Failed(_) | SendError::Unknown(_))) => return Sent::Failed(e),
             }
         }
     }
@@ -472,17 +558,60 @@ mod pacing_tests {
     use std::sync::Mutex;
     use std::sync::atomic::AtomicBool;
 
+    /// The e-mail records: a claim (`Err(attempt)`) or what became of the e-mail.
     #[derive(Default)]
-    struct Records(Mutex<HashMap<Uuid, EmailRecord>>);
+    struct Records(Mutex<HashMap<Uuid, Result<EmailRecord, u32>>>);
+
+    impl Records {
+        fn recorded(&self) -> usize {
+            self.0.lock().unwrap().values().filter(|r| r.is_ok()).count()
+        }
+    }
 
     impl SentEmails for Records {
-        async fn settled(&self, events: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
+        async fn states(&self, events: &[Uuid]) -> Result<HashMap<Uuid, EmailState>, StoreError> {
             let records = self.0.lock().unwrap();
-            Ok(events.iter().filter(|id| records.contains_key(id)).copied().collect())
+            Ok(events
+                .iter()
+                .filter_map(|id| {
+                    let state = match records.get(id)? {
+                        Ok(_) => EmailState::Settled,
+                        Err(attempt) => EmailState::Claimed { attempt: *attempt },
+                    };
+                    Some((*id, state))
+                })
+                .collect())
+        }
+
+        async fn claim(
+            &self,
+            event: Uuid,
+            after: Option<u32>,
+            _: time::OffsetDateTime,
+        ) -> Result<Option<u32>, StoreError> {
+            let mut records = self.0.lock().unwrap();
+            let attempt = after.map_or(1, |a| a + 1);
+            let ok = match (records.get(&event), after) {
+                (None, None) => true,
+                (Some(Err(seen)), Some(after)) => *seen == after,
+                _ => false,
+            };
+            Ok(ok.then(|| {
+                records.insert(event, Err(attempt));
+                attempt
+            }))
+        }
+
+        async fn release(&self, event: Uuid, attempt: u32) -> Result<(), StoreError> {
+            let mut records = self.0.lock().unwrap();
+            if records.get(&event) == Some(&Err(attempt)) {
+                records.remove(&event);
+            }
+            Ok(())
         }
 
         async fn record(&self, records: &[(Uuid, EmailRecord)], _: time::OffsetDateTime) -> Result<(), StoreError> {
-            self.0.lock().unwrap().extend(records.iter().cloned());
+            self.0.lock().unwrap().extend(records.iter().map(|(id, r)| (*id, Ok(r.clone()))));
             Ok(())
         }
     }
@@ -508,6 +637,7 @@ mod pacing_tests {
         throttle_first: usize,
         throttling: AtomicBool,
         budget: AtomicUsize,
+        unreachable: AtomicBool,
         attempts: AtomicUsize,
         accepted: Mutex<Vec<String>>,
     }
@@ -518,6 +648,7 @@ mod pacing_tests {
                 throttle_first: 0,
                 throttling: AtomicBool::new(false),
                 budget: AtomicUsize::new(usize::MAX),
+                unreachable: AtomicBool::new(false),
                 attempts: AtomicUsize::new(0),
                 accepted: Mutex::default(),
             }
@@ -527,6 +658,9 @@ mod pacing_tests {
     impl MailSender for Ses {
         async fn send(&self, email: &Email) -> Result<String, SendError> {
             let attempt = self.attempts.fetch_add(1, Ordering::SeqCst);
+            if self.unreachable.load(Ordering::SeqCst) {
+                return Err(SendError::Failed("dispatch failure: tcp connect error: Connection refused".into()));
+            }
             let spent = self.budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1)).is_err();
             if attempt < self.throttle_first || self.throttling.load(Ordering::SeqCst) || spent {
                 return Err(SendError::Throttled("TooManyRequestsException: Maximum sending rate exceeded.".into()));
@@ -552,15 +686,28 @@ mod pacing_tests {
 
     /// An MSK batch of `n` sign-ups.
     fn batch(n: usize) -> KafkaEvent {
+        batch_of(
+            (0..n)
+                .map(|i| {
+                    Payload::UserSignedUp(UserSignedUp {
+                        user_id: Uuid::now_v7(),
+                        email: format!("customer-{i}@example.com"),
+                        name: String::new(),
+                    })
+                })
+                .map(|p| Event::new(time::OffsetDateTime::now_utc(), p))
+                .collect(),
+        )
+    }
+
+    /// An MSK batch of these events.
+    fn batch_of(events: Vec<Event>) -> KafkaEvent {
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-        let records: Vec<serde_json::Value> = (0..n)
-            .map(|i| {
-                let payload = Payload::UserSignedUp(UserSignedUp {
-                    user_id: Uuid::now_v7(),
-                    email: format!("customer-{i}@example.com"),
-                    name: String::new(),
-                });
-                let event = serde_json::to_vec(&Event::new(time::OffsetDateTime::now_utc(), payload)).unwrap();
+        let records: Vec<serde_json::Value> = events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| {
+                let event = serde_json::to_vec(event).unwrap();
                 serde_json::json!({ "topic": "shop-events", "partition": 0, "offset": i, "timestamp": 0,
                     "timestampType": "CREATE_TIME", "value": b64(&event), "headers": [] })
             })
@@ -585,7 +732,7 @@ mod pacing_tests {
         let report = notifier.handle_within(&batch(5), Duration::from_secs(60)).await.expect("the batch succeeds");
         assert_eq!((report.sent, report.throttled, report.deferred), (5, 3, 0), "{report:?}");
         accepted_once_each(&notifier.sender, 5);
-        assert_eq!(notifier.markers.0.lock().unwrap().len(), 5, "all recorded");
+        assert_eq!(notifier.markers.recorded(), 5, "all recorded");
     }
 
     #[tokio::test]
@@ -600,7 +747,8 @@ mod pacing_tests {
         let sent_first = 2;
         assert_eq!((report.sent, report.deferred), (sent_first, 6 - sent_first), "{report:?}");
         assert!(report.throttled >= 4, "{report:?}");
-        assert_eq!(notifier.markers.0.lock().unwrap().len(), sent_first, "only what SES accepted is recorded");
+        assert_eq!(notifier.markers.recorded(), sent_first, "only what SES accepted is recorded");
+        assert_eq!(notifier.markers.0.lock().unwrap().len(), sent_first, "the throttled ones' claims are released");
 
         notifier.sender.throttling.store(true, Ordering::SeqCst);
         let Err(NotifyError { report }) = notifier.handle_within(&events, Duration::from_secs(11)).await else {
@@ -625,6 +773,56 @@ mod pacing_tests {
         assert_eq!((report.sent, report.deferred), (0, 3), "{report:?}");
         assert_eq!(notifier.sender.attempts.load(Ordering::SeqCst), 0, "no send started");
         assert!(notifier.markers.0.lock().unwrap().is_empty());
+    }
+
+    /// An attempt that died between its claims and its records: every e-mail of the batch is an
+    /// unknown outcome for the redelivery, which sends receipts and links again (claim attempt 2)
+    /// and settles the rest as they are; a third delivery does nothing more.
+    #[tokio::test]
+    async fn claims_left_by_a_dead_attempt_are_decided_by_kind_and_counted() {
+        let notifier = notifier(Ses::default());
+        let now = time::OffsetDateTime::now_utc();
+        let events: Vec<Event> =
+            crate::events::event::tests::one_of_each().into_iter().map(|p| Event::new(now, p)).collect();
+        for e in &events {
+            assert_eq!(notifier.markers.claim(e.id, None, now).await.unwrap(), Some(1));
+        }
+        let report = notifier.handle_within(&batch_of(events.clone()), Duration::from_secs(60)).await.expect("decided");
+        let again = events.iter().filter(|e| after_unknown(e.event_type()) == AfterUnknown::SendAgain).count();
+        assert_eq!((report.unknown, report.sent), (events.len(), again), "{report:?}");
+        let records = notifier.markers.0.lock().unwrap().clone();
+        for e in &events {
+            let expected = match after_unknown(e.event_type()) {
+                AfterUnknown::SendAgain => "Sent attempt 2",
+                AfterUnknown::LetBe => "Unknown attempt 1",
+            };
+            let got = match &records[&e.id] {
+                Ok(EmailRecord::Sent { attempt, .. }) => format!("Sent attempt {attempt}"),
+                Ok(EmailRecord::Unknown { attempt }) => format!("Unknown attempt {attempt}"),
+                other => format!("{other:?}"),
+            };
+            assert_eq!(got, expected, "{}", e.event_type());
+        }
+
+        let report = notifier.handle_within(&batch_of(events.clone()), Duration::from_secs(60)).await.expect("done");
+        assert_eq!((report.unknown, report.sent, report.already_sent), (0, 0, events.len()), "{report:?}");
+    }
+
+    /// SES unreachable (a send that surely did not go out) releases its claim: the redelivery
+    /// sends it as new, not as an unknown outcome.
+    #[tokio::test]
+    async fn a_send_ses_surely_did_not_take_releases_its_claim() {
+        let notifier = notifier(Ses { unreachable: AtomicBool::new(true), ..Ses::default() });
+        let events = batch(3);
+        let Err(NotifyError { report }) = notifier.handle_within(&events, Duration::from_secs(60)).await else {
+            panic!("SES unreachable fails the batch");
+        };
+        assert_eq!(report.failed, 3, "{report:?}");
+        assert!(notifier.markers.0.lock().unwrap().is_empty(), "claims released");
+        notifier.sender.unreachable.store(false, Ordering::SeqCst);
+        let report = notifier.handle_within(&events, Duration::from_secs(60)).await.expect("sent");
+        assert_eq!((report.sent, report.unknown), (3, 0), "{report:?}");
+        accepted_once_each(&notifier.sender, 3);
     }
 
     #[test]

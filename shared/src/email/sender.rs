@@ -20,6 +20,12 @@
 //!   `AccountSuspendedException`, `MailFromDomainNotVerifiedException`, `NotFoundException` of the
 //!   identity): those are ours to fix and affect every e-mail alike, so dropping the e-mail would
 //!   be wrong; the batch is retried (bounded by the trigger) and lands in its dead-letter queue.
+//!   SES unreachable means *never reached*: the connection was refused or could not be made.
+//! - [`SendError::Unknown`]: no answer at all — the connection cut mid-request, a timeout, an
+//!   answer that could not be read. SES may have accepted the e-mail: the notifier keeps its
+//!   claim, so the redelivery decides it as an unknown outcome (`email::unknown`) instead of
+//!   sending it again blindly. For the same reason the SDK may not retry such a `SendEmail`
+//!   itself (its standard strategy would: a retried POST that SES had taken is a duplicate).
 //!
 //! [`MailSender::send_quota`] is SESv2 `GetAccount`'s `SendQuota` (`ses:GetAccount`, on `*`: the
 //! action has no resource type), read once per instance at cold start.
@@ -39,9 +45,12 @@ pub enum SendError {
     /// SES's sending rate exceeded: this e-mail was not accepted; send it a little later.
     #[error("throttled by SES: {0}")]
     Throttled(String),
-    /// Worth trying again later.
+    /// Not accepted (SES answered an error, or was never reached): worth trying again later.
     #[error("sending failed: {0}")]
     Failed(String),
+    /// No answer: SES may or may not have accepted it.
+    #[error("no answer from SES: {0}")]
+    Unknown(String),
 }
 
 /// SES error codes that refuse one e-mail for good (the others concern every e-mail, or the moment).
@@ -72,8 +81,36 @@ pub trait MailSender: Send + Sync {
     fn send_quota(&self) -> impl Future<Output = Result<SendQuota, SendError>> + Send;
 }
 
-/// Forbids the SDK's own retry of a throttled `SendEmail` (its standard strategy retries
-/// throttling at once, with its own backoff and unpaced): the notifier paces and retries it.
+/// Whether a failure to reach SES came before any byte of the request could reach it: the
+/// connection was refused or could not be made (DNS, no route). Anything else that left no
+/// answer may have been taken.
+pub fn never_reached(error: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind::*;
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(io.kind(), ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable)
+        {
+            return true;
+        }
+        let text = e.to_string();
+        if text.contains("tcp connect error") || text.contains("dns error") {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// What a `SendEmail` that failed without SES's answer was: never sent, or perhaps sent.
+fn unanswered(e: &aws_smithy_runtime_api::client::result::ConnectorError) -> bool {
+    !never_reached(e)
+}
+
+/// Forbids two of the SDK's own retries of `SendEmail` (the notifier's only POST): of a throttled
+/// one (its standard strategy retries throttling at once, with its own backoff and unpaced: the
+/// notifier paces and retries it), and of one left without an answer that SES may have taken
+/// (the retry would be a duplicate; the notifier's claim makes it an unknown outcome instead).
 #[derive(Debug)]
 struct ThrottlingIsPacedByTheNotifier;
 
@@ -85,14 +122,16 @@ impl aws_smithy_runtime_api::client::retries::classifiers::ClassifyRetry for Thr
         use aws_sdk_sesv2::operation::send_email::SendEmailError;
         use aws_smithy_runtime_api::client::orchestrator::OrchestratorError;
         use aws_smithy_runtime_api::client::retries::classifiers::RetryAction;
-        let code = match ctx.output_or_error() {
-            Some(Err(error)) => OrchestratorError::as_operation_error(error)
-                .and_then(|e| e.downcast_ref::<SendEmailError>())
-                .and_then(|e| e.code()),
-            _ => None,
-        };
+        let Some(Err(error)) = ctx.output_or_error() else { return RetryAction::NoActionIndicated };
+        let code = OrchestratorError::as_operation_error(error)
+            .and_then(|e| e.downcast_ref::<SendEmailError>())
+            .and_then(|e| e.code());
+        let is_post = ctx.request().is_some_and(|r| r.method() == "POST");
+        let maybe_taken =
+            error.is_timeout_error() || error.is_response_error() || error.as_connector_error().is_some_and(unanswered);
         match code {
             Some(c) if THROTTLED.contains(&c) => RetryAction::RetryForbidden,
+            _ if is_post && maybe_taken => RetryAction::RetryForbidden,
             _ => RetryAction::NoActionIndicated,
         }
     }
@@ -145,8 +184,16 @@ impl MailSender for SesSender {
             .send()
             .await
             .map_err(|e| {
-                let code = e.as_service_error().and_then(|s| s.code()).map(str::to_owned);
-                classify(code.as_deref(), format!("{}", aws_sdk_sesv2::error::DisplayErrorContext(&e)))
+                use aws_sdk_sesv2::error::SdkError;
+                let why = format!("{}", aws_sdk_sesv2::error::DisplayErrorContext(&e));
+                match &e {
+                    SdkError::ServiceError(s) => classify(s.err().code(), why),
+                    SdkError::ConstructionFailure(_) => SendError::Failed(why),
+                    SdkError::DispatchFailure(d) if d.as_connector_error().is_none_or(|c| !unanswered(c)) => {
+                        SendError::Failed(why)
+                    }
+                    _ => SendError::Unknown(why),
+                }
             })?;
         Ok(out.message_id.unwrap_or_default())
     }
@@ -191,5 +238,21 @@ mod tests {
             assert!(matches!(classify(Some(code), "x".into()), SendError::Failed(_)), "{code}");
         }
         assert!(matches!(classify(None, "connection refused".into()), SendError::Failed(_)));
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("client error (Connect)")]
+    struct Wrapper(#[source] std::io::Error);
+
+    #[test]
+    fn only_a_connection_never_made_is_surely_not_sent() {
+        use std::io::{Error, ErrorKind};
+        let refused = Wrapper(Error::from(ErrorKind::ConnectionRefused));
+        assert!(never_reached(&refused));
+        for maybe_taken in
+            [ErrorKind::UnexpectedEof, ErrorKind::ConnectionReset, ErrorKind::BrokenPipe, ErrorKind::TimedOut]
+        {
+            assert!(!never_reached(&Wrapper(Error::from(maybe_taken))), "{maybe_taken:?}");
+        }
     }
 }

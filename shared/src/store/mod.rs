@@ -478,19 +478,45 @@ pub trait OutboxStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
-/// What became of one event's e-mail.
+/// What became of one event's e-mail. `attempt` is the claim's (see [`SentEmails::claim`]): 2 or
+/// more means an earlier attempt's outcome was unknown and this kind of e-mail is sent again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EmailRecord {
     /// SES accepted it.
-    Sent { message_id: String },
+    Sent { message_id: String, attempt: u32 },
     /// SES refused it for good (the address, not the moment): it is never tried again.
-    Refused { reason: String },
+    Refused { reason: String, attempt: u32 },
+    /// Attempt `attempt` died between its claim and its record, so whether SES accepted it is
+    /// unknown, and this kind of e-mail is not sent again (`email::unknown`): settled as it is.
+    Unknown { attempt: u32 },
+}
+
+/// An event's e-mail as the records have it before a batch is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailState {
+    /// Sent, refused for good, or settled as unknown: nothing more to do.
+    Settled,
+    /// Claimed by attempt `attempt`, which never recorded what SES did: it may have gone out.
+    Claimed { attempt: u32 },
 }
 
 /// The notifier's per-event record of e-mails, which makes redelivered batches harmless.
 pub trait SentEmails: Send + Sync {
-    /// Which of `events` already have a record (sent, or refused for good): not to be sent again.
-    fn settled(&self, events: &[Uuid]) -> impl Future<Output = Result<HashSet<Uuid>, StoreError>> + Send;
+    /// The state of those of `events` that have a record; an event without one was never tried
+    /// (or its attempt was released: SES surely did not take it).
+    fn states(&self, events: &[Uuid]) -> impl Future<Output = Result<HashMap<Uuid, EmailState>, StoreError>> + Send;
+    /// Claims the event's e-mail just before it is sent: attempt 1 if the event has no record,
+    /// else `after + 1` if it is still claimed by attempt `after` (an unknown outcome sent again).
+    /// `Ok(None)` when the record is not as expected (another copy got there first).
+    fn claim(
+        &self,
+        event: Uuid,
+        after: Option<u32>,
+        now: time::OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<u32>, StoreError>> + Send;
+    /// Drops claim `attempt` of an e-mail SES surely did not accept (it answered an error, was
+    /// unreachable, or the send never started), so a redelivery sends it as if never tried.
+    fn release(&self, event: Uuid, attempt: u32) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Records what became of these e-mails.
     fn record(
         &self,

@@ -14,7 +14,7 @@
 //! | no `PAID` order without its charge | the order's `charge_id` is a succeeded charge for this order and its total |
 //! | every order a client was given exists, once per key | each order id a client got is in the table; a customer has as many orders as it placed |
 //! | every event is published | no outbox item of the soak still pending |
-//! | one e-mail per transition | per event with an e-mail: exactly one to its recipient with its subject and ids (none if SES refused the address, and only then), and the notifier's record of it says `SENT` (else a redelivery would send it again) |
+//! | one e-mail per transition | per event with an e-mail: exactly one to its recipient with its subject and ids (none if SES refused the address, and only then), and the notifier's record of it says `SENT` (a claim left `SENDING`, or no record, would be decided or sent again by a redelivery). The one exception is an **unknown outcome** the notifier counted (`EmailsOutcomeUnknown`: an instance died between SES's answer and its record): one more e-mail if its kind is sent again (record `attempt` ≥ 2), none if it is let be (record `UNKNOWN`) — reported apart, not a break |
 //! | dead letters are explained | any new one while every event got published in the end (the sweeper's redrive) |
 //! | every 5xx was retried to an answer | no client gave up |
 //! | only documented answers | no client got a status its route does not give |
@@ -67,9 +67,21 @@ pub struct Outcome {
     pub refunds_by_state: BTreeMap<String, usize>,
     pub emails_by_subject: BTreeMap<String, usize>,
     pub emails_refused: usize,
+    /// E-mails of unknown outcome (a notifier died between SES's answer and its record; see
+    /// `shop::email::unknown`), by decision, and how many of them did reach their customer twice
+    /// (sent again) or not at all (let be): accounted for, not breaks.
+    pub emails_unknown: EmailsUnknown,
     /// Refunds the gateway refused because the soak delivered their charge's webhook before the
     /// charge settled on the real clock (see the money check).
     pub refunds_refused_early: usize,
+}
+
+#[derive(Default, Debug)]
+pub struct EmailsUnknown {
+    pub sent_again: usize,
+    pub twice: usize,
+    pub let_be: usize,
+    pub never: usize,
 }
 
 impl Outcome {
@@ -438,20 +450,43 @@ fn emails(
             ms.iter().filter(|m| m.subject == subject && ids.iter().all(|i| m.body.contains(i))).count()
         });
         let marker = markers.get(id).map(|m| s(m, "status"));
-        let expected = if marker == Some("REFUSED") { 0 } else { 1 };
+        // An attempt past the first followed one whose outcome was unknown: the e-mail may have
+        // gone out once more than its record says (`shop::email::unknown`), and the notifier
+        // counted it (`EmailsOutcomeUnknown`).
+        let after_unknown = markers.get(id).is_some_and(|m| n(m, "attempt") >= 2);
+        // What the record allows: `SENT` one e-mail, `REFUSED` none, `UNKNOWN` (let be) none or
+        // one; one more after an unknown outcome. A claim left `SENDING`, or no record, is
+        // unsettled: the next delivery would decide or send it.
+        let expected = match marker {
+            Some("SENT") => Some(1..=1 + usize::from(after_unknown)),
+            Some("REFUSED") => Some(0..=usize::from(after_unknown)),
+            Some("UNKNOWN") => Some(0..=1),
+            _ => None,
+        };
         if marker == Some("REFUSED") {
             out.emails_refused += 1;
         } else {
             *out.emails_by_subject.entry(subject.to_owned()).or_default() += sent;
         }
-        // An e-mail out without its record would go out again when the event is redelivered.
-        let unrecorded = sent == 1 && marker != Some("SENT");
-        if sent != expected || (marker == Some("REFUSED") && !refused) || unrecorded {
+        if after_unknown && marker != Some("UNKNOWN") {
+            out.emails_unknown.sent_again += 1;
+            out.emails_unknown.twice += usize::from(sent == 2);
+        }
+        if marker == Some("UNKNOWN") {
+            out.emails_unknown.let_be += 1;
+            out.emails_unknown.never += usize::from(sent == 0);
+        }
+        if !expected.is_some_and(|e| e.contains(&sent)) || (marker == Some("REFUSED") && !refused) {
             let what = match (sent, marker) {
                 (_, Some("REFUSED")) if !refused => "refused by SES, though SES accepts the address".to_owned(),
+                (n, Some("SENDING") | None) => {
+                    format!("{n} e-mail(s), but its record is {marker:?}: a redelivery would decide or send it again")
+                }
                 (0, _) => format!("lost: no e-mail (marker {marker:?})"),
-                (1, _) if unrecorded => format!("sent, but recorded as {marker:?}: a redelivery would send it again"),
-                (n, _) => format!("{n} e-mails (marker {marker:?})"),
+                (n, _) => format!(
+                    "{n} e-mails (marker {marker:?}{})",
+                    if after_unknown { ", after an unknown outcome" } else { "" }
+                ),
             };
             wrong.push(Break {
                 invariant: "one e-mail per transition",

@@ -101,6 +101,12 @@ impl Report<'_> {
         }
         let _ = writeln!(t, "  e-mails by subject: {}", counts(&o.emails_by_subject));
         let _ = writeln!(t, "  e-mails SES refused (recorded, not sent): {}", o.emails_refused);
+        let u = &o.emails_unknown;
+        let _ = writeln!(
+            t,
+            "  e-mails of unknown outcome (a notifier died between SES's answer and its record): {} sent again ({} reached their customer twice), {} let be ({} never reached them)",
+            u.sent_again, u.twice, u.let_be, u.never
+        );
         match self.quiesce {
             Ok(rounds) => {
                 let _ = writeln!(t, "  the stack came to rest in {rounds} quiesce round(s)");

@@ -1,40 +1,51 @@
 //! The notifier's e-mail records, one item per event: `pk = EMAIL_SENT#<event id>`, `sk = EMAIL`,
-//! `status` = `SENT` (with SES's `message_id`) or `REFUSED` (SES refused the address for good,
-//! with its `reason`), and `expires_at` (TTL, [`RETENTION`]).
+//! `attempt` (1, 2, …), `at`, `expires_at` (TTL, [`RETENTION`]) and `status`:
+//!
+//! | `status` | written | means |
+//! |---|---|---|
+//! | `SENDING` | [`claim`](SentEmails::claim), just before the send | attempt `attempt` is sending it; found by a later delivery, the attempt died before recording SES's answer: **unknown** whether it went out |
+//! | `SENT` (+ `message_id`) | after SES accepted it | done |
+//! | `REFUSED` (+ `reason`) | after SES refused the address for good | done, never tried again |
+//! | `UNKNOWN` | when a later delivery found it `SENDING` and its kind is not sent again (`email::unknown`) | settled, never tried again |
+//!
+//! Why a claim before every send: SES's `SendEmail` takes no idempotency key, so an instance that
+//! dies (or times out, or is throttled by DynamoDB until it dies) after SES accepted an e-mail and
+//! before its record is written leaves an e-mail that went out with nothing saying so. Without a
+//! claim the redelivery cannot tell that e-mail from one never tried and sends it again — silently
+//! (the 30-minute soak found nine, under DynamoDB throttling). With the claim, such an e-mail is
+//! *known to be unknown*: the notifier decides it explicitly per kind of e-mail, counts it, and
+//! its alarm says so. An e-mail surely not taken (SES answered an error, was unreachable, the send
+//! never started) has its claim **released** (deleted), so the redelivery sends it as new.
+//!
+//! The claim is conditional (`attribute_not_exists`, or still `SENDING` by the attempt the reader
+//! saw), so two deliveries of one event can never both send it: one Kafka partition is handled by
+//! one invocation at a time and every copy of an event has the same key, so that does not happen
+//! in the normal course, but the condition makes it a fact rather than an assumption. A claim
+//! costs one write per e-mail, like the record after it.
 //!
 //! A batch's records are read with one `BatchGetItem` (strongly consistent, 100 keys at a time)
-//! before sending, and written with `BatchWriteItem` (25 at a time) after: two calls per 25–100
-//! e-mails instead of two writes per e-mail. (Against DynamoDB Local, which does one write at a time
-//! on one core, per-e-mail writes were what bounded the notifier: see `docs/events.md`.)
-//!
-//! Why no claim before sending: one Kafka partition is handled by one invocation at a time, and
-//! every copy of an event has the same key, so two copies of one event are never sent at the same
-//! moment; a copy that arrives later finds the record. The one gap is a crash after SES accepted an
-//! e-mail and before the batch's records were written: the redelivered batch sends it again. That
-//! duplicate is chosen over the alternative (record first, lose the e-mail if the send then fails)
-//! — see `docs/events.md`.
-//!
-//! The records are written after the sends, so a write that fails loses them: a refusal is then
-//! not on record, and an accepted e-mail is sent again by any redelivery of its event (the batch's,
-//! when another of its e-mails failed, or the sweeper's redrive). So a batch write DynamoDB
-//! throttles or fails as a whole (`ProvisionedThroughputExceededException`, `InternalServerError`:
-//! after the SDK's own three attempts) is tried again, as is what it leaves unprocessed, with a
-//! backoff, for up to [`RETRY_FOR`]; only then is it given up on (and the notifier says so
-//! loudly). That budget stays within the time the notifier keeps free for its records at the end
-//! of an invocation (`email::pace::END_RESERVE`).
+//! before sending. Each outcome is written as soon as SES answered (the notifier records e-mail by
+//! e-mail), with a `BatchWriteItem` that is tried again, as is what it leaves unprocessed, with a
+//! backoff, for up to [`RETRY_FOR`] while DynamoDB throttles or fails it
+//! (`ProvisionedThroughputExceededException`, `InternalServerError`: after the SDK's own three
+//! attempts); a record given up on leaves the claim, i.e. an unknown outcome for the redelivery,
+//! never a silent duplicate. That budget stays within the time the notifier keeps free for its
+//! records at the end of an invocation (`email::pace::END_RESERVE`).
 
-use super::{DynamoStore, decode_error, keys, store_error};
-use crate::store::{EmailRecord, SentEmails, StoreError};
+use super::{DynamoStore, applied, decode_error, keys, store_error};
+use crate::store::{EmailRecord, EmailState, SentEmails, StoreError};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use serde::Deserialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// How long an e-mail record is kept: longer than Kafka keeps a record (7 days by default on
 /// MSK) and the sweeper redrives an event, so a late copy still finds it.
 pub const RETENTION: time::Duration = time::Duration::days(14);
+const SENDING: &str = "SENDING";
 const SENT: &str = "SENT";
 const REFUSED: &str = "REFUSED";
+const UNKNOWN: &str = "UNKNOWN";
 /// How long a batch's records are tried again while DynamoDB throttles or fails their writes (as
 /// a whole, or leaving items unprocessed), counted from the first attempt.
 pub const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(5);
@@ -45,19 +56,75 @@ const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_millis(800);
 #[derive(Deserialize)]
 struct RecordItem {
     pk: String,
+    #[serde(default)]
+    status: Option<String>,
+    /// Absent on records written before claims existed: attempt 1.
+    #[serde(default)]
+    attempt: Option<u32>,
+}
+
+fn n(v: u32) -> AttributeValue {
+    AttributeValue::N(v.to_string())
 }
 
 impl SentEmails for DynamoStore {
-    async fn settled(&self, events: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
-        let mut settled = HashSet::new();
+    async fn states(&self, events: &[Uuid]) -> Result<HashMap<Uuid, EmailState>, StoreError> {
+        let mut states = HashMap::new();
         let keys = events.iter().map(|id| keys::key(keys::email_sent(*id))).collect();
-        for item in self.batch_get_projected(keys, true, Some("pk")).await? {
+        for item in self.batch_get_projected(keys, true, None).await? {
             let r: RecordItem = serde_dynamo::from_item(item).map_err(decode_error)?;
-            if let Some(id) = r.pk.strip_prefix("EMAIL_SENT#").and_then(|id| Uuid::parse_str(id).ok()) {
-                settled.insert(id);
-            }
+            let Some(id) = r.pk.strip_prefix("EMAIL_SENT#").and_then(|id| Uuid::parse_str(id).ok()) else {
+                continue;
+            };
+            let state = match r.status.as_deref() {
+                Some(SENDING) => EmailState::Claimed { attempt: r.attempt.unwrap_or(1) },
+                _ => EmailState::Settled,
+            };
+            states.insert(id, state);
         }
-        Ok(settled)
+        Ok(states)
+    }
+
+    async fn claim(
+        &self,
+        event: Uuid,
+        after: Option<u32>,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<u32>, StoreError> {
+        let attempt = after.map_or(1, |a| a.saturating_add(1));
+        let mut item = keys::key(keys::email_sent(event));
+        item.insert("status".into(), AttributeValue::S(SENDING.into()));
+        item.insert("attempt".into(), n(attempt));
+        item.insert("at".into(), AttributeValue::S(keys::rfc3339(now)?));
+        item.insert(keys::TTL.into(), keys::expires_at(now + RETENTION));
+        let put = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        let put = match after {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(seen) => put
+                .condition_expression("#s = :sending AND attempt = :seen")
+                .expression_attribute_names("#s", "status")
+                .expression_attribute_values(":sending", AttributeValue::S(SENDING.into()))
+                .expression_attribute_values(":seen", n(seen)),
+        };
+        Ok(applied(put.send().await)?.then_some(attempt))
+    }
+
+    async fn release(&self, event: Uuid, attempt: u32) -> Result<(), StoreError> {
+        let (pk, sk) = keys::email_sent(event);
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk))
+            .key("sk", AttributeValue::S(sk.into()))
+            .condition_expression("#s = :sending AND attempt = :attempt")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":sending", AttributeValue::S(SENDING.into()))
+            .expression_attribute_values(":attempt", n(attempt))
+            .send()
+            .await;
+        // Not ours any more (recorded, or claimed again): nothing to release.
+        applied(deleted).map(|_| ())
     }
 
     async fn record(&self, records: &[(Uuid, EmailRecord)], now: time::OffsetDateTime) -> Result<(), StoreError> {
@@ -71,16 +138,19 @@ impl SentEmails for DynamoStore {
                 let mut item = keys::key(keys::email_sent(*id));
                 item.insert("at".into(), at.clone());
                 item.insert(keys::TTL.into(), expires.clone());
-                match record {
-                    EmailRecord::Sent { message_id } => {
-                        item.insert("status".into(), AttributeValue::S(SENT.into()));
+                let (status, attempt) = match record {
+                    EmailRecord::Sent { message_id, attempt } => {
                         item.insert("message_id".into(), AttributeValue::S(message_id.clone()));
+                        (SENT, attempt)
                     }
-                    EmailRecord::Refused { reason } => {
-                        item.insert("status".into(), AttributeValue::S(REFUSED.into()));
+                    EmailRecord::Refused { reason, attempt } => {
                         item.insert("reason".into(), AttributeValue::S(reason.clone()));
+                        (REFUSED, attempt)
                     }
-                }
+                    EmailRecord::Unknown { attempt } => (UNKNOWN, attempt),
+                };
+                item.insert("status".into(), AttributeValue::S(status.into()));
+                item.insert("attempt".into(), n(*attempt));
                 let put =
                     PutRequest::builder().set_item(Some(item)).build().map_err(|e| StoreError::Other(e.to_string()))?;
                 writes.push(WriteRequest::builder().put_request(put).build());
