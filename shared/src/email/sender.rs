@@ -2,10 +2,15 @@
 //!
 //! `SENDER_EMAIL` is the From address; it must be a verified SES identity (the template grants
 //! `ses:SendEmail` on exactly that identity). `AWS_ENDPOINT_URL_SESV2` points the client at an
-//! emulator (the local stack's moto) without code changes. The SDK retries 5xx and connection
-//! errors itself, but not a throttled `SendEmail`: that one is the notifier's to pace
-//! (`email::pace`), so a retry classifier forbids the SDK's immediate, unpaced retry. What still
-//! fails is told apart, because each calls for another action:
+//! emulator (the local stack's moto) without code changes. The SDK retries **nothing** here
+//! (one attempt per call): the notifier's own retry — pacing a throttle (`email::pace`), the
+//! batch's redelivery for the rest — is the only one. The SDK's standard retries would send a
+//! throttled e-mail again at once and unpaced; would send again a `SendEmail` that got no answer
+//! and that SES may have taken (a duplicate nobody sees); and, retrying a refused connection
+//! with backoff, would keep an e-mail claimed for seconds while SES is down, so that an instance
+//! dying meanwhile leaves an unknown outcome where one attempt would have known "not sent" in a
+//! millisecond (the soak found those). What fails is told apart, because each calls for another
+//! action:
 //!
 //! - [`SendError::Refused`]: SES refuses *this e-mail* and will refuse it every time —
 //!   `MessageRejected` (an unverified recipient while the account is in the sandbox, content SES
@@ -25,7 +30,7 @@
 //!   answer that could not be read. SES may have accepted the e-mail: the notifier keeps its
 //!   claim, so the redelivery decides it as an unknown outcome (`email::unknown`) instead of
 //!   sending it again blindly. For the same reason the SDK may not retry such a `SendEmail`
-//!   itself (its standard strategy would: a retried POST that SES had taken is a duplicate).
+//!   itself.
 //!
 //! [`MailSender::send_quota`] is SESv2 `GetAccount`'s `SendQuota` (`ses:GetAccount`, on `*`: the
 //! action has no resource type), read once per instance at cold start.
@@ -102,45 +107,6 @@ pub fn never_reached(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// What a `SendEmail` that failed without SES's answer was: never sent, or perhaps sent.
-fn unanswered(e: &aws_smithy_runtime_api::client::result::ConnectorError) -> bool {
-    !never_reached(e)
-}
-
-/// Forbids two of the SDK's own retries of `SendEmail` (the notifier's only POST): of a throttled
-/// one (its standard strategy retries throttling at once, with its own backoff and unpaced: the
-/// notifier paces and retries it), and of one left without an answer that SES may have taken
-/// (the retry would be a duplicate; the notifier's claim makes it an unknown outcome instead).
-#[derive(Debug)]
-struct ThrottlingIsPacedByTheNotifier;
-
-impl aws_smithy_runtime_api::client::retries::classifiers::ClassifyRetry for ThrottlingIsPacedByTheNotifier {
-    fn classify_retry(
-        &self,
-        ctx: &aws_smithy_runtime_api::client::interceptors::context::InterceptorContext,
-    ) -> aws_smithy_runtime_api::client::retries::classifiers::RetryAction {
-        use aws_sdk_sesv2::operation::send_email::SendEmailError;
-        use aws_smithy_runtime_api::client::orchestrator::OrchestratorError;
-        use aws_smithy_runtime_api::client::retries::classifiers::RetryAction;
-        let Some(Err(error)) = ctx.output_or_error() else { return RetryAction::NoActionIndicated };
-        let code = OrchestratorError::as_operation_error(error)
-            .and_then(|e| e.downcast_ref::<SendEmailError>())
-            .and_then(|e| e.code());
-        let is_post = ctx.request().is_some_and(|r| r.method() == "POST");
-        let maybe_taken =
-            error.is_timeout_error() || error.is_response_error() || error.as_connector_error().is_some_and(unanswered);
-        match code {
-            Some(c) if THROTTLED.contains(&c) => RetryAction::RetryForbidden,
-            _ if is_post && maybe_taken => RetryAction::RetryForbidden,
-            _ => RetryAction::NoActionIndicated,
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        "SendEmail throttling is paced by the notifier"
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct SesSender {
     client: Client,
@@ -160,7 +126,7 @@ impl SesSender {
             .region(aws.region.clone())
             .credentials_provider(aws.credentials.clone())
             .http_client(aws.http.clone())
-            .retry_classifier(ThrottlingIsPacedByTheNotifier);
+            .retry_config(aws_sdk_sesv2::config::retry::RetryConfig::standard().with_max_attempts(1));
         config.set_app_name(aws.app_name.clone());
         config.set_endpoint_url(crate::aws::AwsEnv::endpoint("SESV2"));
         Self::new(Client::from_conf(config.build()), from)
@@ -189,7 +155,7 @@ impl MailSender for SesSender {
                 match &e {
                     SdkError::ServiceError(s) => classify(s.err().code(), why),
                     SdkError::ConstructionFailure(_) => SendError::Failed(why),
-                    SdkError::DispatchFailure(d) if d.as_connector_error().is_none_or(|c| !unanswered(c)) => {
+                    SdkError::DispatchFailure(d) if d.as_connector_error().is_none_or(|c| never_reached(c)) => {
                         SendError::Failed(why)
                     }
                     _ => SendError::Unknown(why),
