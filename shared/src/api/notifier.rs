@@ -218,20 +218,27 @@ impl<M: SentEmails + Recipients, S: MailSender> Notifier<M, S> {
     /// current one (a newer request, a finished reset or a closed account make it moot).
     async fn wanted(&self, ready: &[(Event, Email)]) -> Result<HashSet<Uuid>, crate::store::StoreError> {
         let accounts: Vec<Uuid> = ready.iter().filter_map(|(e, _)| e.payload.account()).collect();
-        let resets: Vec<(String, String)> = ready
+        // Each reset token hashed once: (event, (address, hash)).
+        let (reset_events, resets): (Vec<Uuid>, Vec<(String, String)>) = ready
             .iter()
             .filter_map(|(e, _)| match &e.payload {
-                Payload::PasswordResetRequested(r) => Some((r.email.to_lowercase(), r.token.hash())),
+                Payload::PasswordResetRequested(r) => Some((e.id, (r.email.to_lowercase(), r.token.hash()))),
                 _ => None,
             })
-            .collect();
+            .unzip();
         let now = time::OffsetDateTime::now_utc();
         let (closed, current) =
             tokio::try_join!(self.markers.closed_accounts(&accounts), self.markers.current_resets(&resets, now))?;
+        let current_resets: HashSet<Uuid> = reset_events
+            .iter()
+            .zip(&resets)
+            .filter(|(_, (_, hash))| current.contains(hash))
+            .map(|(id, _)| *id)
+            .collect();
         Ok(ready
             .iter()
             .filter(|(e, _)| match &e.payload {
-                Payload::PasswordResetRequested(r) => current.contains(&r.token.hash()),
+                Payload::PasswordResetRequested(_) => current_resets.contains(&e.id),
                 p => p.account().is_none_or(|a| !closed.contains(&a)),
             })
             .map(|(e, _)| e.id)

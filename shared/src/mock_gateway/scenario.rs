@@ -11,7 +11,7 @@
 
 use crate::domain::payment::ChargeStatus;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Token {
     Success,
     Fail,
@@ -22,16 +22,22 @@ pub enum Token {
 }
 
 impl Token {
+    pub const ALL: [Self; 6] = [Self::Success, Self::Fail, Self::Delay, Self::Duplicate, Self::OutOfOrder, Self::Late];
+
+    /// The test card's token, as a client sends it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "tok_success",
+            Self::Fail => "tok_fail",
+            Self::Delay => "tok_delay",
+            Self::Duplicate => "tok_duplicate",
+            Self::OutOfOrder => "tok_out_of_order",
+            Self::Late => "tok_late",
+        }
+    }
+
     pub fn parse(token: &str) -> Option<Self> {
-        Some(match token {
-            "tok_success" => Self::Success,
-            "tok_fail" => Self::Fail,
-            "tok_delay" => Self::Delay,
-            "tok_duplicate" => Self::Duplicate,
-            "tok_out_of_order" => Self::OutOfOrder,
-            "tok_late" => Self::Late,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|t| t.as_str() == token)
     }
 }
 

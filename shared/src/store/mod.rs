@@ -39,6 +39,9 @@ pub struct Credentials {
     pub email: String,
     pub role: Role,
     pub password_hash: String,
+    /// The hash of the address's current password-reset token, if one was asked for (closing
+    /// the account deletes its item with the credentials, in the same transaction).
+    pub reset_hash: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

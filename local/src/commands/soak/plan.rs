@@ -178,28 +178,8 @@ pub enum Ending {
     PayRacingCancel,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Token {
-    Success,
-    Fail,
-    Delay,
-    Duplicate,
-    OutOfOrder,
-    Late,
-}
-
-impl Token {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Token::Success => "tok_success",
-            Token::Fail => "tok_fail",
-            Token::Delay => "tok_delay",
-            Token::Duplicate => "tok_duplicate",
-            Token::OutOfOrder => "tok_out_of_order",
-            Token::Late => "tok_late",
-        }
-    }
-}
+/// The mock gateway's test cards (what each does: `shop::mock_gateway::scenario`).
+pub use shop::mock_gateway::scenario::Token;
 
 impl Ending {
     pub fn name(self) -> String {

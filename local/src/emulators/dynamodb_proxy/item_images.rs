@@ -252,40 +252,28 @@ fn apply_update(
                 unknown.insert(name);
                 continue;
             }
-            match *kind {
+            // The attribute's new value: `Some(None)` removed, `None` not computable here.
+            let value: Option<Option<Value>> = match *kind {
                 "SET" => match action.get(1) {
-                    Some(Token::Punct('=')) => match eval.operand(&action[2..]) {
-                        Some(v) => {
-                            after.insert(name, v);
-                        }
-                        None => {
-                            unknown.insert(name);
-                        }
-                    },
-                    _ => {
-                        unknown.insert(name);
-                    }
+                    Some(Token::Punct('=')) => eval.operand(&action[2..]).map(Some),
+                    _ => None,
                 },
-                "REMOVE" => {
+                "REMOVE" => Some(None),
+                "ADD" => match (before.get(&name), eval.operand(&action[1..])) {
+                    (None, Some(v)) => Some(Some(v)),
+                    (Some(old), Some(v)) => number_sum(old, &v, 1).or_else(|| set_union(old, &v)).map(Some),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match value {
+                Some(Some(v)) => {
+                    after.insert(name, v);
+                }
+                Some(None) => {
                     after.remove(&name);
                 }
-                "ADD" => {
-                    let added = eval.operand(&action[1..]);
-                    let sum = match (before.get(&name), &added) {
-                        (None, Some(v)) => Some(v.clone()),
-                        (Some(old), Some(v)) => number_sum(old, v, 1).or_else(|| set_union(old, v)),
-                        _ => None,
-                    };
-                    match sum {
-                        Some(v) => {
-                            after.insert(name, v);
-                        }
-                        None => {
-                            unknown.insert(name);
-                        }
-                    }
-                }
-                _ => {
+                None => {
                     unknown.insert(name);
                 }
             }

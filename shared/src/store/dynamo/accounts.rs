@@ -43,8 +43,31 @@ fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-/// `SET session_gen = session_gen + 1` for a profile that may never have had one.
+/// `SET session_gen = session_gen + 1` for a profile that may never have had one; its values
+/// come with [`NextGeneration::next_generation_values`].
 const NEXT_GENERATION: &str = "session_gen = if_not_exists(session_gen, :zero) + :one";
+
+/// The values [`NEXT_GENERATION`] names, for a transaction's update and a single `UpdateItem`
+/// alike (two builder types with the same method).
+trait NextGeneration: Sized {
+    fn value(self, name: &str, v: AttributeValue) -> Self;
+
+    fn next_generation_values(self) -> Self {
+        self.value(":zero", n(0)).value(":one", n(1))
+    }
+}
+
+impl NextGeneration for aws_sdk_dynamodb::types::builders::UpdateBuilder {
+    fn value(self, name: &str, v: AttributeValue) -> Self {
+        self.expression_attribute_values(name, v)
+    }
+}
+
+impl NextGeneration for aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    fn value(self, name: &str, v: AttributeValue) -> Self {
+        self.expression_attribute_values(name, v)
+    }
+}
 
 /// The profile update that moves an open account to its next generation.
 fn next_generation(table: &str, user_id: Uuid) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
@@ -53,8 +76,7 @@ fn next_generation(table: &str, user_id: Uuid) -> aws_sdk_dynamodb::types::build
         .set_key(Some(keys::key(keys::user(user_id))))
         .update_expression(format!("SET {NEXT_GENERATION}"))
         .condition_expression("attribute_exists(pk) AND attribute_not_exists(closed_at)")
-        .expression_attribute_values(":zero", n(0))
-        .expression_attribute_values(":one", n(1))
+        .next_generation_values()
 }
 
 fn update(u: aws_sdk_dynamodb::types::builders::UpdateBuilder) -> Result<TransactWriteItem, StoreError> {
@@ -158,12 +180,7 @@ impl AccountStore for DynamoStore {
     async fn password_of(&self, user_id: Uuid) -> Result<Option<Credentials>, StoreError> {
         let Some(profile) = self.profile(user_id).await? else { return Ok(None) };
         let item: Option<CredentialsItem> = self.get(keys::email(&profile.email.normalized())).await?;
-        Ok(item.filter(|c| c.user_id == user_id).map(|c| Credentials {
-            user_id: c.user_id,
-            email: c.email,
-            role: c.role,
-            password_hash: c.password_hash,
-        }))
+        Ok(item.filter(|c| c.user_id == user_id).map(Credentials::from))
     }
 
     async fn change_password(&self, c: &Credentials, password_hash: &str, from: u64) -> Result<bool, StoreError> {
@@ -195,8 +212,7 @@ impl AccountStore for DynamoStore {
             self.update(keys::user(user_id))
                 .update_expression(format!("SET {NEXT_GENERATION}"))
                 .condition_expression("attribute_exists(pk) AND attribute_not_exists(closed_at)")
-                .expression_attribute_values(":zero", n(0))
-                .expression_attribute_values(":one", n(1))
+                .next_generation_values()
                 .send()
                 .await,
         )
@@ -230,14 +246,15 @@ impl AccountStore for DynamoStore {
             .expression_attribute_names("#role", "role")
             .expression_attribute_names("#name", "name")
             .expression_attribute_values(":now", s(keys::instant(now)))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
+            .next_generation_values()
             .expression_attribute_values(":customer", role);
         let mut items = vec![TransactWriteItem::builder().delete(built(claim.build())?).build(), update(profile)?];
         // The current reset token's item names the address: it goes too. (Superseded ones do as
-        // their TTL runs out, a day after their end.)
-        if let Some(hash) = self.get::<ResetOnCredentials>(keys::email(&normalized)).await?.and_then(|c| c.reset_hash) {
-            let spent = Delete::builder().table_name(&self.table).set_key(Some(keys::key(keys::reset(&hash))));
+        // their TTL runs out, a day after their end.) Its hash came with the credentials: if a
+        // reset was asked for since, the claim's condition still holds and that newer token's
+        // item lives out its day, unusable (its credentials are gone).
+        if let Some(hash) = &c.reset_hash {
+            let spent = Delete::builder().table_name(&self.table).set_key(Some(keys::key(keys::reset(hash))));
             items.push(TransactWriteItem::builder().delete(built(spent.build())?).build());
         }
         match self.transact(items).await {

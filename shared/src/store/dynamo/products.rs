@@ -383,7 +383,7 @@ impl DynamoStore {
         once: Option<&UpdateOnce>,
         now: time::OffsetDateTime,
     ) -> Result<Product, UpdateProductError> {
-        let marker = once.map(|once| marker_item(once, id, now));
+        let marker = once.map(|once| (once, marker_item(once, id, now)));
         for _ in 0..5 {
             let item = match self.get::<ProductItem>(keys::product(id)).await? {
                 Some(p) if p.deleted_at.is_none() => p,
@@ -423,7 +423,7 @@ impl DynamoStore {
                 items.push(put_new(&self.table, serde_dynamo::to_item(bucket).map_err(decode_error)?)?);
             }
             let marker_at = items.len();
-            if let Some(marker) = &marker {
+            if let Some((_, marker)) = &marker {
                 items.push(put_new(&self.table, serde_dynamo::to_item(marker).map_err(decode_error)?)?);
             }
             match self.transact(items).await {
@@ -438,7 +438,10 @@ impl DynamoStore {
                     return Ok(p);
                 }
                 Err(TransactError::Store(e)) => return Err(e.into()),
-                Err(e) if marker.is_some() && e.failed_conditions().contains(&marker_at) => {
+                Err(e)
+                    if let Some((once, _)) = marker
+                        && e.failed_conditions().contains(&marker_at) =>
+                {
                     return Err(self.key_used(once).await?);
                 }
                 // A reservation (or another admin) changed a bucket since the read: read again.
@@ -449,8 +452,7 @@ impl DynamoStore {
     }
 
     /// What an update's key was used for before (its marker is there: the transaction said so).
-    async fn key_used(&self, once: Option<&UpdateOnce>) -> Result<UpdateProductError, StoreError> {
-        let once = once.ok_or_else(|| StoreError::Other("a marker without a key".into()))?;
+    async fn key_used(&self, once: &UpdateOnce) -> Result<UpdateProductError, StoreError> {
         let marker: Option<UpdateMarker> = self.get(keys::update_idempotency(once.admin, &once.key)).await?;
         let marker = marker.ok_or_else(|| StoreError::Other("the update's marker vanished".into()))?;
         Ok(UpdateProductError::KeyUsed { request_hash: marker.request_hash })

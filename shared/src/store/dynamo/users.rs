@@ -42,6 +42,8 @@ pub(super) struct CredentialsItem {
     pub(super) email: String,
     pub(super) role: Role,
     pub(super) password_hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) reset_hash: Option<String>,
 }
 
 fn put_new(table: &str, item: impl Serialize) -> Result<TransactWriteItem, StoreError> {
@@ -64,6 +66,7 @@ impl UserStore for DynamoStore {
             email: user.email.as_str().to_owned(),
             role: user.role,
             password_hash: password_hash.to_owned(),
+            reset_hash: None,
         };
         let (pk, sk) = keys::user(user.id);
         let items = vec![
@@ -81,12 +84,19 @@ impl UserStore for DynamoStore {
 
     async fn credentials(&self, email: &Email) -> Result<Option<Credentials>, StoreError> {
         let item: Option<CredentialsItem> = self.get(keys::email(&email.normalized())).await?;
-        Ok(item.map(|c| Credentials {
+        Ok(item.map(Credentials::from))
+    }
+}
+
+impl From<CredentialsItem> for Credentials {
+    fn from(c: CredentialsItem) -> Self {
+        Self {
             user_id: c.user_id,
             email: c.email,
             role: c.role,
             password_hash: c.password_hash,
-        }))
+            reset_hash: c.reset_hash,
+        }
     }
 }
 
