@@ -99,7 +99,16 @@ impl Outage {
                     continue;
                 };
                 held = Some(listener);
-                let Ok((client, _)) = accepted else { return };
+                let client = match accepted {
+                    Ok((client, _)) => client,
+                    Err(e) => {
+                        // Out of file descriptors, a connection aborted before it was accepted:
+                        // the relay keeps serving.
+                        tracing::warn!("relay {addr}: accepting a connection failed ({e})");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
                 if !*switch.borrow() {
                     continue; // dropped: the client sees the connection closed
                 }
@@ -128,7 +137,15 @@ impl Outage {
         self.set_up(up);
         if self.refuse {
             let mut listening = self.listening.subscribe();
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), listening.wait_for(|l| *l == up)).await;
+            let followed =
+                tokio::time::timeout(std::time::Duration::from_secs(5), listening.wait_for(|l| *l == up)).await;
+            if !matches!(followed, Ok(Ok(_))) {
+                tracing::warn!(
+                    "relay {}: still {} after 5 s",
+                    self.addr,
+                    if up { "not listening" } else { "listening" }
+                );
+            }
         }
     }
 

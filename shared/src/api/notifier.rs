@@ -171,7 +171,8 @@ enum Sent {
     Failed(SendError),
     /// Throttled past this invocation's tries, or not started in time: the redelivery sends it.
     Later,
-    /// Its record changed since it was read (another copy of the event claimed it): not ours.
+    /// Its record changed since it was read (another copy of the event claimed it): not sent
+    /// here; the batch fails so that its redelivery reads the record again.
     Taken,
 }
 
@@ -377,8 +378,11 @@ impl<M: SentEmails + Recipients, S: MailSender> Notifier<M, S> {
                     report.deferred += 1;
                 }
                 Sent::Taken => {
-                    tracing::warn!(event_id = %id, %event_type, "e-mail claimed by another copy of its event meanwhile; not sent here");
-                    report.already_sent += 1;
+                    // Never in the normal course (one invocation per partition, copies deduped):
+                    // the batch fails, and its redelivery reads the record as it now is.
+                    tracing::warn!(event_id = %id, %event_type,
+                        "e-mail's record changed since it was read (claimed elsewhere); not sent here, the batch will be redelivered");
+                    report.failed += 1;
                 }
             }
             if let Err(e) = recorded {

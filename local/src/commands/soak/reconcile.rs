@@ -14,7 +14,7 @@
 //! | no `PAID` order without its charge | the order's `charge_id` is a succeeded charge for this order and its total |
 //! | every order a client was given exists, once per key | each order id a client got is in the table; a customer has as many orders as it placed |
 //! | every event is published | no outbox item of the soak still pending |
-//! | one e-mail per transition | per event with an e-mail: exactly one to its recipient with its subject and ids (none if SES refused the address, and only then), and the notifier's record of it says `SENT` (a claim left `SENDING`, or no record, would be decided or sent again by a redelivery). The one exception is an **unknown outcome** the notifier counted (`EmailsOutcomeUnknown`: an instance died between SES's answer and its record): one more e-mail if its kind is sent again (record `attempt` ≥ 2), none if it is let be (record `UNKNOWN`) — reported apart, not a break |
+//! | one e-mail per transition | per event with an e-mail: exactly one to its recipient with its subject and ids (none if SES refused the address, and only then), and the notifier's record of it says `SENT` (a claim left `SENDING`, or no record, would be decided or sent again by a redelivery). The one exception is an **unknown outcome** the notifier counted (`EmailsOutcomeUnknown`: an instance died between SES's answer and its record): up to one more e-mail per such attempt if its kind is sent again (record `attempt` ≥ 2), none or one if its kind is let be (record `UNKNOWN`), and only as its kind's decision (`shop::email::unknown`) says — reported apart, not a break |
 //! | dead letters are explained | any new one while every event got published in the end (the sweeper's redrive) |
 //! | every 5xx was retried to an answer | no client gave up |
 //! | only documented answers | no client got a status its route does not give |
@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use anyhow::Result;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Value};
+use shop::email::unknown::AfterUnknown;
 use shop::events::event::EventType;
 
 use super::traffic::Records;
@@ -450,17 +451,25 @@ fn emails(
             ms.iter().filter(|m| m.subject == subject && ids.iter().all(|i| m.body.contains(i))).count()
         });
         let marker = markers.get(id).map(|m| s(m, "status"));
-        // An attempt past the first followed one whose outcome was unknown: the e-mail may have
-        // gone out once more than its record says (`shop::email::unknown`), and the notifier
-        // counted it (`EmailsOutcomeUnknown`).
-        let after_unknown = markers.get(id).is_some_and(|m| n(m, "attempt") >= 2);
-        // What the record allows: `SENT` one e-mail, `REFUSED` none, `UNKNOWN` (let be) none or
-        // one; one more after an unknown outcome. A claim left `SENDING`, or no record, is
-        // unsettled: the next delivery would decide or send it.
+        // An attempt past the first followed one whose outcome was unknown: each earlier attempt
+        // may have gone out (`shop::email::unknown`), and the notifier counted it
+        // (`EmailsOutcomeUnknown`). Only a kind that is sent again may have a second attempt, and
+        // only a kind that is let be may be settled `UNKNOWN`.
+        let attempt = markers.get(id).map_or(1, |m| n(m, "attempt").max(1)) as usize;
+        let after_unknown = attempt >= 2;
+        let decision = EventType::ALL.into_iter().find(|t| t.as_str() == kind).map(shop::email::unknown::after_unknown);
+        let decided_right = match marker {
+            Some("UNKNOWN") => decision == Some(AfterUnknown::LetBe),
+            _ if after_unknown => decision == Some(AfterUnknown::SendAgain),
+            _ => true,
+        };
+        // What the record allows: `SENT` one e-mail, `REFUSED` none, `UNKNOWN` (let be) none,
+        // plus one for each attempt whose outcome was unknown. A claim left `SENDING`, or no
+        // record, is unsettled: the next delivery would decide or send it.
         let expected = match marker {
-            Some("SENT") => Some(1..=1 + usize::from(after_unknown)),
-            Some("REFUSED") => Some(0..=usize::from(after_unknown)),
-            Some("UNKNOWN") => Some(0..=1),
+            Some("SENT") => Some(1..=attempt),
+            Some("REFUSED") => Some(0..=attempt - 1),
+            Some("UNKNOWN") => Some(0..=attempt),
             _ => None,
         };
         if marker == Some("REFUSED") {
@@ -470,15 +479,20 @@ fn emails(
         }
         if after_unknown && marker != Some("UNKNOWN") {
             out.emails_unknown.sent_again += 1;
-            out.emails_unknown.twice += usize::from(sent == 2);
+            out.emails_unknown.twice += usize::from(sent >= 2);
         }
         if marker == Some("UNKNOWN") {
             out.emails_unknown.let_be += 1;
             out.emails_unknown.never += usize::from(sent == 0);
         }
-        if !expected.is_some_and(|e| e.contains(&sent)) || (marker == Some("REFUSED") && !refused) {
+        if !expected.is_some_and(|e| e.contains(&sent)) || (marker == Some("REFUSED") && !refused) || !decided_right {
             let what = match (sent, marker) {
                 (_, Some("REFUSED")) if !refused => "refused by SES, though SES accepts the address".to_owned(),
+                (n, _) if !decided_right => {
+                    format!(
+                        "{n} e-mail(s), record {marker:?} attempt {attempt}: not what its kind's unknown outcome calls for"
+                    )
+                }
                 (n, Some("SENDING") | None) => {
                     format!("{n} e-mail(s), but its record is {marker:?}: a redelivery would decide or send it again")
                 }

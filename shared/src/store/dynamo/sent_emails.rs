@@ -1,5 +1,5 @@
 //! The notifier's e-mail records, one item per event: `pk = EMAIL_SENT#<event id>`, `sk = EMAIL`,
-//! `attempt` (1, 2, …), `at`, `expires_at` (TTL, [`RETENTION`]) and `status`:
+//! `attempt` (1, 2, …), `claim_id`, `at`, `expires_at` (TTL, [`RETENTION`]) and `status`:
 //!
 //! | `status` | written | means |
 //! |---|---|---|
@@ -20,8 +20,11 @@
 //! The claim is conditional (`attribute_not_exists`, or still `SENDING` by the attempt the reader
 //! saw), so two deliveries of one event can never both send it: one Kafka partition is handled by
 //! one invocation at a time and every copy of an event has the same key, so that does not happen
-//! in the normal course, but the condition makes it a fact rather than an assumption. A claim
-//! costs one write per e-mail, like the record after it.
+//! in the normal course, but the condition makes it a fact rather than an assumption. Each claim
+//! carries a random `claim_id`: the SDK retries a write whose answer was lost, and that retry
+//! meets its own claim; the id, returned with the refusal (`ReturnValuesOnConditionCheckFailure`),
+//! tells "ours, written the first time" from another's (which would leave the e-mail unsent and
+//! its claim behind). A claim costs one write per e-mail, like the record after it.
 //!
 //! A batch's records are read with one `BatchGetItem` (strongly consistent, 100 keys at a time)
 //! before sending. Each outcome is written as soon as SES answered (the notifier records e-mail by
@@ -34,6 +37,9 @@
 
 use super::{DynamoStore, applied, decode_error, keys, store_error};
 use crate::store::{EmailRecord, EmailState, SentEmails, StoreError};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -95,9 +101,17 @@ impl SentEmails for DynamoStore {
         let mut item = keys::key(keys::email_sent(event));
         item.insert("status".into(), AttributeValue::S(SENDING.into()));
         item.insert("attempt".into(), n(attempt));
+        // Tells this write from any other: see below.
+        let claim_id = Uuid::new_v4().to_string();
+        item.insert("claim_id".into(), AttributeValue::S(claim_id.clone()));
         item.insert("at".into(), AttributeValue::S(keys::rfc3339(now)?));
         item.insert(keys::TTL.into(), keys::expires_at(now + RETENTION));
-        let put = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         let put = match after {
             None => put.condition_expression("attribute_not_exists(pk)"),
             Some(seen) => put
@@ -106,7 +120,25 @@ impl SentEmails for DynamoStore {
                 .expression_attribute_values(":sending", AttributeValue::S(SENDING.into()))
                 .expression_attribute_values(":seen", n(seen)),
         };
-        Ok(applied(put.send().await)?.then_some(attempt))
+        match put.send().await {
+            Ok(_) => Ok(Some(attempt)),
+            // The SDK retries a write whose answer was lost (a reset connection, a 500 after the
+            // write): its retry then meets its own claim and fails the condition. Only the claim's
+            // id tells "ours, written the first time" from "someone else's".
+            Err(SdkError::ServiceError(refused))
+                if matches!(refused.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                let ours = match refused.into_err() {
+                    PutItemError::ConditionalCheckFailedException(c) => {
+                        c.item.and_then(|old| old.get("claim_id").and_then(|v| v.as_s().ok()).cloned())
+                            == Some(claim_id)
+                    }
+                    _ => false,
+                };
+                Ok(ours.then_some(attempt))
+            }
+            Err(e) => Err(store_error(e)),
+        }
     }
 
     async fn release(&self, event: Uuid, attempt: u32) -> Result<(), StoreError> {
