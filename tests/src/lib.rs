@@ -488,6 +488,20 @@ impl Drop for TemplateRestored {
     }
 }
 
+/// One alarm of template.yaml as the local stack evaluates it (`GET /_local/alarms`): its
+/// `state`, how often it `fired`, its history.
+pub async fn alarm(id: &str) -> Value {
+    let url = format!("{}/_local/alarms", stack().invoke);
+    let all: Value = client().get(url).send().await.expect("alarms").json().await.expect("alarms JSON");
+    all["alarms"]
+        .as_array()
+        .expect("alarms")
+        .iter()
+        .find(|a| a["alarm"] == id)
+        .unwrap_or_else(|| panic!("{id} is evaluated locally: {all}"))
+        .clone()
+}
+
 /// The stack's least-privilege report so far (`GET /_local/iam/report`).
 pub async fn iam_report() -> Value {
     invoke_api(Method::GET, "/_local/iam/report", None).await

@@ -139,12 +139,7 @@ pub struct Refusing;
 
 impl Drop for Refusing {
     fn drop(&mut self) {
-        let url = format!("{}/_local/ses/refusals", stack().invoke);
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async { reqwest::Client::new().delete(url).send().await })
-        })
-        .join();
+        crate::delete_from_drop("/_local/ses/refusals", "clear SES's refusals");
     }
 }
 

@@ -14,18 +14,6 @@ use serde_json::Value;
 use shop_tests::mail::*;
 use shop_tests::*;
 
-async fn alarm(id: &str) -> Value {
-    let url = format!("{}/_local/alarms", stack().invoke);
-    let all: Value = client().get(url).send().await.expect("alarms").json().await.expect("alarms JSON");
-    all["alarms"]
-        .as_array()
-        .expect("alarms")
-        .iter()
-        .find(|a| a["alarm"] == id)
-        .unwrap_or_else(|| panic!("{id} is evaluated locally: {all}"))
-        .clone()
-}
-
 /// Waits (up to `secs`) until `check` holds for the alarm; its last state otherwise.
 async fn until(id: &str, secs: u64, check: impl Fn(&Value) -> bool) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);

@@ -84,11 +84,7 @@ fn paid_json(email: &str) -> Vec<u8> {
 }
 
 async fn alarm_fired(id: &str) -> u64 {
-    let url = format!("{}/_local/alarms", stack().invoke);
-    let all: Value = client().get(url).send().await.expect("alarms").json().await.expect("alarms JSON");
-    all["alarms"].as_array().expect("alarms").iter().find(|a| a["alarm"] == id).expect("evaluated")["fired"]
-        .as_u64()
-        .unwrap()
+    alarm(id).await["fired"].as_u64().unwrap()
 }
 
 /// The instance dies after SES took both e-mails and before it heard so: both stay claimed. The
